@@ -1,0 +1,62 @@
+# Two commands do all the set-up on a fresh machine: `make dev` and `make test`.
+# Everything is installed from this repository's own hash-locked files.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synced
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV): requirements/tools.txt
+	@echo "==> bootstrapping uv into $(TOOLS)/ (hash-locked)"
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/tools.txt
+	@touch $@
+
+$(STAMP): $(UV) requirements/dev.txt pyproject.toml
+	@echo "==> syncing $(VENV)/ from requirements/dev.txt (hash-locked)"
+	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	@$(UV) pip sync --quiet --python $(PY) --require-hashes requirements/dev.txt
+	@$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
+	@touch $@
+
+deps: $(STAMP) ## install the locked Python environment into .venv/
+
+lock: $(UV) ## re-pin requirements/*.txt with hashes after changing pyproject.toml
+	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 requirements/tools.in -o requirements/tools.txt
+	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 pyproject.toml --extra aws --group dev -o requirements/dev.txt
+
+lint: deps ## ruff (lint + format check) and mypy (strict on taskcore)
+	@echo "==> ruff"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check --quiet .
+	@echo "==> mypy"
+	@$(VENV)/bin/mypy taskcore handlers infra local_platform tests
+
+test: lint ## install what is needed, lint, type-check and run every test with coverage
+	@echo "==> pytest"
+	@$(PY) -m pytest --cov --cov-report= $(PYTEST_ARGS)
+	@echo "==> branch coverage of the pure core (must be 100%)"
+	@$(PY) -m coverage report --include='taskcore/*.py' --fail-under=100
+	@$(PY) -m coverage report --omit='taskcore/*.py' --skip-covered --show-missing | tail -n 1
+
+dev: deps ## run the local platform (API on http://127.0.0.1:8000)
+	@echo "The local platform is not built yet (issue: 'The HTTP API, end to end')."
+
+fmt: deps ## format the code
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+clean: ## remove the environments and caches (keeps .dynamodb/ data)
+	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage dist build
+
+.PHONY: help deps lock lint test dev fmt clean
