@@ -1,0 +1,1 @@
+"""AWS adapters: the only modules that touch AWS SDKs (install `taskcore[aws]`)."""

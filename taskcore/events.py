@@ -1,0 +1,117 @@
+"""Domain events, derived from state changes rather than emitted by use cases.
+
+Events come from comparing a task's old and new image (the DynamoDB stream gives both), so a
+committed write always yields its events and a failed publish never fails a request. Event ids
+are derived from the task id, the version and the event kind: a redelivered stream record
+yields the same ids, which is what lets consumers be idempotent by `event_id`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+import attrs
+
+from taskcore.model import MUTABLE_FIELDS, Approval, Status, Task, TaskId, UserId
+
+SCHEMA_VERSION = 1
+CHANGE_FIELDS = (*MUTABLE_FIELDS, "status", "approval", "attachments")
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base of every event. `version` is the task version the event describes."""
+
+    kind: ClassVar[str] = "Event"
+
+    event_id: str
+    occurred_at: datetime
+    version: int
+    owner_id: UserId
+    task_id: TaskId
+    task: Task
+
+    @classmethod
+    def make(cls, task: Task, occurred_at: datetime, **extra: object) -> Event:
+        return cls(
+            event_id=f"{task.id}:{task.version}:{cls.kind}",
+            occurred_at=occurred_at,
+            version=task.version,
+            owner_id=task.owner_id,
+            task_id=task.id,
+            task=task,
+            **extra,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class TaskCreated(Event):
+    kind: ClassVar[str] = "TaskCreated"
+
+
+@attrs.frozen(kw_only=True)
+class TaskUpdated(Event):
+    kind: ClassVar[str] = "TaskUpdated"
+    changed: tuple[str, ...]
+    previous: Task
+
+
+@attrs.frozen(kw_only=True)
+class TaskCompleted(Event):
+    kind: ClassVar[str] = "TaskCompleted"
+
+
+@attrs.frozen(kw_only=True)
+class TaskDeleted(Event):
+    kind: ClassVar[str] = "TaskDeleted"
+
+
+@attrs.frozen(kw_only=True)
+class ApprovalRequested(Event):
+    kind: ClassVar[str] = "ApprovalRequested"
+
+
+@attrs.frozen(kw_only=True)
+class ApprovalDecided(Event):
+    kind: ClassVar[str] = "ApprovalDecided"
+    outcome: Approval
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        TaskCreated,
+        TaskUpdated,
+        TaskCompleted,
+        TaskDeleted,
+        ApprovalRequested,
+        ApprovalDecided,
+    )
+}
+
+
+def changed_fields(old: Task, new: Task) -> tuple[str, ...]:
+    return tuple(name for name in CHANGE_FIELDS if getattr(old, name) != getattr(new, name))
+
+
+def derive_events(old: Task | None, new: Task | None, occurred_at: datetime) -> list[Event]:
+    """The events that the change from `old` to `new` means (None: absent)."""
+    if new is None:
+        return [] if old is None else [TaskDeleted.make(old, occurred_at)]
+    if old is None:
+        events: list[Event] = [TaskCreated.make(new, occurred_at)]
+        if new.approval is Approval.PENDING:
+            events.append(ApprovalRequested.make(new, occurred_at))
+        return events
+    changed = changed_fields(old, new)
+    if not changed:
+        return []
+    events = [TaskUpdated.make(new, occurred_at, changed=changed, previous=old)]
+    if new.status is Status.COMPLETED and old.status is not Status.COMPLETED:
+        events.append(TaskCompleted.make(new, occurred_at))
+    if new.approval is Approval.PENDING and old.approval is not Approval.PENDING:
+        events.append(ApprovalRequested.make(new, occurred_at))
+    if old.approval is Approval.PENDING and new.approval is not Approval.PENDING:
+        events.append(ApprovalDecided.make(new, occurred_at, outcome=new.approval))
+    return events

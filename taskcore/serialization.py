@@ -1,0 +1,96 @@
+"""JSON shapes of tasks, stats and events: camelCase keys, ISO-8601 times, enum values.
+
+One cattrs converter serves the HTTP API, event details, export lines and idempotency
+snapshots, so a task is written the same way everywhere. Structuring runs the model's
+validators: a stored or received document that breaks an invariant is refused.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from taskcore.events import EVENT_TYPES, Event
+from taskcore.model import Approval, Priority, Status, Task
+from taskcore.stats import UserStats
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _enum_value(member: Status | Priority | Approval) -> str:
+    return member.value
+
+
+def _parse_datetime(value: object, _: type) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("a timestamp must be an ISO-8601 string")
+    return datetime.fromisoformat(value)
+
+
+def _parse_date(value: object, _: type) -> date:
+    if not isinstance(value, str):
+        raise TypeError("a date must be an ISO-8601 string")
+    return date.fromisoformat(value)
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter()
+    for kind in (Status, Priority, Approval):
+        converter.register_unstructure_hook(kind, _enum_value)
+    converter.register_unstructure_hook(datetime, _iso)
+    converter.register_structure_hook(datetime, _parse_datetime)
+    converter.register_unstructure_hook(date, date.isoformat)
+    converter.register_structure_hook(date, _parse_date)
+
+    def renames(cls: type) -> dict[str, Any]:
+        return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+
+    converter.register_unstructure_hook_factory(
+        attrs.has, lambda cls: make_dict_unstructure_fn(cls, converter, **renames(cls))
+    )
+    converter.register_structure_hook_factory(
+        attrs.has, lambda cls: make_dict_structure_fn(cls, converter, **renames(cls))
+    )
+    return converter
+
+
+converter = _make_converter()
+
+
+def task_to_json(task: Task) -> dict[str, Any]:
+    result: dict[str, Any] = converter.unstructure(task)
+    return result
+
+
+def task_from_json(data: dict[str, Any]) -> Task:
+    return converter.structure(data, Task)
+
+
+def stats_to_json(stats: UserStats, now: datetime) -> dict[str, Any]:
+    return {
+        "byStatus": dict(stats.by_status),
+        "completedThisWeek": stats.completed_in_week_of(now),
+        "medianCompletionSeconds": stats.median_completion_seconds(),
+    }
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    body: dict[str, Any] = converter.unstructure(event)
+    return {"type": event.kind, **body}
+
+
+def event_from_json(data: dict[str, Any]) -> Event:
+    fields = dict(data)
+    kind = fields.pop("type")
+    return converter.structure(fields, EVENT_TYPES[kind])
