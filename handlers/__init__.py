@@ -1,0 +1,1 @@
+"""Thin AWS Lambda adapters (HTTP API, stream publisher, consumers, workflow, exports)."""
