@@ -58,7 +58,7 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy (strict on taskcore)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy taskcore handlers infra local_platform tests
+	@$(VENV)/bin/mypy taskcore handlers infra local_platform bench tests
 
 test: deps lint ## install what is needed, lint, type-check and run every test with coverage
 	@echo "==> pytest"
@@ -66,6 +66,9 @@ test: deps lint ## install what is needed, lint, type-check and run every test w
 	@echo "==> branch coverage of the pure core (must be 100%)"
 	@$(PY) -m coverage report --include='taskcore/*.py' --fail-under=100
 	@$(PY) -m coverage report --omit='taskcore/*.py' --skip-covered --show-missing | tail -n 1
+
+bench: deps ## measure the published figures (not part of make test); writes bench-results.json
+	@$(PY) -m bench
 
 dev: deps ## run the local platform (API on http://127.0.0.1:8000)
 	@echo "The local platform is not built yet (issue: 'The HTTP API, end to end')."
@@ -77,4 +80,4 @@ fmt: deps ## format the code
 clean: ## remove the environments and caches (keeps .dynamodb/ data)
 	rm -rf $(TOOLS) $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage dist build
 
-.PHONY: help deps deps-node java lock lint test dev fmt clean
+.PHONY: help deps deps-node java lock lint test bench dev fmt clean

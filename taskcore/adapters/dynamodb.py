@@ -279,7 +279,10 @@ def bind_models(table_name: str, endpoint_url: str | None, region: str | None) -
     def bound(model: type[M]) -> type[M]:
         return cast(type[M], type(model.__name__, (model,), {"Meta": type("Meta", (), meta)}))
 
-    return Models(task=bound(TaskItem), idempotency=bound(IdempotencyItem))
+    task, idempotency = bound(TaskItem), bound(IdempotencyItem)
+    # One connection (one botocore client) per table: both models share the key schema.
+    idempotency._connection = task._get_connection()
+    return Models(task=task, idempotency=idempotency)
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
