@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, Final, TypeVar
@@ -28,6 +29,8 @@ from taskcore.model import (
 
 E = TypeVar("E", bound=enum.Enum)
 
+CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+SMALL_NUMBER = re.compile(r"[0-9]{1,5}")
 LIST_LIMIT_MAX = 100
 LIST_LIMIT_DEFAULT = 50
 CONTENT_TYPE_MAX = 100
@@ -145,7 +148,7 @@ class _Collector:
         value = self.data[name]
         if value is None and nullable:
             return None
-        if isinstance(value, str) and len(value) == 10:
+        if isinstance(value, str) and CALENDAR_DATE.fullmatch(value):
             try:
                 return date.fromisoformat(value)
             except ValueError:
@@ -210,7 +213,7 @@ def parse_query(params: Mapping[str, str]) -> TaskQuery:
     raw: dict[str, object] = dict(params)
     if "limit" in raw:
         limit = str(raw["limit"])
-        raw["limit"] = int(limit) if limit.isdecimal() and len(limit) < 6 else limit
+        raw["limit"] = int(limit) if SMALL_NUMBER.fullmatch(limit) else limit
     c = _Collector(raw, ("status", "priority", "limit", "cursor"))
     limit_value = c.integer("limit", 1, LIST_LIMIT_MAX)
     status = c.choice("status", Status)

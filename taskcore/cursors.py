@@ -58,14 +58,16 @@ class CursorCodec:
         if len(token) > CURSOR_MAX or token.count(".") != 1:
             raise InvalidCursor("is malformed")
         body, signature = token.split(".")
-        if not hmac.compare_digest(signature, self._sign(body) if body.isascii() else ""):
+        if not (body.isascii() and signature.isascii()) or not hmac.compare_digest(
+            signature, self._sign(body)
+        ):
             raise InvalidCursor("has an invalid signature")
         try:
             payload = json.loads(_b64decode(body))
             position = payload["p"]
             expires = int(payload["e"])
             issued_for = payload["s"]
-        except (ValueError, KeyError, TypeError, binascii.Error) as exc:  # signed by us: unlikely
+        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error) as exc:
             raise InvalidCursor("is malformed") from exc
         if issued_for != self._scope_digest(scope):
             raise InvalidCursor("was issued for another query")

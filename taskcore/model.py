@@ -43,10 +43,6 @@ class Status(enum.StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
-    @property
-    def is_open(self) -> bool:
-        return self in (Status.PENDING, Status.IN_PROGRESS)
-
 
 class Priority(enum.StrEnum):
     LOW = "low"

@@ -1,8 +1,9 @@
 """JSON shapes of tasks, stats and events: camelCase keys, ISO-8601 times, enum values.
 
 One cattrs converter serves the HTTP API, event details, export lines and idempotency
-snapshots, so a task is written the same way everywhere. Structuring runs the model's
-validators: a stored or received document that breaks an invariant is refused.
+snapshots, so a task is written the same way everywhere. Reading is strict: no type coercion,
+and the model's validators run, so a stored or received document that is malformed or breaks an
+invariant is refused (`cattrs.ClassValidationError`, wrapping the cause).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from taskcore.commands import CALENDAR_DATE
 from taskcore.events import EVENT_TYPES, Event
 from taskcore.model import Approval, Priority, Status, Task
 from taskcore.stats import UserStats
@@ -32,6 +34,10 @@ def _enum_value(member: Status | Priority | Approval) -> str:
     return member.value
 
 
+def _enum_member(value: object, kind: type[Status | Priority | Approval]) -> Any:
+    return kind(_strict_str(value, str))
+
+
 def _parse_datetime(value: object, _: type) -> datetime:
     if not isinstance(value, str):
         raise TypeError("a timestamp must be an ISO-8601 string")
@@ -39,19 +45,35 @@ def _parse_datetime(value: object, _: type) -> datetime:
 
 
 def _parse_date(value: object, _: type) -> date:
-    if not isinstance(value, str):
-        raise TypeError("a date must be an ISO-8601 string")
+    if not isinstance(value, str) or not CALENDAR_DATE.fullmatch(value):
+        raise TypeError("a date must be an ISO-8601 calendar date (YYYY-MM-DD)")
     return date.fromisoformat(value)
+
+
+def _strict_str(value: object, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_int(value: object, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
 
 
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     for kind in (Status, Priority, Approval):
         converter.register_unstructure_hook(kind, _enum_value)
+        converter.register_structure_hook(kind, _enum_member)
     converter.register_unstructure_hook(datetime, _iso)
     converter.register_structure_hook(datetime, _parse_datetime)
     converter.register_unstructure_hook(date, date.isoformat)
     converter.register_structure_hook(date, _parse_date)
+    # No silent coercion ("3" -> 3, 123 -> "123"): a malformed document is refused.
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(int, _strict_int)
 
     def renames(cls: type) -> dict[str, Any]:
         return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}

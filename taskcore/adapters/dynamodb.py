@@ -269,10 +269,21 @@ class Models:
 
 
 @functools.cache
-def bind_models(table_name: str, endpoint_url: str | None, region: str | None) -> Models:
-    """Subclasses of the models whose Meta points at this table (PynamoDB binds per class)."""
-    meta: dict[str, Any] = {"table_name": table_name, "region": region, "host": endpoint_url}
+def bind_models(
+    table_name: str, endpoint_url: str | None, region: str | None, retries: int = 3
+) -> Models:
+    """Subclasses of the models whose Meta points at this table (PynamoDB binds per class).
+
+    `retries` bounds botocore's retries of throttled or failed requests (with backoff).
+    """
+    meta: dict[str, Any] = {
+        "table_name": table_name,
+        "region": region,
+        "host": endpoint_url,
+        "max_retry_attempts": retries,
+    }
     if endpoint_url is not None:
+        meta["region"] = region or "us-east-1"  # a local engine ignores it; botocore needs one
         # DynamoDB Local and moto accept any credentials; never send real ones to them.
         meta |= {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -375,10 +386,11 @@ class DynamoTaskRepository:
     endpoint_url: str | None = None
     region: str | None = None
     clock: Clock = attrs.field(factory=SystemClock)
+    retries: int = 3
     models: Models = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.models = bind_models(self.table_name, self.endpoint_url, self.region)
+        self.models = bind_models(self.table_name, self.endpoint_url, self.region, self.retries)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DynamoTaskRepository:

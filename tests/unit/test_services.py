@@ -23,7 +23,7 @@ from taskcore.events import ApprovalDecided, TaskCompleted, TaskDeleted
 from taskcore.model import Approval, Decision, Priority, Status, Task
 from taskcore.ports import TaskRepository
 from taskcore.services import is_ulid
-from taskcore.testing import Fakes, in_memory_service, principal
+from taskcore.testing import Fakes, InMemoryEventPublisher, in_memory_service, principal
 
 ALICE = principal("alice")
 BOB = principal("bob", "approvers")
@@ -251,7 +251,7 @@ class TestTransitions:
         with pytest.raises(ConcurrentModification):
             service.transition(ALICE, task.id, Status.IN_PROGRESS)
         with pytest.raises(PreconditionFailed):
-            service.transition(ALICE, task.id, Status.CANCELLED, expected_version=2)
+            service.transition(ALICE, task.id, Status.CANCELLED, expected_version=3)
 
 
 class TestDeleteTask:
@@ -436,3 +436,23 @@ class TestStats:
         fakes.service.update_task(ALICE, task.id, UpdateTask(title="renamed"))
         assert fakes.service.record_stats(fakes.tasks.events()[-1]) is False
         assert fakes.service.get_stats(MALLORY).by_status == {}
+
+
+class TestInMemoryAdapters:
+    def test_publisher_reports_refused_events_and_keeps_the_rest(self, fakes: Fakes) -> None:
+        create(fakes)
+        create(fakes, priority=Priority.HIGH)
+        events = fakes.tasks.events()
+        publisher = InMemoryEventPublisher(fail_ids={events[1].event_id})
+        assert publisher.publish(events) == [events[1]]
+        assert publisher.published == [events[0], events[2]]
+        with pytest.raises(ValueError, match="at most 10"):
+            publisher.publish(events * 4)
+
+    def test_save_or_delete_of_a_missing_task_is_not_found(self, fakes: Fakes) -> None:
+        task = create(fakes)
+        fakes.service.delete_task(ALICE, task.id)
+        with pytest.raises(NotFound):
+            fakes.tasks.save(task, expected_version=1)
+        with pytest.raises(NotFound):
+            fakes.tasks.delete(task)

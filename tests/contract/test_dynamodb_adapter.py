@@ -1,0 +1,193 @@
+"""The DynamoDB adapter's edges: storage failures become domain errors, and the items it
+writes read back (and stream back) as the same entities."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+from local_platform.dynamodb_local import DynamoDBLocal
+from taskcore.adapters.dynamodb import (
+    DynamoStatsStore,
+    DynamoTaskRepository,
+    create_table,
+    from_item,
+    table_definition,
+    task_from_image,
+    to_item,
+)
+from taskcore.errors import InvalidInput, Unavailable
+from taskcore.model import Attachment, AttachmentId, Decision, Priority, Task, TaskId, UserId
+from taskcore.stats import StatsDelta
+from taskcore.testing import FixedClock
+
+NOW = FixedClock().now()
+
+
+def sample_task(**changes: Any) -> Task:
+    task = Task.new(
+        id=TaskId("01JD00000000000000000000AB"),
+        owner_id=UserId("alice"),
+        title="Ünïcode ✓ " + "x" * 150,
+        description="line one\nline two\t" + "d" * 3000,
+        priority=Priority.HIGH,
+        tags=["a", "b"],
+        due_date=NOW.date() + timedelta(days=3),
+        now=NOW,
+    )
+    task = task.decide(Decision.APPROVE, UserId("bob"), NOW + timedelta(minutes=1))
+    attachment = Attachment(
+        id=AttachmentId("01JD00000000000000000000AC"),
+        filename="report.pdf",
+        content_type="application/pdf",
+        size=1234,
+        created_at=NOW,
+    )
+    return task.add_attachment(attachment, NOW + timedelta(minutes=2))
+
+
+class Injector:
+    """Answers DynamoDB requests with a canned error at the HTTP layer (botocore before-send)."""
+
+    def __init__(self, status: int, code: str) -> None:
+        self.status, self.code, self.calls = status, code, 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse:
+        self.calls += 1
+        body = json.dumps(
+            {"__type": f"com.amazonaws.dynamodb.v20120810#{self.code}", "message": "injected"}
+        )
+
+        class Raw:
+            def stream(self, **_: Any) -> Iterator[bytes]:
+                yield body.encode()
+
+        headers = HTTPHeaders()
+        headers["x-amzn-RequestId"] = "test"
+        return AWSResponse(request.url, self.status, headers, Raw())
+
+
+@pytest.fixture
+def repository(dynamodb_local: DynamoDBLocal) -> DynamoTaskRepository:
+    table = f"t-{uuid.uuid4().hex[:8]}"
+    create_table(dynamodb_local.client(), table)
+    return DynamoTaskRepository(table, endpoint_url=dynamodb_local.endpoint_url, region="us-east-1")
+
+
+class TestMapping:
+    def test_round_trip_through_the_item(self) -> None:
+        task = sample_task()
+        assert from_item(to_item(task)) == task
+
+    def test_round_trip_through_dynamodb_and_its_stream(self, dynamodb_local, repository) -> None:
+        task = sample_task()
+        repository.add(task)
+        assert repository.get(task.owner_id, task.id) == task
+        streams = dynamodb_local.streams_client()
+        arn = dynamodb_local.client().describe_table(TableName=repository.table_name)["Table"][
+            "LatestStreamArn"
+        ]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        assert task_from_image(records[0]["dynamodb"]["NewImage"]) == task
+
+    def test_non_task_images_are_ignored(self) -> None:
+        assert task_from_image({"pk": {"S": "USER#a"}, "sk": {"S": "STATS"}}) is None
+
+    def test_awaiting_tasks_carry_the_sparse_key_only_while_awaiting(self) -> None:
+        waiting = Task.new(
+            id=TaskId("01JD00000000000000000000AD"),
+            owner_id=UserId("a"),
+            title="t",
+            priority=Priority.CRITICAL,
+            now=NOW,
+        )
+        assert to_item(waiting).approval_queue == "AWAITING_APPROVAL"
+        assert to_item(sample_task()).approval_queue is None
+
+
+class TestTableDefinition:
+    def test_keys_indexes_and_stream(self) -> None:
+        definition = table_definition("tasks")
+        assert [k["AttributeName"] for k in definition["KeySchema"]] == ["pk", "sk"]
+        assert {i["IndexName"] for i in definition["LocalSecondaryIndexes"]} == {
+            "ByStatusIndex",
+            "ByPriorityIndex",
+        }
+        assert [i["IndexName"] for i in definition["GlobalSecondaryIndexes"]] == [
+            "AwaitingApprovalIndex"
+        ]
+        assert definition["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+        assert definition["BillingMode"] == "PAY_PER_REQUEST"
+
+
+class TestErrors:
+    def test_engine_down_is_unavailable(self) -> None:
+        with DynamoDBLocal() as engine:
+            table = f"t-{uuid.uuid4().hex[:8]}"
+            create_table(engine.client(), table)
+            repository = DynamoTaskRepository(table, endpoint_url=engine.endpoint_url)
+            stats = DynamoStatsStore(table, endpoint_url=engine.endpoint_url)
+        with pytest.raises(Unavailable):
+            repository.get(UserId("alice"), TaskId("01JD00000000000000000000AB"))
+        with pytest.raises(Unavailable):
+            repository.add(sample_task())
+        with pytest.raises(Unavailable):
+            stats.get(UserId("alice"))
+
+    @pytest.mark.parametrize(
+        "code", ["ThrottlingException", "ProvisionedThroughputExceededException"]
+    )
+    def test_throttling_is_unavailable(self, dynamodb_local, repository, code: str) -> None:
+        repository = DynamoTaskRepository(
+            repository.table_name, endpoint_url=dynamodb_local.endpoint_url, retries=1
+        )
+        injector = Injector(400, code)
+        repository.models.connection.client.meta.events.register("before-send.dynamodb", injector)
+        try:
+            with pytest.raises(Unavailable, match=code):
+                repository.get(UserId("alice"), TaskId("01JD00000000000000000000AB"))
+            with pytest.raises(Unavailable):
+                repository.save(sample_task(), expected_version=1)
+        finally:
+            repository.models.connection.client.meta.events.unregister(
+                "before-send.dynamodb", injector
+            )
+        assert injector.calls == 4  # two calls, each tried twice (retries=1)
+
+    def test_validation_error_is_invalid_input(self, repository) -> None:
+        injector = Injector(400, "ValidationException")
+        repository.models.connection.client.meta.events.register("before-send.dynamodb", injector)
+        try:
+            with pytest.raises(InvalidInput, match="rejected by storage"):
+                repository.add(sample_task())
+        finally:
+            repository.models.connection.client.meta.events.unregister(
+                "before-send.dynamodb", injector
+            )
+
+    def test_stats_errors_are_domain_errors(self, dynamodb_local, repository) -> None:
+        stats = DynamoStatsStore(repository.table_name, endpoint_url=dynamodb_local.endpoint_url)
+        client = stats._client
+        for code, error in (
+            ("ThrottlingException", Unavailable),
+            ("ValidationException", InvalidInput),
+        ):
+            injector = Injector(400, code)
+            client.meta.events.register("before-send.dynamodb", injector)
+            try:
+                with pytest.raises(error):
+                    stats.apply(UserId("a"), "e1", StatsDelta(status_counts={"pending": 1}))
+            finally:
+                client.meta.events.unregister("before-send.dynamodb", injector)
+        assert stats.apply(UserId("a"), "e1", StatsDelta(status_counts={"pending": 1}))
+        assert stats.get(UserId("a")).by_status == {"pending": 1}
