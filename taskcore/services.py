@@ -83,7 +83,7 @@ class TaskService:
     tasks: TaskRepository
     stats: StatsStore
     attachments: AttachmentStore
-    workflow: ApprovalWorkflow
+    workflow: ApprovalWorkflow | None  # only the workflow consumer needs one
     clock: Clock
     ids: IdGenerator
     cursors: CursorCodec
@@ -291,6 +291,8 @@ class TaskService:
         """Release the approval workflow waiting on a task whose approval was just decided."""
         if not isinstance(event, ApprovalDecided):
             return False
+        if self.workflow is None:
+            raise RuntimeError("this service was built without an approval workflow")
         self.workflow.resume(event.task)
         return True
 

@@ -365,6 +365,9 @@ class TestApprovals:
         assert [fakes.service.resume_workflow(e) for e in events] == [False, False, False, True]
         decided = next(e for e in events if isinstance(e, ApprovalDecided))
         assert fakes.workflow.resumed == [decided.task]
+        without = attrs.evolve(fakes.service, workflow=None)
+        with pytest.raises(RuntimeError, match="without an approval workflow"):
+            without.resume_workflow(decided)
 
 
 class TestAttachments:

@@ -1,0 +1,411 @@
+"""The HTTP API handler, driven with API Gateway payload-2.0 events and in-memory adapters."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pytest
+
+from handlers import bootstrap, http_api
+from handlers.manifest import API
+from taskcore.errors import Unavailable
+from taskcore.testing import Fakes, InMemoryTaskRepository, in_memory_service
+from tests.handlers.events import FakeContext, http_event
+
+Call = Callable[..., tuple[int, dict[str, str], Any]]
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return in_memory_service()
+
+
+@pytest.fixture
+def containers(fakes: Fakes) -> list[bootstrap.Container]:
+    """The container the handler uses: the last one (tests may push one with other adapters)."""
+    return [bootstrap.Container(service=fakes.service, clock=fakes.clock, max_body_bytes=2048)]
+
+
+@pytest.fixture
+def call(containers: list[bootstrap.Container], monkeypatch: pytest.MonkeyPatch) -> Call:
+    monkeypatch.setattr(http_api, "app", http_api.create_app(lambda: containers[-1]))
+
+    def invoke(method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
+        response = http_api.handler(http_event(method, path, **kwargs), FakeContext())
+        body = response.get("body") or ""
+        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        parsed: Any = json.loads(body) if body else None
+        if response["statusCode"] >= 400:
+            assert headers["content-type"] == "application/problem+json"
+            assert parsed["status"] == response["statusCode"]
+            assert parsed["type"].startswith("urn:tasks:problem:")
+        return response["statusCode"], headers, parsed
+
+    return invoke
+
+
+def create(call: Call, user: str = "alice", **fields: Any) -> dict[str, Any]:
+    status, _, body = call("POST", "/tasks", user=user, body={"title": "A task", **fields})
+    assert status == 201
+    return body
+
+
+class TestCreate:
+    def test_created_with_location_and_etag(self, call: Call) -> None:
+        status, headers, body = call("POST", "/tasks", body={"title": "Write", "tags": ["a"]})
+        assert status == 201
+        assert headers["location"] == f"/tasks/{body['id']}"
+        assert headers["etag"] == '"1"'
+        assert (body["ownerId"], body["status"], body["tags"]) == ("alice", "pending", ["a"])
+
+    def test_idempotency_key_replays_the_same_body(self, call: Call, fakes: Fakes) -> None:
+        request = {"body": {"title": "Once"}, "headers": {"Idempotency-Key": "abc-1"}}
+        first = call("POST", "/tasks", **request)
+        fakes.clock.advance(timedelta(minutes=1))
+        again = call("POST", "/tasks", **request)
+        assert (first[0], again[0]) == (201, 200)
+        assert again[2] == first[2]
+        assert len(fakes.tasks.tasks) == 1
+        other = call("POST", "/tasks", body={"title": "Else"}, headers={"Idempotency-Key": "abc-1"})
+        assert other[0] == 422
+        assert other[2]["type"].endswith("idempotency-key-reused")
+
+    def test_owner_comes_from_the_token_not_the_body(self, call: Call) -> None:
+        status, _, body = call("POST", "/tasks", body={"title": "x", "ownerId": "mallory"})
+        assert status == 422
+        assert body["errors"] == [{"field": "ownerId", "message": "is not a known field"}]
+
+    def test_every_bad_field_is_listed(self, call: Call, fakes: Fakes) -> None:
+        status, _, body = call(
+            "POST",
+            "/tasks",
+            body={"title": "", "priority": "urgent", "tags": ["x" * 40], "dueDate": "2020-13-01"},
+        )
+        assert status == 422
+        assert {e["field"] for e in body["errors"]} == {"title", "priority", "tags/0", "dueDate"}
+        assert fakes.tasks.tasks == {}
+
+    @pytest.mark.parametrize(
+        ("kwargs", "status", "kind"),
+        [
+            (
+                {"raw_body": "{not json", "headers": {"content-type": "application/json"}},
+                400,
+                "malformed-json",
+            ),
+            (
+                {
+                    "raw_body": "[" * 5000 + "]" * 5000,
+                    "headers": {"content-type": "application/json"},
+                },
+                413,
+                "body-too-large",
+            ),
+            (
+                {
+                    "raw_body": "[" * 1000 + "]" * 1000,
+                    "headers": {"content-type": "application/json"},
+                },
+                400,
+                "malformed-json",
+            ),
+            (
+                {"raw_body": '{"title": "x"}', "headers": {"content-type": "text/plain"}},
+                415,
+                "unsupported-media-type",
+            ),
+            ({"raw_body": '{"title": "x"}'}, 415, "unsupported-media-type"),
+            ({}, 400, "missing-body"),
+            (
+                {"raw_body": "x" * 3000, "headers": {"content-type": "application/json"}},
+                413,
+                "body-too-large",
+            ),
+            ({"body": ["a", "list"]}, 422, "invalid-task"),
+        ],
+    )
+    def test_bad_bodies_are_4xx(self, call: Call, fakes: Fakes, kwargs, status, kind) -> None:
+        got, _, body = call("POST", "/tasks", **kwargs)
+        assert (got, body["type"]) == (status, f"urn:tasks:problem:{kind}")
+        assert fakes.tasks.tasks == {}
+
+    def test_base64_bodies_are_decoded(self, call: Call) -> None:
+        status, _, body = call(
+            "POST",
+            "/tasks",
+            raw_body=json.dumps({"title": "Ünïcode"}).encode(),
+            headers={"content-type": "application/json; charset=utf-8"},
+        )
+        assert (status, body["title"]) == (201, "Ünïcode")
+
+    def test_broken_base64_is_400(self, call: Call) -> None:
+        event = http_event(
+            "POST", "/tasks", raw_body="{}", headers={"content-type": "application/json"}
+        )
+        event["isBase64Encoded"], event["body"] = True, "!!!"
+        response = http_api.handler(event, FakeContext())
+        assert response["statusCode"] == 400
+
+
+class TestRead:
+    def test_get_with_etag(self, call: Call) -> None:
+        task = create(call)
+        status, headers, body = call("GET", f"/tasks/{task['id']}")
+        assert (status, headers["etag"], body) == (200, '"1"', task)
+
+    def test_list_filters_and_pages(self, call: Call) -> None:
+        ids = [create(call, title=f"t{n}", priority="low")["id"] for n in range(5)]
+        create(call, user="bob")
+        status, _, page = call("GET", "/tasks", query={"limit": "2", "priority": "low"})
+        assert status == 200
+        seen = [t["id"] for t in page["items"]]
+        while page["nextCursor"]:
+            _, _, page = call(
+                "GET",
+                "/tasks",
+                query={"limit": "2", "priority": "low", "cursor": page["nextCursor"]},
+            )
+            seen += [t["id"] for t in page["items"]]
+        assert seen == list(reversed(ids))
+
+    @pytest.mark.parametrize(
+        "query",
+        [{"limit": "0"}, {"limit": "101"}, {"limit": "ten"}, {"status": "done"}, {"sort": "asc"}],
+    )
+    def test_bad_query_is_400(self, call: Call, query: dict[str, str]) -> None:
+        status, _, body = call("GET", "/tasks", query=query)
+        assert status == 400
+        assert body["errors"]
+
+    def test_tampered_cursor_is_400(self, call: Call) -> None:
+        for n in range(3):
+            create(call, title=f"t{n}")
+        _, _, page = call("GET", "/tasks", query={"limit": "1"})
+        cursor = page["nextCursor"]
+        tampered = cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB")
+        status, _, body = call("GET", "/tasks", query={"cursor": tampered})
+        assert (status, body["type"]) == (400, "urn:tasks:problem:invalid-cursor")
+        status, _, _ = call("GET", "/tasks", user="bob", query={"limit": "1", "cursor": cursor})
+        assert status == 400
+
+
+class TestOwnership:
+    """User B gets 404 on every one of user A's task routes, and A's task is unchanged."""
+
+    @pytest.mark.parametrize(
+        ("method", "suffix", "body"),
+        [
+            ("GET", "", None),
+            ("PUT", "", {"title": "mine"}),
+            ("PATCH", "", {"title": "mine"}),
+            ("DELETE", "", None),
+            ("POST", "/complete", None),
+            ("POST", "/attachments", {"filename": "a.txt", "contentType": "text/plain", "size": 1}),
+            ("GET", "/attachments/01JD00000000000000000000AC", None),
+        ],
+    )
+    def test_other_users_get_404(self, call: Call, fakes: Fakes, method, suffix, body) -> None:
+        task = create(call)
+        before = dict(fakes.tasks.tasks)
+        status, _, _ = call(method, f"/tasks/{task['id']}{suffix}", user="mallory", body=body)
+        assert status == 404
+        assert fakes.tasks.tasks == before
+
+    def test_no_subject_is_401(self, call: Call) -> None:
+        status, _, _ = call("GET", "/tasks", user=None)
+        assert status == 401
+
+
+class TestUpdate:
+    def test_patch_and_if_match(self, call: Call) -> None:
+        task = create(call)
+        path = f"/tasks/{task['id']}"
+        status, headers, body = call(
+            "PATCH", path, body={"title": "v2"}, headers={"If-Match": '"1"'}
+        )
+        assert (status, headers["etag"], body["title"]) == (200, '"2"', "v2")
+        status, _, body = call("PUT", path, body={"title": "v3"}, headers={"If-Match": '"1"'})
+        assert (status, body["type"]) == (412, "urn:tasks:problem:precondition-failed")
+        assert call("GET", path)[2]["title"] == "v2"
+        assert call("PATCH", path, body={"title": "v3"}, headers={"If-Match": "*"})[0] == 200
+        assert call("PATCH", path, body={"title": "v4"}, headers={"If-Match": "garbage"})[0] == 412
+
+    def test_status_changes_and_illegal_transitions(self, call: Call) -> None:
+        task = create(call)
+        path = f"/tasks/{task['id']}"
+        status, _, body = call("POST", f"{path}/complete")
+        assert (status, body["type"]) == (409, "urn:tasks:problem:invalid-transition")
+        assert call("PATCH", path, body={"status": "in_progress"})[0] == 200
+        status, _, body = call("POST", f"{path}/complete")
+        assert (status, body["status"]) == (200, "completed")
+        assert call("POST", f"{path}/complete", body={"force": True})[0] == 422
+
+    def test_empty_patch_is_422(self, call: Call) -> None:
+        task = create(call)
+        assert call("PATCH", f"/tasks/{task['id']}", body={})[0] == 422
+
+
+class TestDelete:
+    def test_delete_then_404(self, call: Call) -> None:
+        task = create(call)
+        path = f"/tasks/{task['id']}"
+        assert call("DELETE", path, headers={"If-Match": '"2"'})[0] == 412
+        assert call("DELETE", path)[0] == 204
+        assert call("GET", path)[0] == 404
+        assert call("DELETE", path)[0] == 404
+
+
+class TestAttachments:
+    def test_presigned_upload_and_download(self, call: Call, fakes: Fakes) -> None:
+        task = create(call)
+        status, headers, body = call(
+            "POST",
+            f"/tasks/{task['id']}/attachments",
+            body={"filename": "notes.txt", "contentType": "text/plain", "size": 5},
+        )
+        assert status == 201
+        attachment_id = body["attachment"]["id"]
+        assert headers["location"] == f"/tasks/{task['id']}/attachments/{attachment_id}"
+        fakes.attachments.upload(body["upload"]["fields"]["key"], "text/plain", b"hello")
+        status, _, body = call("GET", f"/tasks/{task['id']}/attachments/{attachment_id}")
+        assert status == 200
+        assert "filename=notes.txt" in body["url"]
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"filename": "../../etc/passwd", "contentType": "text/plain", "size": 5},
+            {"filename": "a.txt", "contentType": "text plain", "size": 5},
+            {"filename": "a.txt", "contentType": "text/plain", "size": 0},
+            {"filename": "a.txt", "contentType": "text/plain", "size": 10**9},
+            {"filename": "a.txt"},
+        ],
+    )
+    def test_bad_attachments_are_422(self, call: Call, fakes: Fakes, fields) -> None:
+        task = create(call)
+        status, _, _ = call("POST", f"/tasks/{task['id']}/attachments", body=fields)
+        assert status == 422
+        assert fakes.attachments.uploads == {}
+
+
+class TestApprovals:
+    def test_queue_and_decision(self, call: Call) -> None:
+        task = create(call, priority="critical")
+        assert task["approval"] == "pending"
+        approver = {"user": "bob", "groups": ("approvers", "staff")}
+        status, _, page = call("GET", "/approvals", **approver)
+        assert (status, [t["id"] for t in page["items"]]) == (200, [task["id"]])
+        status, _, body = call(
+            "POST", f"/tasks/{task['id']}/approval", body={"decision": "approve"}, **approver
+        )
+        assert (status, body["approval"], body["approvalDecidedBy"]) == (200, "approved", "bob")
+        again = call(
+            "POST", f"/tasks/{task['id']}/approval", body={"decision": "reject"}, **approver
+        )
+        assert again[0] == 404
+
+    def test_rules(self, call: Call) -> None:
+        own = create(call, user="bob", priority="high")
+        approver = {"user": "bob", "groups": ("approvers",)}
+        status, _, _ = call(
+            "POST", f"/tasks/{own['id']}/approval", body={"decision": "approve"}, **approver
+        )
+        assert status == 403
+        assert call("GET", "/approvals")[0] == 403
+        assert (
+            call("GET", "/approvals", query={"cursor": "x", "limit": "5", "x": "1"}, **approver)[0]
+            == 400
+        )
+        status, _, body = call(
+            "POST", f"/tasks/{own['id']}/approval", body={"decision": "maybe"}, **approver
+        )
+        assert (status, body["errors"][0]["field"]) == (422, "decision")
+
+
+class TestStatsAndHealth:
+    def test_stats_follow_events(self, call: Call, fakes: Fakes) -> None:
+        task = create(call)
+        call("PATCH", f"/tasks/{task['id']}", body={"status": "in_progress"})
+        call("POST", f"/tasks/{task['id']}/complete")
+        for event in fakes.tasks.events():
+            fakes.service.record_stats(event)
+        status, _, body = call("GET", "/stats")
+        assert status == 200
+        assert body["byStatus"]["completed"] == 1
+        assert body["completedThisWeek"] == 1
+
+    def test_health_needs_no_token(self, call: Call) -> None:
+        assert call("GET", "/health", user=None)[0] == 200
+
+
+class TestRouting:
+    def test_unknown_route_404_and_wrong_method_405(self, call: Call) -> None:
+        status, _, body = call("GET", "/nope", route_key="$default")
+        assert (status, body["type"]) == (404, "urn:tasks:problem:no-route")
+        status, headers, _ = call("DELETE", "/tasks", route_key="$default")
+        assert (status, headers["allow"]) == (405, "GET, POST")
+
+    def test_every_manifest_route_is_implemented(self) -> None:
+        assert {r.key for r in API.routes} == set(http_api.IMPLEMENTATIONS)
+
+
+def with_tasks(containers: list[bootstrap.Container], tasks: Any) -> None:
+    container = containers[-1]
+    service = attrs.evolve(container.service, tasks=tasks)
+    containers.append(attrs.evolve(container, service=service))
+
+
+class TestFailures:
+    def test_storage_down_is_503_with_retry_after(self, call: Call, containers) -> None:
+        class Down(InMemoryTaskRepository):
+            def get(self, *_: Any, **__: Any) -> None:
+                raise Unavailable("the task store is unavailable (no connection)")
+
+        with_tasks(containers, Down())
+        status, headers, _ = call("GET", "/tasks/01JD00000000000000000000AB")
+        assert (status, headers["retry-after"]) == (503, "1")
+
+    def test_unexpected_errors_are_500_problems_without_traces(
+        self, call: Call, containers
+    ) -> None:
+        class Broken(InMemoryTaskRepository):
+            def list_owned(self, *_: Any, **__: Any) -> Any:
+                raise RuntimeError("secret internals")
+
+        with_tasks(containers, Broken())
+        status, _, body = call("GET", "/tasks")
+        assert status == 500
+        assert "secret" not in json.dumps(body)
+
+
+class TestGroups:
+    @pytest.mark.parametrize(
+        ("claim", "groups"),
+        [
+            ("[approvers]", {"approvers"}),
+            ("[approvers staff]", {"approvers", "staff"}),
+            ("[]", set()),
+            (["approvers"], {"approvers"}),
+            (None, set()),
+            ("approvers,staff", {"approvers", "staff"}),
+        ],
+    )
+    def test_parse_groups(self, claim: Any, groups: set[str]) -> None:
+        assert http_api.parse_groups(claim) == groups
+
+
+def test_container_needs_a_cursor_secret() -> None:
+    with pytest.raises(RuntimeError, match="CURSOR_SECRET"):
+        bootstrap.from_environment(
+            {"TABLE_NAME": "t", "BUCKET_NAME": "b", "CURSOR_SECRET": "short"}
+        )
+
+
+def test_base64_helper_matches_aws() -> None:
+    assert base64.b64encode(b"{}").decode() == "e30="
+    assert attrs.has(bootstrap.Container)
