@@ -117,11 +117,14 @@ class InMemoryTaskRepository:
         self._replace(task, task.version, None)
 
     @staticmethod
-    def _page(matching: list[Task], limit: int, after: Position | None) -> StoredPage:
+    def _page(
+        matching: list[Task], limit: int, after: Position | None, *, newest_first: bool
+    ) -> StoredPage:
+        # Resume strictly past the position's key, as DynamoDB does: the task it names may
+        # have been deleted or left the filter since.
         if after is not None:
-            ids = [t.id for t in matching]
-            start = ids.index(TaskId(after["id"])) + 1 if after.get("id") in ids else 0
-            matching = matching[start:]
+            last = after["id"]
+            matching = [t for t in matching if (t.id < last if newest_first else t.id > last)]
         items = tuple(matching[:limit])
         more = len(matching) > limit
         return StoredPage(items=items, last_position={"id": items[-1].id} if more else None)
@@ -146,13 +149,13 @@ class InMemoryTaskRepository:
             key=lambda t: t.id,
             reverse=True,
         )
-        return self._page(matching, limit, after)
+        return self._page(matching, limit, after, newest_first=True)
 
     def list_awaiting_approval(self, *, limit: int, after: Position | None) -> StoredPage:
         matching = sorted(
             (t for t in self.tasks.values() if t.awaiting_approval), key=lambda t: t.id
         )
-        return self._page(matching, limit, after)
+        return self._page(matching, limit, after, newest_first=False)
 
     def get_awaiting_approval(self, task_id: TaskId) -> Task | None:
         return next(
@@ -169,16 +172,18 @@ class InMemoryTaskRepository:
 class InMemoryStatsStore:
     stats: dict[str, UserStats] = attrs.field(factory=dict)
     applied: set[str] = attrs.field(factory=set)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
 
     def get(self, owner_id: UserId) -> UserStats:
         return self.stats.get(owner_id, UserStats(owner_id=owner_id))
 
     def apply(self, owner_id: UserId, event_id: str, delta: StatsDelta) -> bool:
-        if event_id in self.applied:
-            return False
-        self.applied.add(event_id)
-        self.stats[owner_id] = self.get(owner_id).apply(delta)
-        return True
+        with self._lock:
+            if event_id in self.applied:
+                return False
+            self.applied.add(event_id)
+            self.stats[owner_id] = self.get(owner_id).apply(delta)
+            return True
 
 
 @attrs.define

@@ -175,7 +175,10 @@ class TaskItem(TableItem):
 class IdempotencyItem(TableItem):
     fingerprint = UnicodeAttribute()
     task = MapAttribute[str, Any]()
+    # DynamoDB's TTL needs epoch seconds; the exact expiry (to the microsecond) is what the
+    # record means and what the write condition compares, as an ISO-8601 UTC string.
     expires_at = TTLAttribute(attr_name="expiresAt")
+    expires_at_exact = UnicodeAttribute(attr_name="expiresAtExact")
 
 
 M = TypeVar("M", bound=Model)
@@ -431,8 +434,10 @@ class DynamoTaskRepository:
             fingerprint=record.fingerprint,
             task=task_to_json(record.task),
             expires_at=record.expires_at,
+            expires_at_exact=_iso(record.expires_at),
         )
-        live_elsewhere = model.pk.does_not_exist() | (model.expires_at < self.clock.now())
+        now = _iso(self.clock.now())
+        live_elsewhere = model.pk.does_not_exist() | (model.expires_at_exact <= now)
         try:
             with TransactWrite(connection=self.models.connection) as transaction:
                 transaction.save(marker, condition=live_elsewhere)
@@ -454,7 +459,7 @@ class DynamoTaskRepository:
             key=key,
             fingerprint=stored.fingerprint,
             task=task_from_json(stored.task.as_dict()),
-            expires_at=stored.expires_at,
+            expires_at=_from_iso(stored.expires_at_exact),
         )
 
     def _conditional(self, task: Task, write: Callable[[], object], expected: int) -> None:

@@ -1,0 +1,237 @@
+"""S3 adapter: the attachment store, on one (versioned) bucket.
+
+Objects are keyed `<owner>/<taskId>/<attachmentId>` (see `taskcore.services.attachment_key`).
+Clients never send bytes through the API: they get a presigned POST that accepts exactly one
+object (that key, that content type, that size) and a presigned GET that downloads it as an
+attachment under its original filename.
+
+botocore errors never leave this module: they become `taskcore.errors.Unavailable`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskcore.errors import DomainError, Unavailable
+from taskcore.ports import Clock, PresignedUpload
+from taskcore.system import SystemClock
+
+DELETE_BATCH = 1000
+"""The most keys one DeleteObjects request may name."""
+
+MISCONFIGURED = frozenset(
+    {
+        "NoSuchBucket",
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "KMS.NotFoundException",
+        "KMS.DisabledException",
+    }
+)
+"""Errors no retry will fix: the deployment is wrong (a missing bucket is not a missing file)."""
+
+_FALLBACK_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\%]')
+"""What the quoted-string `filename=` must not hold: non-ASCII and control characters (header
+injection), quotes and backslashes (they end or escape the string), `%` (some browsers decode
+it)."""
+
+_RFC5987_SAFE = "!#$&+^`|~"
+"""attr-char (RFC 5987) beyond what `quote` always keeps (letters, digits, `_.-~`)."""
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the filename quoted per RFC 6266: an ASCII-only `filename="..."` for
+    old clients and the exact name, percent-encoded UTF-8, in `filename*`."""
+    name = filename or "download"
+    fallback = _FALLBACK_UNSAFE.sub("_", name)
+    encoded = quote(name, safe=_RFC5987_SAFE, encoding="utf-8")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+def _require_prefix(prefix: str) -> None:
+    if not prefix or not prefix.endswith("/"):
+        raise ValueError(
+            f"refusing to delete under {prefix!r}: a prefix must be non-empty and end with '/'"
+        )
+
+
+def build_client(
+    endpoint_url: str | None, region: str | None, *, retries: int = 3, timeout_s: float = 5.0
+) -> Any:
+    """A boto3 S3 client signing with SigV4 (presigned URLs included).
+
+    A local endpoint (moto, MinIO) gets path-style addressing and dummy credentials: real ones
+    are never sent to an emulator.
+    """
+    local = endpoint_url is not None
+    if local:
+        region = region or "us-east-1"  # an emulator ignores it; botocore needs one
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"} if local else None,
+        retries={"mode": "standard", "total_max_attempts": retries + 1},
+        connect_timeout=timeout_s,
+        read_timeout=timeout_s,
+    )
+    dummy = "local" if local else None  # None: the default credential chain (the role)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=config,
+        aws_access_key_id=dummy,
+        aws_secret_access_key=dummy,
+    )
+
+
+@attrs.define
+class S3AttachmentStore:
+    """`AttachmentStore` on S3. Safe to share across threads; build once per container."""
+
+    bucket: str
+    endpoint_url: str | None = attrs.field(default=None, kw_only=True)
+    region: str | None = attrs.field(default=None, kw_only=True)
+    client: Any = attrs.field(default=None, kw_only=True)
+    sse_kms_key_id: str | None = attrs.field(default=None, kw_only=True)
+    """Uploads must ask for SSE-KMS with this key (the policy pins it); None: bucket default."""
+    clock: Clock = attrs.field(factory=SystemClock, kw_only=True)
+    retries: int = attrs.field(default=3, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.client is None:
+            self.client = build_client(self.endpoint_url, self.region, retries=self.retries)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> S3AttachmentStore:
+        return cls(
+            environ["BUCKET_NAME"],
+            endpoint_url=environ.get("S3_ENDPOINT") or None,
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+            sse_kms_key_id=environ.get("BUCKET_KMS_KEY_ID") or None,
+        )
+
+    def presign_upload(
+        self, key: str, *, content_type: str, size: int, expires_in: int
+    ) -> PresignedUpload:
+        """A presigned POST whose policy admits exactly this object.
+
+        botocore adds the `bucket` and `key` conditions itself; a key ending in `${filename}`
+        would make it a `starts-with` instead, so such keys are refused.
+        """
+        if not key or key.endswith("${filename}"):
+            raise ValueError(f"not an attachment key: {key!r}")
+        if size < 0 or expires_in <= 0:
+            raise ValueError("size must be >= 0 and expires_in > 0")
+        fields: dict[str, str] = {"Content-Type": content_type}
+        conditions: list[Any] = [
+            ["eq", "$Content-Type", content_type],
+            ["content-length-range", size, size],
+        ]
+        if self.sse_kms_key_id is not None:
+            encryption = {
+                "x-amz-server-side-encryption": "aws:kms",
+                "x-amz-server-side-encryption-aws-kms-key-id": self.sse_kms_key_id,
+            }
+            fields |= encryption
+            conditions += [{name: value} for name, value in encryption.items()]
+        # The policy's expiration has whole-second resolution (botocore truncates it).
+        expires_at = (self.clock.now() + timedelta(seconds=expires_in)).replace(microsecond=0)
+        with self._errors():
+            post = self.client.generate_presigned_post(
+                Bucket=self.bucket,
+                Key=key,
+                Fields=fields,
+                Conditions=conditions,
+                ExpiresIn=expires_in,
+            )
+        return PresignedUpload(
+            url=post["url"],
+            fields={name: str(value) for name, value in post["fields"].items()},
+            expires_at=expires_at,
+        )
+
+    def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
+        """A presigned GET that downloads the object as `filename`; the Content-Type stays the
+        one the object was uploaded with (pinned by the upload policy)."""
+        with self._errors():
+            url: str = self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": content_disposition(filename),
+                },
+                ExpiresIn=expires_in,
+            )
+        return url
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every version and delete marker under `prefix` (the bucket is versioned:
+        a plain delete would only hide the bytes), so nothing of it remains.
+
+        Returns how many objects were live (what a GET would have found) before: noncurrent
+        versions and delete markers are purged but not counted, as the in-memory store has
+        no notion of them. Safe to retry: a second call finds nothing and returns 0.
+        """
+        _require_prefix(prefix)
+        live: set[str] = set()
+        doomed: list[dict[str, str]] = []
+        with self._errors():
+            # List everything first, then delete: deleting under a listing in progress moves
+            # the ground under its key/version-id markers (moto then stops early).
+            paginator = self.client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                versions = page.get("Versions", [])
+                live.update(v["Key"] for v in versions if v.get("IsLatest"))
+                doomed += [
+                    {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+                    for entry in [*versions, *page.get("DeleteMarkers", [])]
+                ]
+            for start in range(0, len(doomed), DELETE_BATCH):
+                self._delete_batch(doomed[start : start + DELETE_BATCH])
+        return len(live)
+
+    def _delete_batch(self, objects: list[dict[str, str]]) -> None:
+        response = self.client.delete_objects(
+            Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+        )
+        errors = response.get("Errors", [])
+        if errors:
+            codes = sorted({str(e.get("Code")) for e in errors})
+            raise Unavailable(
+                f"the attachment store failed to delete {len(errors)} object(s) "
+                f"({', '.join(codes)}); retry"
+            )
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except DomainError:
+            raise
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", "") or "unknown")
+            if code in MISCONFIGURED:
+                raise Unavailable(
+                    f"the attachment store is misconfigured: bucket {self.bucket!r} answered {code}"
+                ) from error
+            raise Unavailable(f"the attachment store is unavailable ({code})") from error
+        except BotoCoreError as error:
+            raise Unavailable(
+                f"the attachment store is unavailable ({type(error).__name__})"
+            ) from error
