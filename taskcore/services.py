@@ -20,6 +20,7 @@ from taskcore.errors import (
     FieldError,
     Forbidden,
     IdempotencyKeyReused,
+    InvalidHeader,
     InvalidQuery,
     InvalidTask,
     NotFound,
@@ -341,7 +342,7 @@ class TaskService:
     @staticmethod
     def _check_idempotency_key(key: str) -> None:
         if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not set(key) <= _KEY_CHARS:
-            raise InvalidTask(
+            raise InvalidHeader(
                 [
                     FieldError(
                         "Idempotency-Key",

@@ -45,10 +45,9 @@ from taskcore.errors import (
     ConcurrentModification,
     Conflict,
     DomainError,
-    FieldError,
     InvalidCursor,
-    InvalidInput,
     NotFound,
+    StorageRejected,
     Unavailable,
 )
 from taskcore.model import (
@@ -348,8 +347,8 @@ def _code(error: PynamoDBException) -> str | None:
 def _raise_domain(error: PynamoDBException) -> NoReturn:
     code = _code(error)
     if code == "ValidationException":
-        raise InvalidInput(
-            [FieldError("", f"rejected by storage: {error.cause_response_message}")]
+        raise StorageRejected(
+            f"storage rejected the request: {error.cause_response_message}"
         ) from error
     if code is None or code in THROTTLED:
         raise Unavailable(f"the task store is unavailable ({code or 'no connection'})") from error
@@ -647,7 +646,7 @@ def _client_errors() -> Iterator[None]:
         if code == "TransactionCanceledException" and reasons[:1] == ["ConditionalCheckFailed"]:
             raise _AlreadyApplied from None
         if code == "ValidationException":
-            raise InvalidInput([FieldError("", f"rejected by storage: {error}")]) from error
+            raise StorageRejected(f"storage rejected the request: {error}") from error
         raise Unavailable(f"the task store is unavailable ({code})") from error
     except BotoCoreError as error:
         raise Unavailable(f"the task store is unavailable ({type(error).__name__})") from error

@@ -22,7 +22,7 @@ from taskcore.adapters.dynamodb import (
     task_from_image,
     to_item,
 )
-from taskcore.errors import InvalidInput, Unavailable
+from taskcore.errors import StorageRejected, Unavailable
 from taskcore.model import Attachment, AttachmentId, Decision, Priority, Task, TaskId, UserId
 from taskcore.stats import StatsDelta
 from taskcore.testing import FixedClock
@@ -164,11 +164,11 @@ class TestErrors:
             )
         assert injector.calls == 4  # two calls, each tried twice (retries=1)
 
-    def test_validation_error_is_invalid_input(self, repository) -> None:
+    def test_validation_error_is_storage_rejected(self, repository) -> None:
         injector = Injector(400, "ValidationException")
         repository.models.connection.client.meta.events.register("before-send.dynamodb", injector)
         try:
-            with pytest.raises(InvalidInput, match="rejected by storage"):
+            with pytest.raises(StorageRejected, match="storage rejected"):
                 repository.add(sample_task())
         finally:
             repository.models.connection.client.meta.events.unregister(
@@ -180,7 +180,7 @@ class TestErrors:
         client = stats._client
         for code, error in (
             ("ThrottlingException", Unavailable),
-            ("ValidationException", InvalidInput),
+            ("ValidationException", StorageRejected),
         ):
             injector = Injector(400, code)
             client.meta.events.register("before-send.dynamodb", injector)

@@ -134,6 +134,18 @@ class TestCreate:
         assert (got, body["type"]) == (status, f"urn:tasks:problem:{kind}")
         assert fakes.tasks.tasks == {}
 
+    @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+    def test_non_json_numbers_are_malformed(self, call: Call, constant: str) -> None:
+        raw = '{"title": "x", "description": %s}' % constant  # noqa: UP031
+        status, _, body = call(
+            "POST", "/tasks", raw_body=raw, headers={"content-type": "application/json"}
+        )
+        assert (status, body["type"]) == (400, "urn:tasks:problem:malformed-json")
+
+    def test_unauthenticated_is_401_before_the_body_is_judged(self, call: Call) -> None:
+        status, _, _ = call("POST", "/tasks", user=None, body={"title": ""})
+        assert status == 401
+
     def test_base64_bodies_are_decoded(self, call: Call) -> None:
         status, _, body = call(
             "POST",

@@ -582,7 +582,7 @@ class TestParseAttachment:
         assert parse_attachment({**self.VALID, "size": size}).size == size
 
     @pytest.mark.parametrize(
-        "size", [0, -1, ATTACHMENT_SIZE_MAX + 1, True, False, 1.0, 1.5, "10", None, [1]]
+        "size", [0, -1, ATTACHMENT_SIZE_MAX + 1, True, False, 0.0, 1.5, "10", None, [1]]
     )
     def test_a_bad_size_is_refused(self, size: object) -> None:
         exc = attachment_error({**self.VALID, "size": size})

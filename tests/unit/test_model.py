@@ -66,6 +66,7 @@ class TestTitleRules:
             ("x" * (TITLE_MAX + 1), "at most 200"),
             ("bell\x07", "control characters"),
             ("new\nline", "control characters"),
+            ("lone \ud800 surrogate", "control characters"),
             (42, "must be a string"),
         ],
     )

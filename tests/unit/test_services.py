@@ -13,6 +13,7 @@ from taskcore.errors import (
     Forbidden,
     IdempotencyKeyReused,
     InvalidCursor,
+    InvalidHeader,
     InvalidQuery,
     InvalidTask,
     InvalidTransition,
@@ -87,7 +88,7 @@ class TestCreateTask:
 
     @pytest.mark.parametrize("key", ["", "x" * 129, "spaces are bad", "ünïcode"])
     def test_bad_idempotency_keys(self, fakes: Fakes, key: str) -> None:
-        with pytest.raises(InvalidTask) as info:
+        with pytest.raises(InvalidHeader) as info:
             fakes.service.create_task(ALICE, CreateTask(title="x"), idempotency_key=key)
         assert info.value.fields == ("Idempotency-Key",)
 

@@ -1,0 +1,1031 @@
+"""openapi.yaml against the manifest and the handler.
+
+The document must be valid OpenAPI 3.1, list exactly the manifest's routes, and describe what
+the handler really does: every response of a broad scenario (each operation, its success and
+its error statuses) is validated against the schema the document gives for that operation,
+status and media type, and request bodies and parameters are checked against the documented
+request schemas in both directions (what the handler accepts conforms; what the schema rejects,
+the handler rejects too).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+import pytest
+import yaml
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from handlers import bootstrap, http_api
+from handlers.manifest import API
+from taskcore.errors import Unavailable
+from taskcore.testing import Fakes, InMemoryStatsStore, InMemoryTaskRepository, in_memory_service
+from tests.handlers.events import FakeContext, http_event
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
+SPEC_URI = "urn:tasks:openapi"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
+PROBLEM_MEDIA = "application/problem+json"
+
+TASK = "/tasks/{taskId}"
+COMPLETE = "/tasks/{taskId}/complete"
+ATTACHMENTS = "/tasks/{taskId}/attachments"
+ATTACHMENT = "/tasks/{taskId}/attachments/{attachmentId}"
+APPROVAL = "/tasks/{taskId}/approval"
+JSON_CT = {"content-type": "application/json"}
+APPROVER: dict[str, Any] = {"user": "bob", "groups": ("approvers", "staff")}
+UNKNOWN_ID = "01JD00000000000000000000AB"  # a well-formed ULID no task has
+TOO_BIG = "x" * (bootstrap.DEFAULT_MAX_BODY_BYTES + 1)
+
+
+def _escape(segment: str) -> str:
+    return segment.replace("~", "~0").replace("/", "~1")
+
+
+def pointer(*segments: str) -> str:
+    return "".join("/" + _escape(s) for s in segments)
+
+
+Response = tuple[int, dict[str, str], Any]
+
+
+@attrs.frozen
+class Spec:
+    """The document, with $ref-following lookups and JSON Schema validation against it."""
+
+    document: dict[str, Any]
+    registry: Registry[Any]
+
+    @classmethod
+    def load(cls) -> Spec:
+        document = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+        resource = Resource.from_contents(document, default_specification=DRAFT202012)
+        return cls(document, Registry().with_resource(SPEC_URI, resource))
+
+    def at(self, where: str) -> Any:
+        node: Any = self.document
+        for raw in where.split("/")[1:]:
+            segment = raw.replace("~1", "/").replace("~0", "~")
+            node = node[int(segment)] if isinstance(node, list) else node[segment]
+        return node
+
+    def follow(self, where: str) -> tuple[Any, str]:
+        """The node at `where`, following (non-schema) `$ref`s; and where it really is."""
+        node = self.at(where)
+        while isinstance(node, dict) and "$ref" in node:
+            ref = node["$ref"]
+            assert ref.startswith("#/"), f"only local references are expected: {ref}"
+            where = ref[1:]
+            node = self.at(where)
+        return node, where
+
+    def schema_errors(self, where: str, instance: Any) -> list[str]:
+        """Why `instance` does not conform to the schema at `where` (empty: it conforms)."""
+        validator = Draft202012Validator(
+            {"$ref": f"{SPEC_URI}#{quote(where, safe='/~')}"},
+            registry=self.registry,
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(instance)
+        ]
+
+    def operations(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        for path, item in self.document["paths"].items():
+            for method in HTTP_METHODS:
+                if method in item:
+                    yield method.upper(), path, item[method]
+
+    def operation_pointer(self, method: str, template: str) -> str:
+        where = pointer("paths", template, method.lower())
+        item = self.document["paths"].get(template, {})
+        assert method.lower() in item, f"{method} {template} is not documented"
+        return where
+
+    def parameters(self, method: str, template: str) -> dict[tuple[str, str], str]:
+        """(in, lower-case name) -> pointer of each parameter of the operation."""
+        found: dict[tuple[str, str], str] = {}
+        for base in (pointer("paths", template), self.operation_pointer(method, template)):
+            for index, _ in enumerate(self.at(base).get("parameters", [])):
+                parameter, where = self.follow(f"{base}/parameters/{index}")
+                found[(parameter["in"], parameter["name"].lower())] = where
+        return found
+
+    def check_response(
+        self, where: str, status: int, headers: Mapping[str, str], body: Any
+    ) -> None:
+        """Fail unless headers and body conform to the response object at `where`."""
+        response, where = self.follow(where)
+        for name in response.get("headers", {}):
+            header, header_at = self.follow(f"{where}/headers/{_escape(name)}")
+            value = headers.get(name.lower())
+            if value is None:
+                assert not header.get("required"), f"{status}: missing header {name}"
+                continue
+            errors = self.schema_errors(f"{header_at}/schema", value)
+            assert not errors, f"{status}: header {name}={value!r}: {errors}"
+        content = response.get("content")
+        if not content:
+            assert body is None, f"{status}: a body where the document says there is none"
+            return
+        media = headers.get("content-type", "").split(";")[0].strip()
+        assert media in content, f"{status}: {media!r} is not documented ({sorted(content)})"
+        errors = self.schema_errors(f"{where}/content/{_escape(media)}/schema", body)
+        assert not errors, f"{status} {media} does not conform: {errors}\n{body}"
+
+    def request_errors(
+        self,
+        method: str,
+        template: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Why a request does not conform to the document (empty: it conforms)."""
+        errors: list[str] = []
+        parameters = self.parameters(method, template)
+        given = [
+            *(("path", k, v) for k, v in (path_params or {}).items()),
+            *(("query", k, v) for k, v in (query or {}).items()),
+        ]
+        for location, name, value in given:
+            where = parameters.get((location, name.lower()))
+            if where is None:
+                errors.append(f"{location} parameter {name} is not documented")
+                continue
+            schema, _ = self.follow(f"{where}/schema")
+            typed: Any = value
+            if schema.get("type") == "integer" and re.fullmatch(r"-?[0-9]+", value):
+                typed = int(value)
+            errors += [f"{name}: {e}" for e in self.schema_errors(f"{where}/schema", typed)]
+        for name, value in (headers or {}).items():
+            where = parameters.get(("header", name.lower()))
+            if where is not None:
+                errors += [f"{name}: {e}" for e in self.schema_errors(f"{where}/schema", value)]
+        operation = self.operation_pointer(method, template)
+        if "requestBody" not in self.at(operation):
+            if body is not None:
+                errors.append("the operation documents no request body")
+            return errors
+        request_body, where = self.follow(f"{operation}/requestBody")
+        if body is None:
+            if request_body.get("required"):
+                errors.append("the request body is required")
+            return errors
+        errors += self.schema_errors(f"{where}/content/application~1json/schema", body)
+        return errors
+
+
+SPEC = Spec.load()
+
+
+@attrs.define
+class Api:
+    """Calls the handler like API Gateway would, and checks every exchange against SPEC."""
+
+    invoke: Callable[[dict[str, Any]], dict[str, Any]]
+    seen: set[tuple[str, int]] = attrs.field(factory=set)
+
+    def __call__(
+        self,
+        method: str,
+        template: str,
+        path_params: Mapping[str, str] | None = None,
+        *,
+        expect: int,
+        **kwargs: Any,
+    ) -> Response:
+        path = template.format(**(path_params or {}))
+        status, headers, body = self._send(method, path, kwargs)
+        operation = SPEC.operation_pointer(method, template)
+        responses = SPEC.at(f"{operation}/responses")
+        assert str(status) in responses, (
+            f"{method} {template} answered {status}, which is not documented: {body}"
+        )
+        SPEC.check_response(f"{operation}/responses/{status}", status, headers, body)
+        self.seen.add((SPEC.at(operation)["operationId"], status))
+        assert status == expect, f"{method} {path}: expected {expect}, got {status}: {body}"
+        if 200 <= status < 300:
+            # What the handler accepted must be a request the document allows.
+            body_sent = kwargs.get("body")
+            if body_sent is None and kwargs.get("raw_body"):
+                body_sent = json.loads(kwargs["raw_body"])
+            errors = SPEC.request_errors(
+                method,
+                template,
+                path_params=path_params,
+                body=body_sent,
+                query=kwargs.get("query"),
+                headers=kwargs.get("headers"),
+            )
+            assert not errors, f"{method} {template}: accepted but undocumented: {errors}"
+        return status, headers, body
+
+    def unrouted(self, method: str, path: str, *, expect: int, **kwargs: Any) -> Response:
+        """A method and path the document does not list: the NoRoute / MethodNotAllowed shapes."""
+        assert all((method, path) != (m, p) for m, p, _ in SPEC.operations())
+        status, headers, body = self._send(method, path, {"route_key": "$default", **kwargs})
+        assert status == expect, f"{method} {path}: expected {expect}, got {status}: {body}"
+        name = {404: "NoRoute", 405: "MethodNotAllowed"}[status]
+        SPEC.check_response(pointer("components", "responses", name), status, headers, body)
+        return status, headers, body
+
+    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> Response:
+        response = self.invoke(http_event(method, path, **kwargs))
+        text = response.get("body") or ""
+        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+        return response["statusCode"], headers, json.loads(text) if text else None
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return in_memory_service()
+
+
+@pytest.fixture
+def containers(fakes: Fakes) -> list[bootstrap.Container]:
+    """The handler's container (the last one; a test may push one with other adapters).
+
+    The body limit is the production default, so the largest documented bodies fit.
+    """
+    return [bootstrap.Container(service=fakes.service, clock=fakes.clock)]
+
+
+@pytest.fixture
+def api(containers: list[bootstrap.Container], monkeypatch: pytest.MonkeyPatch) -> Api:
+    monkeypatch.setattr(http_api, "app", http_api.create_app(lambda: containers[-1]))
+    return Api(lambda event: http_api.handler(event, FakeContext()))
+
+
+def push_adapters(
+    containers: list[bootstrap.Container], tasks: Any, stats: Any | None = None
+) -> None:
+    container = containers[-1]
+    service = attrs.evolve(container.service, tasks=tasks, stats=stats or container.service.stats)
+    containers.append(attrs.evolve(container, service=service))
+
+
+def _failing(error: Callable[[], Exception]) -> tuple[type, type]:
+    """A task repository and a stats store whose every storage call raises `error()`."""
+
+    def fail(*_: Any, **__: Any) -> Any:
+        raise error()
+
+    storage = ("get", "add", "save", "delete", "list_owned")
+    queue = ("list_awaiting_approval", "get_awaiting_approval")
+    tasks = type("FailingTasks", (InMemoryTaskRepository,), dict.fromkeys(storage + queue, fail))
+    stats = type("FailingStats", (InMemoryStatsStore,), dict.fromkeys(("get", "apply"), fail))
+    return tasks, stats
+
+
+def create(api: Api, user: str = "alice", **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = api(
+        "POST", "/tasks", user=user, body={"title": "A task", **fields}, expect=201
+    )[2]
+    return body
+
+
+# -- the scenario ------------------------------------------------------------------------------
+
+
+def exercise_tasks(api: Api, fakes: Fakes) -> None:
+    body = {
+        "title": "Write the report",
+        "description": "first line\nsecond line\twith a tab",
+        "priority": "low",
+        "tags": ["finance", "q3"],
+        "dueDate": "2030-01-31",
+    }
+    key = {"Idempotency-Key": "create-1"}
+    _, _, task = api("POST", "/tasks", body=body, headers=key, expect=201)
+    fakes.clock.advance(timedelta(minutes=1))
+    api("POST", "/tasks", body=body, headers=key, expect=200)
+    api("POST", "/tasks", body={"title": "Else"}, headers=key, expect=422)
+    api("POST", "/tasks", body={"title": "x"}, headers={"Idempotency-Key": "a b"}, expect=400)
+    api("POST", "/tasks", body={"title": "", "priority": "urgent", "tags": [1]}, expect=422)
+    api("POST", "/tasks", body=["not", "an", "object"], expect=422)
+    api(
+        "POST",
+        "/tasks",
+        raw_body='{"title": "x"}',
+        headers={"content-type": "text/plain"},
+        expect=415,
+    )
+    api("POST", "/tasks", expect=400)
+    api("POST", "/tasks", raw_body="{not json", headers=JSON_CT, expect=400)
+    api("POST", "/tasks", raw_body=TOO_BIG, headers=JSON_CT, expect=413)
+    api("POST", "/tasks", body={"title": "x"}, user=None, expect=401)
+    api(
+        "POST",
+        "/tasks",
+        raw_body=json.dumps({"title": "b64"}).encode(),
+        headers=JSON_CT,
+        expect=201,
+    )
+
+    ids = {"taskId": task["id"]}
+    for n in range(3):
+        create(api, title=f"t{n}", priority="medium")
+    _, _, page = api("GET", "/tasks", query={"limit": "2", "priority": "medium"}, expect=200)
+    assert page["nextCursor"]
+    last = {"limit": "2", "priority": "medium", "cursor": page["nextCursor"]}
+    api("GET", "/tasks", query=last, expect=200)
+    api("GET", "/tasks", query={"status": "pending", "limit": "100"}, expect=200)
+    api("GET", "/tasks", expect=200)
+    api("GET", "/tasks", query={"limit": "101"}, expect=400)
+    api("GET", "/tasks", query={"cursor": "forged.cursor"}, expect=400)
+    api("GET", "/tasks", query={"sort": "asc"}, expect=400)
+
+    api("GET", TASK, ids, expect=200)
+    api("GET", TASK, {"taskId": UNKNOWN_ID}, expect=404)
+    api("GET", TASK, {"taskId": "not-a-ulid"}, expect=404)
+    api("GET", TASK, ids, user="mallory", expect=404)
+
+    _, headers, task = api(
+        "PATCH", TASK, ids, body={"title": "v2"}, headers={"If-Match": '"1"'}, expect=200
+    )
+    api("PUT", TASK, ids, body={"title": "v3"}, headers={"If-Match": '"1"'}, expect=412)
+    api("PATCH", TASK, ids, body={"title": "v3"}, headers={"If-Match": "garbage"}, expect=412)
+    api(
+        "PUT",
+        TASK,
+        ids,
+        body={"description": ""},
+        headers={"If-Match": headers["etag"]},
+        expect=200,
+    )
+    api("PATCH", TASK, ids, body={"tags": []}, headers={"If-Match": "*"}, expect=200)
+    api("PATCH", TASK, ids, body={"status": "completed"}, expect=409)
+    api("PUT", TASK, ids, body={"status": "completed"}, expect=409)
+    api("PATCH", TASK, ids, body={}, expect=422)
+    api("PUT", TASK, ids, body={"ownerId": "mallory"}, expect=422)
+    api("PATCH", TASK, ids, body={"dueDate": "2020-01-01"}, expect=422)
+    api("PUT", TASK, ids, raw_body="{", headers=JSON_CT, expect=400)
+    api(
+        "PATCH",
+        TASK,
+        ids,
+        raw_body='{"title": "x"}',
+        headers={"content-type": "text/csv"},
+        expect=415,
+    )
+    api(
+        "PUT",
+        TASK,
+        ids,
+        raw_body='{"title": "x"}',
+        headers={"content-type": "text/csv"},
+        expect=415,
+    )
+    api("PATCH", TASK, ids, raw_body="{", headers=JSON_CT, expect=400)
+    api("PATCH", TASK, ids, raw_body=TOO_BIG, headers=JSON_CT, expect=413)
+    api("PUT", TASK, ids, raw_body=TOO_BIG, headers=JSON_CT, expect=413)
+    api("PATCH", TASK, {"taskId": UNKNOWN_ID}, body={"title": "x"}, expect=404)
+    api("PUT", TASK, ids, user="mallory", body={"title": "x"}, expect=404)
+
+    api("POST", COMPLETE, ids, expect=409)  # still pending
+    api("PATCH", TASK, ids, body={"status": "in_progress", "dueDate": None}, expect=200)
+    api("POST", COMPLETE, ids, headers={"If-Match": '"1"'}, expect=412)
+    api("POST", COMPLETE, ids, expect=200)
+    api("POST", COMPLETE, ids, body={}, expect=200)  # already completed: unchanged
+    api("POST", COMPLETE, ids, body={"force": True}, expect=422)
+    api("POST", COMPLETE, ids, raw_body="[", headers=JSON_CT, expect=400)
+    api("POST", COMPLETE, ids, raw_body="{}", headers={"content-type": "text/plain"}, expect=415)
+    api("POST", COMPLETE, ids, raw_body=TOO_BIG, headers=JSON_CT, expect=413)
+    api("POST", COMPLETE, {"taskId": UNKNOWN_ID}, expect=404)
+    api("PATCH", TASK, ids, body={"status": "in_progress"}, expect=200)  # reopen
+
+    doomed = create(api, title="doomed")
+    gone = {"taskId": doomed["id"]}
+    api("DELETE", TASK, gone, headers={"If-Match": '"2"'}, expect=412)
+    api("DELETE", TASK, gone, headers={"If-Match": '"1"'}, expect=204)
+    api("DELETE", TASK, gone, expect=404)
+    api("GET", TASK, gone, expect=404)
+    api("DELETE", TASK, {"taskId": "nope"}, expect=404)
+    api("PATCH", TASK, gone, body={"title": "x"}, expect=404)
+
+
+def exercise_attachments(api: Api, fakes: Fakes) -> None:
+    task = create(api)
+    ids = {"taskId": task["id"]}
+    request = {"filename": "notes.txt", "contentType": "Text/Plain", "size": 5}
+    _, headers, created = api("POST", ATTACHMENTS, ids, body=request, expect=201)
+    attachment = {**ids, "attachmentId": created["attachment"]["id"]}
+    assert headers["location"] == ATTACHMENT.format(**attachment)
+    fakes.attachments.upload(created["upload"]["fields"]["key"], "text/plain", b"hello")
+    api("GET", ATTACHMENT, attachment, expect=200)
+    api("GET", ATTACHMENT, {**ids, "attachmentId": UNKNOWN_ID}, expect=404)
+    api("GET", ATTACHMENT, {**ids, "attachmentId": "not-an-id"}, expect=404)
+    api("GET", ATTACHMENT, attachment, user="mallory", expect=404)
+
+    bad = {"filename": "../../etc/passwd", "contentType": "text plain", "size": 0, "x": 1}
+    api("POST", ATTACHMENTS, ids, body=bad, expect=422)
+    api("POST", ATTACHMENTS, ids, body={"filename": "a.txt"}, expect=422)
+    api("POST", ATTACHMENTS, ids, expect=400)
+    api("POST", ATTACHMENTS, ids, raw_body="{}", headers={"content-type": "text/plain"}, expect=415)
+    api("POST", ATTACHMENTS, ids, raw_body=TOO_BIG, headers=JSON_CT, expect=413)
+    api("POST", ATTACHMENTS, ids, body=request, user="mallory", expect=404)
+    api("POST", ATTACHMENTS, {"taskId": "nope"}, body=request, expect=404)
+
+    cancelled = create(api, title="to cancel")
+    gone = {"taskId": cancelled["id"]}
+    api("PATCH", TASK, gone, body={"status": "cancelled"}, expect=200)
+    api("POST", ATTACHMENTS, gone, body=request, expect=409)
+    api("PATCH", TASK, gone, body={"title": "edit"}, expect=409)
+
+    full = create(api, title="full")
+    many = {"taskId": full["id"]}
+    for n in range(20):
+        api("POST", ATTACHMENTS, many, body={**request, "filename": f"{n}.txt"}, expect=201)
+    api("POST", ATTACHMENTS, many, body=request, expect=422)
+    api("GET", TASK, many, expect=200)  # a task with 20 attachments conforms
+
+
+def exercise_approvals(api: Api) -> None:
+    critical = create(api, priority="critical", title="Buy a server")
+    ids = {"taskId": critical["id"]}
+    assert critical["approval"] == "pending"
+    api("PATCH", TASK, ids, body={"status": "in_progress"}, expect=409)
+    _, _, queue = api("GET", "/approvals", query={"limit": "10"}, **APPROVER, expect=200)
+    assert ids["taskId"] in {t["id"] for t in queue["items"]}
+    api("GET", "/approvals", **APPROVER, expect=200)
+    api("GET", "/approvals", expect=403)
+    api("GET", "/approvals", query={"limit": "0"}, **APPROVER, expect=400)
+    api("GET", "/approvals", query={"status": "pending"}, **APPROVER, expect=400)
+    api("GET", "/approvals", query={"cursor": "forged.cursor"}, **APPROVER, expect=400)
+
+    approve = {"decision": "approve"}
+    api("POST", APPROVAL, ids, body=approve, expect=403)  # alice is no approver
+    own = create(api, user="bob", priority="high", title="Bob's own")
+    api("POST", APPROVAL, {"taskId": own["id"]}, body=approve, **APPROVER, expect=403)
+    api("POST", APPROVAL, ids, body={"decision": "maybe"}, **APPROVER, expect=422)
+    api("POST", APPROVAL, ids, body={"decision": "approve", "note": "ok"}, **APPROVER, expect=422)
+    api("POST", APPROVAL, ids, **APPROVER, expect=400)
+    api("POST", APPROVAL, ids, raw_body="{", headers=JSON_CT, **APPROVER, expect=400)
+    api(
+        "POST",
+        APPROVAL,
+        ids,
+        raw_body="{}",
+        headers={"content-type": "text/xml"},
+        **APPROVER,
+        expect=415,
+    )
+    api("POST", APPROVAL, ids, raw_body=TOO_BIG, headers=JSON_CT, **APPROVER, expect=413)
+    api("POST", APPROVAL, {"taskId": UNKNOWN_ID}, body=approve, **APPROVER, expect=404)
+    api("POST", APPROVAL, {"taskId": "nope"}, body=approve, **APPROVER, expect=404)
+    _, _, decided = api("POST", APPROVAL, ids, body=approve, **APPROVER, expect=200)
+    assert (decided["approval"], decided["approvalDecidedBy"]) == ("approved", "bob")
+    api("POST", APPROVAL, ids, body={"decision": "reject"}, **APPROVER, expect=404)
+    api("PATCH", TASK, ids, body={"status": "in_progress"}, expect=200)
+
+    rejected = create(api, priority="high", title="Rejected")
+    _, _, task = api(
+        "POST",
+        APPROVAL,
+        {"taskId": rejected["id"]},
+        body={"decision": "reject"},
+        **APPROVER,
+        expect=200,
+    )
+    assert (task["status"], task["approval"]) == ("cancelled", "rejected")
+
+
+def exercise_meta(api: Api, fakes: Fakes) -> None:
+    api("GET", "/health", user=None, expect=200)
+    api("GET", "/stats", user="newcomer", expect=200)  # no stats yet: nulls and zeros
+    task = create(api, title="timed")
+    fakes.clock.advance(timedelta(hours=2))
+    api("PATCH", TASK, {"taskId": task["id"]}, body={"status": "in_progress"}, expect=200)
+    api("POST", COMPLETE, {"taskId": task["id"]}, expect=200)
+    for event in fakes.tasks.events():
+        fakes.service.record_stats(event)
+    _, _, stats = api("GET", "/stats", expect=200)
+    assert stats["completedThisWeek"] >= 1
+    assert stats["medianCompletionSeconds"] is not None
+
+
+def exercise_routing(api: Api) -> None:
+    api.unrouted("GET", "/nope", expect=404)
+    api.unrouted("GET", "/tasks/", expect=404)
+    api.unrouted("GET", "/tasks/a/b/c/d", expect=404)
+    _, headers, _ = api.unrouted("DELETE", "/tasks", expect=405)
+    assert headers["allow"] == "GET, POST"
+    _, headers, _ = api.unrouted("GET", f"/tasks/{UNKNOWN_ID}/complete", expect=405)
+    assert headers["allow"] == "POST"
+
+
+# A request for every operation that would succeed if the task existed; failures are injected.
+VALID_REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "getHealth": ("GET", "/health", {}),
+    "createTask": ("POST", "/tasks", {"body": {"title": "x"}}),
+    "listTasks": ("GET", "/tasks", {}),
+    "getTask": ("GET", TASK, {}),
+    "putTask": ("PUT", TASK, {"body": {"title": "x"}}),
+    "patchTask": ("PATCH", TASK, {"body": {"title": "x"}}),
+    "deleteTask": ("DELETE", TASK, {}),
+    "completeTask": ("POST", COMPLETE, {}),
+    "addAttachment": (
+        "POST",
+        ATTACHMENTS,
+        {"body": {"filename": "a.txt", "contentType": "text/plain", "size": 1}},
+    ),
+    "getAttachmentDownload": ("GET", ATTACHMENT, {}),
+    "listApprovals": ("GET", "/approvals", APPROVER),
+    "decideApproval": ("POST", APPROVAL, {"body": {"decision": "approve"}, **APPROVER}),
+    "getStats": ("GET", "/stats", {}),
+}
+FAILURE_PARAMS = {"taskId": UNKNOWN_ID, "attachmentId": UNKNOWN_ID}
+
+
+def exercise_failures(api: Api, containers: list[bootstrap.Container]) -> None:
+    """Every operation: no verified subject (401), storage down (503), a bug (500)."""
+    for operation, (method, template, kwargs) in VALID_REQUESTS.items():
+        if operation != "getHealth":
+            api(method, template, FAILURE_PARAMS, **{**kwargs, "user": None}, expect=401)
+    for error, status in (
+        (lambda: Unavailable("no connection"), 503),
+        (lambda: RuntimeError("bug"), 500),
+    ):
+        tasks, stats = _failing(error)
+        push_adapters(containers, tasks(), stats())
+        try:
+            for operation, (method, template, kwargs) in VALID_REQUESTS.items():
+                if operation != "getHealth":
+                    _, headers, body = api(
+                        method, template, FAILURE_PARAMS, **kwargs, expect=status
+                    )
+                    assert "bug" not in json.dumps(body)
+                    assert status != 503 or headers["retry-after"] == "1"
+        finally:
+            containers.pop()
+
+
+# What each operation must be seen answering (the statuses named in the brief of this test).
+REQUIRED_STATUSES: dict[str, set[int]] = {
+    "getHealth": {200},
+    "createTask": {201, 200, 400, 401, 413, 415, 422},
+    "listTasks": {200, 400},
+    "getTask": {200, 404},
+    "putTask": {200, 409, 412, 422},
+    "patchTask": {200, 409, 412, 422},
+    "deleteTask": {204, 404, 412},
+    "completeTask": {200, 409},
+    "addAttachment": {201, 422},
+    "getAttachmentDownload": {200, 404},
+    "listApprovals": {200, 400, 403},
+    "decideApproval": {200, 403, 404, 422},
+    "getStats": {200},
+}
+# Documented statuses the in-memory scenario cannot produce, and why.
+NOT_EXERCISED: dict[tuple[str, int], str] = {
+    **{(op, 429): "API Gateway stage throttling" for op in VALID_REQUESTS},
+    ("getHealth", 500): "the health route has nothing that can fail",
+    ("createTask", 409): "a ULID collision on insert",
+    ("deleteTask", 409): "a race between reading and deleting without If-Match",
+    ("decideApproval", 409): "a race between two approvers",
+}
+
+
+def documented_statuses() -> dict[str, set[int]]:
+    return {
+        operation["operationId"]: {int(status) for status in operation["responses"]}
+        for _, _, operation in SPEC.operations()
+    }
+
+
+# -- the document itself -------------------------------------------------------------------------
+
+
+class TestDocument:
+    def test_is_openapi_3_1(self) -> None:
+        document = SPEC.document
+        assert document["openapi"] == "3.1.0"
+        assert document["info"]["title"] == "tasks API"
+        assert document["info"]["version"] == "1.0.0"
+        for phrase in ("JWT authorizer", "(`sub`)", "`approvers` group"):
+            assert phrase in document["info"]["description"]
+        assert json.loads(json.dumps(document)) == document  # plain JSON: no YAML dates etc.
+
+    def test_every_schema_is_json_schema_2020_12(self) -> None:
+        """Every component schema, and every inline `schema` of a parameter, header or body."""
+
+        def inline(node: Any, where: str) -> Iterator[tuple[str, Any]]:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "schema" and isinstance(value, dict):
+                        yield f"{where}/schema", value
+                    else:
+                        yield from inline(value, f"{where}/{_escape(key)}")
+            elif isinstance(node, list):
+                for index, value in enumerate(node):
+                    yield from inline(value, f"{where}/{index}")
+
+        schemas = dict(inline(SPEC.document, ""))
+        for name, schema in SPEC.document["components"]["schemas"].items():
+            schemas[pointer("components", "schemas", name)] = schema
+        assert len(schemas) > 40
+        for where, schema in schemas.items():
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as error:
+                pytest.fail(f"{where}: {error.message}")
+
+    def test_passes_openapi_spec_validator(self) -> None:
+        validator = pytest.importorskip("openapi_spec_validator")
+        from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
+
+        validator.validate(SPEC.document, cls=OpenAPIV31SpecValidator)
+
+    def test_every_reference_resolves(self) -> None:
+        def refs(node: Any) -> Iterator[str]:
+            if isinstance(node, dict):
+                if isinstance(node.get("$ref"), str):
+                    yield node["$ref"]
+                for value in node.values():
+                    yield from refs(value)
+            elif isinstance(node, list):
+                for value in node:
+                    yield from refs(value)
+
+        for ref in set(refs(SPEC.document)):
+            assert ref.startswith("#/")
+            SPEC.at(ref[1:])
+
+    def test_routes_are_the_manifests(self) -> None:
+        documented = {f"{method} {path}" for method, path, _ in SPEC.operations()}
+        assert documented == {route.key for route in API.routes}
+
+    def test_operation_ids_are_unique_and_complete(self) -> None:
+        ids = [operation["operationId"] for _, _, operation in SPEC.operations()]
+        assert len(ids) == len(set(ids))
+        assert set(ids) == set(VALID_REQUESTS) == set(REQUIRED_STATUSES)
+
+    def test_security_follows_the_manifest(self) -> None:
+        document = SPEC.document
+        scheme = document["components"]["securitySchemes"]["bearerJwt"]
+        assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == (
+            "http",
+            "bearer",
+            "JWT",
+        )
+        assert document["security"] == [{"bearerJwt": []}]
+        routes = {route.key: route for route in API.routes}
+        for method, path, operation in SPEC.operations():
+            public = operation.get("security") == []
+            assert public == (not routes[f"{method} {path}"].authorized), (method, path)
+            statuses = set(operation["responses"])
+            assert "500" in statuses
+            assert ("401" in statuses) != public, (method, path)
+
+    def test_servers(self) -> None:
+        urls = [server["url"] for server in SPEC.document["servers"]]
+        assert urls == [
+            "http://127.0.0.1:8000",
+            "https://{apiId}.execute-api.{region}.amazonaws.com",
+        ]
+        assert set(SPEC.document["servers"][1]["variables"]) == {"apiId", "region"}
+
+    def test_errors_are_problem_json(self) -> None:
+        for method, path, operation in SPEC.operations():
+            for status in operation["responses"]:
+                response, _ = SPEC.follow(
+                    pointer("paths", path, method.lower(), "responses", status)
+                )
+                if int(status) >= 400 and int(status) != 429:
+                    assert PROBLEM_MEDIA in response["content"], (method, path, status)
+
+    def test_request_bodies_reject_unknown_fields(self) -> None:
+        for name in ("CreateTask", "UpdateTask", "AttachmentRequest", "Decision", "NoBody"):
+            assert SPEC.document["components"]["schemas"][name]["additionalProperties"] is False
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class TestResponsesConform:
+    def test_tasks(self, api: Api, fakes: Fakes) -> None:
+        exercise_tasks(api, fakes)
+        self.assert_required(
+            api,
+            "createTask",
+            "listTasks",
+            "getTask",
+            "putTask",
+            "patchTask",
+            "deleteTask",
+            "completeTask",
+        )
+
+    def test_attachments(self, api: Api, fakes: Fakes) -> None:
+        exercise_attachments(api, fakes)
+        self.assert_required(api, "addAttachment", "getAttachmentDownload")
+        assert ("addAttachment", 409) in api.seen
+
+    def test_approvals(self, api: Api) -> None:
+        exercise_approvals(api)
+        self.assert_required(api, "listApprovals", "decideApproval")
+
+    def test_health_and_stats(self, api: Api, fakes: Fakes) -> None:
+        exercise_meta(api, fakes)
+        self.assert_required(api, "getHealth", "getStats")
+
+    def test_unrouted_requests(self, api: Api) -> None:
+        exercise_routing(api)
+
+    def test_failures(self, api: Api, containers: list[bootstrap.Container]) -> None:
+        exercise_failures(api, containers)
+        for operation in set(VALID_REQUESTS) - {"getHealth"}:
+            assert {(operation, status) for status in (401, 500, 503)} <= api.seen
+
+    def test_every_documented_status_is_produced(
+        self, api: Api, fakes: Fakes, containers: list[bootstrap.Container]
+    ) -> None:
+        """Both ways: each operation is seen, and each documented status is real."""
+        exercise_tasks(api, fakes)
+        exercise_attachments(api, fakes)
+        exercise_approvals(api)
+        exercise_meta(api, fakes)
+        exercise_failures(api, containers)
+        seen: dict[str, set[int]] = {}
+        for operation, status in api.seen:
+            seen.setdefault(operation, set()).add(status)
+        documented = documented_statuses()
+        assert set(seen) == set(documented)
+        for operation, statuses in documented.items():
+            missing = {s for s in statuses - seen[operation] if (operation, s) not in NOT_EXERCISED}
+            assert not missing, f"{operation}: documented but never produced: {sorted(missing)}"
+            assert REQUIRED_STATUSES[operation] <= seen[operation]
+
+    @staticmethod
+    def assert_required(api: Api, *operations: str) -> None:
+        for operation in operations:
+            seen = {status for op, status in api.seen if op == operation}
+            missing = REQUIRED_STATUSES[operation] - seen
+            assert not missing, f"{operation} was not seen answering {sorted(missing)}"
+
+
+# -- requests: the document and the code agree -------------------------------------------------
+
+TITLE_200 = "T" * 200
+TAGS_10 = [f"{n:02d}" + "x" * 30 for n in range(10)]
+
+
+@pytest.fixture
+def ids(api: Api) -> dict[str, str]:
+    """A task owned by alice awaiting approval, so every task route has a real target."""
+    task = create(api, priority="high")
+    return {"taskId": task["id"]}
+
+
+def _call(
+    api: Api, route: str, ids: dict[str, str], kwargs: dict[str, Any], status: int
+) -> Response:
+    method, template = route.split(" ")
+    return api(method, template, ids if "{" in template else None, **kwargs, expect=status)
+
+
+@pytest.mark.parametrize(
+    ("route", "kwargs", "status"),
+    [
+        pytest.param("POST /tasks", {"body": {"title": TITLE_200}}, 201, id="title-200"),
+        pytest.param("POST /tasks", {"body": {"title": "\u00a0x\u00a0"}}, 201, id="title-nbsp"),
+        pytest.param("POST /tasks", {"body": {"title": "Ünïcødé ✓"}}, 201, id="title-unicode"),
+        pytest.param(
+            "POST /tasks",
+            {"body": {"title": "x", "description": "d\n\r\t" + "d" * 3996}},
+            201,
+            id="description-4000",
+        ),
+        pytest.param(
+            "POST /tasks", {"body": {"title": "x", "tags": TAGS_10}}, 201, id="tags-10x32"
+        ),
+        pytest.param(
+            "POST /tasks", {"body": {"title": "x", "dueDate": "2030-01-01"}}, 201, id="due-today"
+        ),
+        pytest.param("POST /tasks", {"body": {"title": "x", "dueDate": None}}, 201, id="due-null"),
+        pytest.param(
+            "POST /tasks",
+            {"body": {"title": "x"}, "headers": {"Idempotency-Key": "k" * 128}},
+            201,
+            id="idempotency-key-128",
+        ),
+        pytest.param("GET /tasks", {"query": {"limit": "100"}}, 200, id="limit-100"),
+        pytest.param(
+            f"POST {ATTACHMENTS}",
+            {"body": {"filename": "a.txt", "contentType": "text/plain", "size": 1.0}},
+            201,
+            id="size-1.0",
+        ),
+        pytest.param(
+            "GET /tasks", {"query": {"limit": "1", "status": "cancelled"}}, 200, id="limit-1"
+        ),
+        pytest.param(
+            f"PATCH {TASK}",
+            {"body": {"priority": "low"}, "headers": {"If-Match": 'W/"1"'}},
+            412,
+            id="weak-etag",
+        ),
+        pytest.param(
+            f"PUT {TASK}",
+            {"body": {"status": "cancelled"}, "headers": {"If-Match": "*"}},
+            200,
+            id="cancel",
+        ),
+        pytest.param(
+            f"POST {ATTACHMENTS}",
+            {
+                "body": {
+                    "filename": "a b.PDF",
+                    "contentType": "Application/PDF",
+                    "size": 10 * 1024 * 1024,
+                }
+            },
+            201,
+            id="attachment-10MiB",
+        ),
+        pytest.param(
+            f"POST {ATTACHMENTS}",
+            {"body": {"filename": "f" * 255, "contentType": "a/b", "size": 1}},
+            201,
+            id="filename-255",
+        ),
+        pytest.param(
+            f"POST {APPROVAL}", {"body": {"decision": "reject"}, **APPROVER}, 200, id="reject"
+        ),
+        pytest.param(
+            "GET /approvals", {"query": {"limit": "100"}, **APPROVER}, 200, id="approvals-100"
+        ),
+    ],
+)
+def test_edge_requests_accepted_by_both(
+    api: Api, ids: dict[str, str], route: str, kwargs: dict[str, Any], status: int
+) -> None:
+    """On the boundary: the handler accepts them, and `Api` checks they conform to the document."""
+    _call(api, route, ids, kwargs, status)
+
+
+def _attachment(**fields: Any) -> dict[str, Any]:
+    return {"body": {"filename": "a.txt", "contentType": "text/plain", "size": 1, **fields}}
+
+
+@pytest.mark.parametrize(
+    ("route", "kwargs", "status"),
+    [
+        pytest.param(
+            "POST /tasks",
+            {"body": {"title": "x", "ownerId": "mallory"}},
+            422,
+            id="unknown-field",
+        ),
+        pytest.param("POST /tasks", {"body": {"title": TITLE_200 + "T"}}, 422, id="title-201"),
+        pytest.param("POST /tasks", {"body": {"title": " \u00a0 "}}, 422, id="title-blank"),
+        pytest.param("POST /tasks", {"body": {"title": "a\u0007b"}}, 422, id="title-control"),
+        pytest.param("POST /tasks", {"body": {"title": "a\nb"}}, 422, id="title-newline"),
+        pytest.param("POST /tasks", {"body": {"title": "a\u0085b"}}, 422, id="title-c1-control"),
+        pytest.param("POST /tasks", {"body": {"title": 5}}, 422, id="title-number"),
+        pytest.param("POST /tasks", {"body": {}}, 422, id="title-missing"),
+        pytest.param("POST /tasks", {"body": ["a"]}, 422, id="not-an-object"),
+        pytest.param(
+            "POST /tasks",
+            {"body": {"title": "x", "description": "d" * 4001}},
+            422,
+            id="description-4001",
+        ),
+        pytest.param(
+            "POST /tasks",
+            {"body": {"title": "x", "description": "a\u0000"}},
+            422,
+            id="description-nul",
+        ),
+        pytest.param(
+            "POST /tasks", {"body": {"title": "x", "tags": [*TAGS_10, "z"]}}, 422, id="tags-11"
+        ),
+        pytest.param(
+            "POST /tasks", {"body": {"title": "x", "tags": ["a", "a"]}}, 422, id="tags-duplicate"
+        ),
+        pytest.param("POST /tasks", {"body": {"title": "x", "tags": ["x" * 33]}}, 422, id="tag-33"),
+        pytest.param(
+            "POST /tasks", {"body": {"title": "x", "tags": [" a"]}}, 422, id="tag-leading-space"
+        ),
+        pytest.param("POST /tasks", {"body": {"title": "x", "tags": [""]}}, 422, id="tag-empty"),
+        pytest.param("POST /tasks", {"body": {"title": "x", "tags": "a"}}, 422, id="tags-string"),
+        pytest.param(
+            "POST /tasks", {"body": {"title": "x", "priority": "urgent"}}, 422, id="priority"
+        ),
+        pytest.param(
+            "POST /tasks", {"body": {"title": "x", "dueDate": "2030-1-31"}}, 422, id="date-shape"
+        ),
+        pytest.param(
+            "POST /tasks",
+            {"body": {"title": "x", "dueDate": "2030-02-30"}},
+            422,
+            id="date-unreal",
+        ),
+        pytest.param(
+            "POST /tasks",
+            {"body": {"title": "x"}, "headers": {"Idempotency-Key": "k" * 129}},
+            400,
+            id="idempotency-key-129",
+        ),
+        pytest.param(
+            "POST /tasks",
+            {"body": {"title": "x"}, "headers": {"Idempotency-Key": "a/b"}},
+            400,
+            id="idempotency-key-slash",
+        ),
+        pytest.param(f"PATCH {TASK}", {"body": {}}, 422, id="update-empty"),
+        pytest.param(f"PUT {TASK}", {"body": {"version": 3}}, 422, id="update-unknown"),
+        pytest.param(f"PATCH {TASK}", {"body": {"status": "done"}}, 422, id="update-status"),
+        pytest.param(f"PATCH {TASK}", {"body": {"title": None}}, 422, id="update-title-null"),
+        pytest.param(f"POST {COMPLETE}", {"body": {"force": True}}, 422, id="complete-body"),
+        pytest.param(f"POST {ATTACHMENTS}", _attachment(filename=".."), 422, id="filename-dotdot"),
+        pytest.param(f"POST {ATTACHMENTS}", _attachment(filename="a/b"), 422, id="filename-slash"),
+        pytest.param(
+            f"POST {ATTACHMENTS}", _attachment(filename="a\\b"), 422, id="filename-backslash"
+        ),
+        pytest.param(
+            f"POST {ATTACHMENTS}", _attachment(filename="f" * 256), 422, id="filename-256"
+        ),
+        pytest.param(
+            f"POST {ATTACHMENTS}", _attachment(contentType="text plain"), 422, id="media-space"
+        ),
+        pytest.param(
+            f"POST {ATTACHMENTS}", _attachment(contentType="text"), 422, id="media-no-slash"
+        ),
+        pytest.param(f"POST {ATTACHMENTS}", _attachment(size=0), 422, id="size-0"),
+        pytest.param(
+            f"POST {ATTACHMENTS}", _attachment(size=10 * 1024 * 1024 + 1), 422, id="size-10MiB+1"
+        ),
+        pytest.param(f"POST {ATTACHMENTS}", _attachment(size=1.5), 422, id="size-float"),
+        pytest.param(
+            f"POST {ATTACHMENTS}", {"body": {"filename": "a.txt"}}, 422, id="attachment-missing"
+        ),
+        pytest.param(
+            f"POST {APPROVAL}", {"body": {"decision": "maybe"}, **APPROVER}, 422, id="decision"
+        ),
+        pytest.param(f"POST {APPROVAL}", {"body": {}, **APPROVER}, 422, id="decision-missing"),
+        pytest.param("GET /tasks", {"query": {"limit": "101"}}, 400, id="limit-101"),
+        pytest.param("GET /tasks", {"query": {"limit": "0"}}, 400, id="limit-0"),
+        pytest.param("GET /tasks", {"query": {"limit": "ten"}}, 400, id="limit-ten"),
+        pytest.param("GET /tasks", {"query": {"status": "done"}}, 400, id="status-done"),
+        pytest.param("GET /tasks", {"query": {"sort": "asc"}}, 400, id="query-unknown"),
+        pytest.param("GET /tasks", {"query": {"cursor": "c" * 2049}}, 400, id="cursor-2049"),
+        pytest.param(
+            "GET /approvals", {"query": {"limit": "101"}, **APPROVER}, 400, id="approvals-limit"
+        ),
+        pytest.param(
+            "GET /approvals",
+            {"query": {"priority": "high"}, **APPROVER},
+            400,
+            id="approvals-unknown",
+        ),
+    ],
+)
+def test_invalid_requests_rejected_by_both(
+    api: Api, ids: dict[str, str], route: str, kwargs: dict[str, Any], status: int
+) -> None:
+    method, template = route.split(" ")
+    errors = SPEC.request_errors(
+        method,
+        template,
+        path_params=ids if "{" in template else None,
+        body=kwargs.get("body"),
+        query=kwargs.get("query"),
+        headers=kwargs.get("headers"),
+    )
+    assert errors, "the document accepts a request the handler rejects"
+    _call(api, route, ids, kwargs, status)
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        pytest.param("POST /tasks", {"title": "x", "dueDate": "2029-12-31"}, "dueDate", id="past"),
+        pytest.param("POST /tasks", {"title": "x", "dueDate": "2041-01-01"}, "dueDate", id="far"),
+    ],
+)
+def test_rules_only_in_descriptions(
+    api: Api, ids: dict[str, str], route: str, body: dict[str, Any], field: str
+) -> None:
+    """What JSON Schema cannot say: due dates are relative to today, and to JSON Schema 1.0 is
+    an integer. The schema allows these, the descriptions forbid them, the handler answers 422.
+    """
+    method, template = route.split(" ")
+    path_params = ids if "{" in template else None
+    assert not SPEC.request_errors(method, template, path_params=path_params, body=body)
+    _, _, problem = _call(api, route, ids, {"body": body}, 422)
+    assert [e["field"] for e in problem["errors"]] == [field]
