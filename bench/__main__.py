@@ -1,48 +1,156 @@
-"""`make bench`: one table of figures, measured in one run on this machine.
+"""`make bench`: the figures we publish, each a ratio measured side by side in one run.
 
-Sections grow with the project (see the README's Performance section). Results also go to
-`bench-results.json` so runs can be compared.
+    python -m bench [--quick] [--only requests,cold,warm,load]
+
+Prints one table (absolute numbers beside the ratios) and writes `bench-results.json`, so
+runs can be compared. Exits 1 if a target is missed. Not part of `make test`: timings on a
+shared 2-core machine belong here, not in tests.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.dynamodb_requests import EXPECTED, count_requests, render
+from bench import dynamodb_requests, handler_timing, load
 from local_platform.dynamodb_local import DynamoDBLocal
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
+SECTIONS = ("requests", "cold", "warm", "load")
 
 
-def main() -> int:
-    machine = (
-        f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
+        f"{platform.python_implementation()} {platform.python_version()}"
     )
-    print(f"make bench — {time.strftime('%Y-%m-%d %H:%M:%S')} — {machine}", flush=True)
-    print(
-        "\n[1/1] DynamoDB requests per repository call (DynamoDB Local, botocore hook)", flush=True
-    )
-    with DynamoDBLocal() as engine:
-        counts = count_requests(engine.endpoint_url, engine.client())
-    print(render(counts))
-    off_target = {k: v[0] for k, v in counts.items() if k in EXPECTED and v[0] != EXPECTED[k]}
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "machine": machine,
-                "dynamodb_requests": {k: v[0] for k, v in counts.items()},
-                "targets_missed": off_target,
-            },
-            indent=2,
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+        self.missed: list[str] = []
+        self.data: dict[str, Any] = {"machine": machine(), "started": time.strftime("%F %T")}
+
+    def row(self, figure: str, value: str, target: str = "", ok: bool | None = None) -> None:
+        verdict = "" if ok is None else ("ok" if ok else "MISSED")
+        if ok is False:
+            self.missed.append(figure)
+        self.rows.append((figure, value, target, verdict))
+
+    def render(self) -> str:
+        width = max(len(r[0]) for r in self.rows)
+        lines = [f"{'figure':<{width}}  {'measured':<44} {'target':<10} verdict"]
+        lines += [f"{f:<{width}}  {v:<44} {t:<10} {o}" for f, v, t, o in self.rows]
+        return "\n".join(lines)
+
+
+def section(title: str) -> None:
+    print(f"\n==> {title}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer samples, 5 s load phases")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    report = Report()
+    print(f"make bench — {report.data['started']} — {report.data['machine']}", flush=True)
+
+    if "requests" in only:
+        section("DynamoDB requests per repository call (DynamoDB Local, botocore hook)")
+        with DynamoDBLocal() as engine:
+            counts = dynamodb_requests.count_requests(engine.endpoint_url, engine.client())
+        print(dynamodb_requests.render(counts))
+        report.data["dynamodb_requests"] = {name: n for name, (n, _) in counts.items()}
+        for name, expected in dynamodb_requests.EXPECTED.items():
+            report.row(
+                f"requests: {name}",
+                str(counts[name][0]),
+                f"= {expected}",
+                counts[name][0] == expected,
+            )
+
+    if "cold" in only:
+        section("cold init: fresh process, import + composition root, no network")
+        samples = 5 if args.quick else 15
+        (cold,) = handler_timing.cold_init(["handlers.http_api"], samples=samples)
+        report.data["cold_init"] = {
+            "handler_ms": cold.seconds * 1e3,
+            "floor_ms": cold.floor * 1e3,
+            "ratio": cold.ratio,
+            "samples": samples,
+        }
+        report.row(
+            "cold init, HTTP handler vs floor",
+            f"{cold.ratio:.2f}x ({cold.seconds * 1e3:.0f} ms vs {cold.floor * 1e3:.0f} ms)",
+            "<= 1.3x",
+            cold.ratio <= 1.3,
         )
-        + "\n"
-    )
-    print(f"\nwritten to {RESULTS.name}; targets missed: {off_target or 'none'}")
-    return 1 if off_target else 0
+
+    if "warm" in only:
+        section("warm GET /tasks/{id}: in-memory adapters, logging and metrics on")
+        warm = handler_timing.warm_request(rounds=3 if args.quick else 7)
+        ours = warm["handler"]
+        report.data["warm_us"] = {name: seconds * 1e6 for name, seconds in warm.items()}
+        report.row(
+            "warm request vs FastAPI + Mangum",
+            f"{ours / warm['fastapi+mangum']:.3f}x ({ours * 1e6:.0f} us vs "
+            f"{warm['fastapi+mangum'] * 1e6:.0f} us)",
+            "<= 0.1x",
+            ours / warm["fastapi+mangum"] <= 0.1,
+        )
+        report.row(
+            "warm request vs bare Powertools",
+            f"{ours / warm['powertools (bare)']:.2f}x ({warm['powertools (bare)'] * 1e6:.0f} us)",
+        )
+
+    if "load" in only:
+        seconds = 5.0 if args.quick else 20.0
+        section(f"local platform under load: {load.CLIENTS} clients, {seconds:.0f} s per operation")
+        results = load.run(seconds=seconds)
+        print(load.render(results))
+        report.data["load"] = {
+            name: {
+                "requests": r.requests,
+                "errors": r.errors,
+                "rps": r.throughput,
+                "p50_ms": r.p50 * 1e3,
+                "p99_ms": r.p99 * 1e3,
+            }
+            for name, r in results.items()
+        }
+        get, raw = results["GET /tasks/{id}"], results["raw GetItem"]
+        ratio = get.p50 / raw.p50
+        report.row(
+            "load: p50 GET /tasks/{id} vs raw GetItem",
+            f"{ratio:.2f}x ({get.p50 * 1e3:.1f} ms vs {raw.p50 * 1e3:.1f} ms)",
+            "<= 3x",
+            ratio <= 3,
+        )
+        errors = sum(r.errors for r in results.values())
+        report.row("load: errors", str(errors), "= 0", errors == 0)
+
+    print("\n" + report.render())
+    report.data["targets_missed"] = report.missed
+    RESULTS.write_text(json.dumps(report.data, indent=2) + "\n")
+    print(f"\nwritten to {RESULTS.name}; targets missed: {', '.join(report.missed) or 'none'}")
+    return 1 if report.missed else 0
 
 
 if __name__ == "__main__":

@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-throttle", action="store_true", help="no stage throttling (for load tests)"
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="sandboxes per function, run as threads (Lambda runs one per request)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = time.monotonic()
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         burst = args.throttle_burst or config.throttle_burst_limit
         if args.no_throttle:
             rate, burst = 1e9, 10**9
-        app = build_app(FUNCTIONS, config, issuer, rate=rate, burst=burst)
+        app = build_app(
+            FUNCTIONS, config, issuer, rate=rate, burst=burst, concurrency=args.concurrency
+        )
         throttling = "off" if args.no_throttle else f"{rate:g} req/s, burst {burst}"
         print(banner(services, args.host, args.port, issuer, throttling), flush=True)
         print(f"==> ready in {time.monotonic() - started:.1f}s", flush=True)

@@ -421,3 +421,20 @@ def test_container_needs_a_cursor_secret() -> None:
 def test_base64_helper_matches_aws() -> None:
     assert base64.b64encode(b"{}").decode() == "e30="
     assert attrs.has(bootstrap.Container)
+
+
+def test_each_worker_thread_resolves_with_its_own_resolver(call: Call) -> None:
+    """The local platform runs sandboxes as threads; they must not share the current event."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(4)
+
+    def resolver_id(_: int) -> int:
+        barrier.wait()
+        return id(http_api.resolver())
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = set(pool.map(resolver_id, range(4)))
+    assert len(ids) == 4
+    assert http_api.resolver() is http_api.app

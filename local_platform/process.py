@@ -1,0 +1,106 @@
+"""Run the local platform as a user does, in a subprocess, and drive it over HTTP.
+
+Shared by the e2e tests and `make bench`.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import attrs
+import httpx
+
+from local_platform.auth import DevIssuer
+from local_platform.dynamodb_local import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@attrs.define
+class Platform:
+    url: str
+    process: subprocess.Popen[str]
+    issuer: DevIssuer
+    output: collections.deque[str] = attrs.field(factory=lambda: collections.deque(maxlen=2000))
+    """The platform's last lines of output, drained continuously: an unread pipe fills up
+    (64 KiB) and would block the platform's logging, and with it every request."""
+    _reader: threading.Thread | None = attrs.field(default=None, repr=False)
+
+    def drain(self) -> None:
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.output.append(line.rstrip("\n"))
+
+        self._reader = threading.Thread(target=read, name="platform-output", daemon=True)
+        self._reader.start()
+
+    def token(self, user: str, *groups: str) -> str:
+        return self.issuer.mint(user, groups)
+
+    def client(self, user: str | None = None, *groups: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token(user, *groups)}"} if user else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, trust_env=False)
+
+    def stop(self) -> int:
+        """Ctrl-C, as a developer would; return the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        return self.process.returncode
+
+
+def start_platform(*extra: str, dynamodb_port: int = 0) -> Platform:
+    """Start `python -m local_platform --in-memory` on free ports; wait for /health."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "local_platform",
+        "--in-memory",
+        "--port",
+        str(port),
+        "--dynamodb-port",
+        str(dynamodb_port),
+        "--s3-port",
+        "0",
+        *extra,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, our module, fixed args
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    platform = Platform(url=f"http://127.0.0.1:{port}", process=process, issuer=DevIssuer())
+    platform.drain()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            platform.stop()
+            raise RuntimeError("the local platform exited:\n" + "\n".join(platform.output))
+        try:
+            if httpx.get(f"{platform.url}/health", timeout=1, trust_env=False).status_code == 200:
+                return platform
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    platform.stop()
+    raise RuntimeError("the local platform did not answer /health within 60 s")
