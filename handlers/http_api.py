@@ -376,6 +376,10 @@ def create_app(get_container: Callable[[], bootstrap.Container]) -> APIGatewayHt
     def not_found(_: Exception) -> Response[str]:
         path, method = app.current_event.path, app.current_event.http_method
         allowed = sorted({r.method for r, pattern in templates if pattern.match(path)})
+        if method in allowed:
+            # The route exists, but its path parameter holds characters the resolver's route
+            # patterns do not match (control characters, `#`, `¦`...): such an id names nothing.
+            return problem(404, "not-found", "Not found", f"nothing found at {path}")
         if allowed:
             return problem(
                 405,

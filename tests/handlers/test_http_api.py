@@ -362,6 +362,13 @@ class TestRouting:
         status, headers, _ = call("DELETE", "/tasks", route_key="$default")
         assert (status, headers["allow"]) == (405, "GET, POST")
 
+    @pytest.mark.parametrize("task_id", ["\u00a6", "a\x0cb", "x#y", "emoji\U0001f600"])
+    def test_ids_the_resolver_cannot_match_are_404_not_405(self, call: Call, task_id: str) -> None:
+        status, _, body = call("GET", f"/tasks/{task_id}", route_key="GET /tasks/{taskId}")
+        assert (status, body["type"]) == (404, "urn:tasks:problem:not-found")
+        status, _, _ = call("POST", f"/tasks/{task_id}/complete", route_key="$default")
+        assert status == 404
+
     def test_every_manifest_route_is_implemented(self) -> None:
         assert {r.key for r in API.routes} == set(http_api.IMPLEMENTATIONS)
 

@@ -597,6 +597,12 @@ NOT_EXERCISED: dict[tuple[str, int], str] = {
     ("createTask", 409): "a ULID collision on insert",
     ("deleteTask", 409): "a race between reading and deleting without If-Match",
     ("decideApproval", 409): "a race between two approvers",
+    # API Gateway's own 400 for a path that does not decode (tests/e2e/test_schemathesis.py
+    # and tests/e2e/test_gateway.py see it from the gateway; the handler never does).
+    **{
+        (op, 400): "API Gateway path decoding"
+        for op in ("getTask", "deleteTask", "getAttachmentDownload")
+    },
 }
 
 
@@ -705,7 +711,8 @@ class TestDocument:
                 response, _ = SPEC.follow(
                     pointer("paths", path, method.lower(), "responses", status)
                 )
-                if int(status) >= 400 and int(status) != 429:
+                gateway_only = status == "400" and set(response["content"]) == {"application/json"}
+                if int(status) >= 400 and int(status) != 429 and not gateway_only:
                     assert PROBLEM_MEDIA in response["content"], (method, path, status)
 
     def test_request_bodies_reject_unknown_fields(self) -> None:
