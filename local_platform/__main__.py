@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamodb-port", type=int, default=8001, help="0 picks a free port")
     parser.add_argument("--s3-port", type=int, default=8002, help="0 picks a free port")
     parser.add_argument("--in-memory", action="store_true", help="keep no data across runs")
+    parser.add_argument(
+        "--db-path", type=Path, default=ROOT / ".dynamodb", help="where DynamoDB Local keeps data"
+    )
     parser.add_argument("--throttle-rate", type=float, help="override the stack's req/s")
     parser.add_argument("--throttle-burst", type=int, help="override the stack's burst")
     parser.add_argument(
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = time.monotonic()
     print("==> starting DynamoDB Local and the S3 stand-in ...", flush=True)
-    db_path = None if args.in_memory else ROOT / ".dynamodb"
+    db_path = None if args.in_memory else args.db_path.resolve()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
     with running(
         stack=args.stack,

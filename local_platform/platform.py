@@ -141,7 +141,7 @@ def running(
                 s3_endpoint=f"http://127.0.0.1:{s3_port}",
                 cursor_secret=persistent_secret(STATE / "cursor-secret"),
                 config=config,
-                storage=f"data in {db_path.relative_to(ROOT)}/" if db_path else "in memory",
+                storage=f"data in {_shown(db_path)}/" if db_path else "in memory",
             )
             created = ensure_table(services.dynamodb_endpoint)
             log.info("table %s %s", TABLE, "created" if created else "kept from the last run")
@@ -149,6 +149,10 @@ def running(
             yield services
         finally:
             moto.stop()
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def apply_environment(env: Mapping[str, str]) -> None:

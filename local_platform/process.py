@@ -63,14 +63,16 @@ class Platform:
         return self.process.returncode
 
 
-def start_platform(*extra: str, dynamodb_port: int = 0) -> Platform:
-    """Start `python -m local_platform --in-memory` on free ports; wait for /health."""
+def start_platform(*extra: str, dynamodb_port: int = 0, db_path: Path | None = None) -> Platform:
+    """Start `python -m local_platform` on free ports (in memory unless `db_path`); wait for
+    /health."""
     port = free_port()
+    storage = ["--db-path", str(db_path)] if db_path is not None else ["--in-memory"]
     command = [
         sys.executable,
         "-m",
         "local_platform",
-        "--in-memory",
+        *storage,
         "--port",
         str(port),
         "--dynamodb-port",
