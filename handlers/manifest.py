@@ -9,7 +9,7 @@ here (plus its OpenAPI description, which a test keeps in step).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -28,7 +28,16 @@ Permission = Literal[
 ]
 # Where an environment variable's value comes from: a resource attribute infra (or the local
 # platform) resolves, or a literal.
-Resource = Literal["table.name", "bucket.name", "bus.name", "cursor.secret", "stage.name"]
+Resource = Literal[
+    "table.name",
+    "bucket.name",
+    "bus.name",
+    "cursor.secret",
+    "stage.name",
+    "approval.timeout",
+]
+
+EVENT_SOURCE = "tasks"  # the `source` of every domain event on the bus
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -46,11 +55,45 @@ class Route:
 
 
 @attrs.frozen(kw_only=True)
+class StreamTrigger:
+    """The table's DynamoDB stream feeds this function (an event-source mapping).
+
+    A failing batch is bisected to isolate the poison record; after `max_retries` (or
+    `max_record_age_s`) the record goes to the on-failure destination (an SQS queue infra
+    creates), so nothing is dropped silently. The function reports partial batch failures.
+    """
+
+    batch_size: int = 100
+    max_batching_window_s: int = 1
+    max_retries: int = 3
+    max_record_age_s: int = 3600
+    bisect_on_error: bool = True
+    starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+
+
+@attrs.frozen(kw_only=True)
+class EventRule:
+    """An EventBridge rule on the bus delivering matching events to a target.
+
+    `pattern` is an EventBridge event pattern; the local bus matches the same patterns.
+    Delivery is retried (`max_retries`, `max_event_age_s`), then sent to a DLQ.
+    """
+
+    name: str
+    pattern: Mapping[str, Any]
+    max_retries: int = 8
+    max_event_age_s: int = 3600
+
+
+@attrs.frozen(kw_only=True)
 class Function:
     name: str
     handler: str  # module:function, e.g. handlers.http_api:handler
     description: str
     routes: tuple[Route, ...] = ()
+    stream: StreamTrigger | None = None
+    rules: tuple[EventRule, ...] = ()
+    invoked_by_workflow: bool = False  # a step of a state machine (lambda:invoke)
     permissions: frozenset[Permission] = frozenset()
     environment: Mapping[str, Resource] = attrs.field(factory=dict)
     memory_mb: int = 512
@@ -96,7 +139,28 @@ API = Function(
     timeout_s=10,
 )
 
+
+@attrs.frozen(kw_only=True)
+class Workflow:
+    """A Step Functions state machine, started by an EventBridge rule.
+
+    `definition` names a function `(**arguments) -> dict` that returns the ASL; `steps` maps
+    each ASL argument that must be a Lambda ARN to the manifest function it invokes, and
+    `arguments` maps the other arguments to resources (as in `Function.environment`).
+    `permissions` are what the state machine's own role needs (its service integrations).
+    """
+
+    name: str
+    description: str
+    definition: str  # module:function
+    started_by: EventRule
+    steps: Mapping[str, str] = attrs.field(factory=dict)
+    arguments: Mapping[str, Resource] = attrs.field(factory=dict)
+    permissions: frozenset[Permission] = frozenset()
+
+
 FUNCTIONS: tuple[Function, ...] = (API,)
+WORKFLOWS: tuple[Workflow, ...] = ()
 
 
 def function(name: str) -> Function:
