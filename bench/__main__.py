@@ -1,6 +1,6 @@
 """`make bench`: the figures we publish, each a ratio measured side by side in one run.
 
-    python -m bench [--quick] [--only requests,cold,warm,load]
+    python -m bench [--quick] [--only requests,cold,warm,load,export]
 
 Prints one table (absolute numbers beside the ratios) and writes `bench-results.json`, so
 runs can be compared. Exits 1 if a target is missed. Not part of `make test`: timings on a
@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import dynamodb_requests, handler_timing, load
+from bench import dynamodb_requests, exports, handler_timing, load
 from local_platform.dynamodb_local import DynamoDBLocal
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
-SECTIONS = ("requests", "cold", "warm", "load")
+SECTIONS = ("requests", "cold", "warm", "load", "export")
 
 
 def machine() -> str:
@@ -145,6 +145,26 @@ def main(argv: list[str] | None = None) -> int:
         )
         errors = sum(r.errors for r in results.values())
         report.row("load: errors", str(errors), "= 0", errors == 0)
+
+    if "export" in only:
+        sizes = " vs ".join(f"{n:,}" for n in exports.SIZES)
+        section(f"export: fresh worker process per run, {sizes} tasks, S3 in another process")
+        bench = exports.run(repeats=1 if args.quick else 3)
+        report.data["export"] = exports.data(bench)
+        small, large = (bench.peak_mb(n) for n in exports.SIZES)
+        report.row(
+            "export: peak RSS, 20k vs 2k tasks",
+            f"{bench.memory_ratio:.2f}x ({large:.0f} MB vs {small:.0f} MB)",
+            "<= 1.2x",
+            bench.memory_ratio <= 1.2,
+        )
+        report.row(
+            "export: throughput vs raw Query loop",
+            f"{bench.throughput_ratio:.2f}x ({bench.best_rate('export'):.0f} vs "
+            f"{bench.best_rate('query'):.0f} tasks/s)",
+            ">= 0.5x",
+            bench.throughput_ratio >= 0.5,
+        )
 
     print("\n" + report.render())
     report.data["targets_missed"] = report.missed

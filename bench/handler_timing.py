@@ -138,7 +138,7 @@ def warm_request(rounds: int = 7, batch: int = 2000) -> dict[str, float]:
     calls: dict[str, Callable[[], Any]] = {
         "handler": lambda: http_api.handler(event, context),
         "fastapi+mangum": lambda: mangum(event, context),  # type: ignore[arg-type]
-        "powertools (bare)": lambda: bare.resolve(event, context),  # type: ignore[arg-type]
+        "powertools (bare)": lambda: bare.resolve(event, context),
     }
     for name, call in calls.items():
         response = call()

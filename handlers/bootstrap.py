@@ -14,8 +14,15 @@ from datetime import timedelta
 import attrs
 
 from taskcore.cursors import CursorCodec
-from taskcore.ports import Clock
-from taskcore.services import TaskService
+from taskcore.ports import (
+    ApprovalWorkflow,
+    AttachmentStore,
+    Clock,
+    EventMarkers,
+    StatsStore,
+    TaskRepository,
+)
+from taskcore.services import ExportService, TaskService
 from taskcore.system import SystemClock, UlidGenerator
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -26,6 +33,8 @@ class Container:
     service: TaskService
     clock: Clock
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    exports: ExportService | None = None
+    """The export routes' service; None in containers built for other routes only."""
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> Container:
@@ -37,8 +46,9 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Container:
     if len(secret) < 32:
         raise RuntimeError("CURSOR_SECRET must be set to at least 32 characters")
     clock = SystemClock()
+    tasks = DynamoTaskRepository.from_environment(environ)
     service = TaskService(
-        tasks=DynamoTaskRepository.from_environment(environ),
+        tasks=tasks,
         stats=DynamoStatsStore.from_environment(environ),
         attachments=S3AttachmentStore.from_environment(environ),
         workflow=None,
@@ -47,10 +57,80 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Container:
         cursors=CursorCodec(secret.encode(), ttl=timedelta(hours=24)),
     )
     max_body = int(environ.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-    return Container(service=service, clock=clock, max_body_bytes=max_body)
+    exports = export_service_from_environment(environ, tasks=tasks, clock=clock)
+    return Container(service=service, clock=clock, max_body_bytes=max_body, exports=exports)
+
+
+def export_service_from_environment(
+    environ: Mapping[str, str] = os.environ,
+    *,
+    tasks: TaskRepository | None = None,
+    clock: Clock | None = None,
+) -> ExportService:
+    """The export use cases on DynamoDB (records, tasks) and S3 (the objects). Needs
+    `TABLE_NAME` and `BUCKET_NAME` only: the worker has no cursor secret."""
+    from taskcore.adapters.dynamodb import DynamoExportRepository, DynamoTaskRepository
+    from taskcore.adapters.s3 import S3ObjectSink
+
+    return ExportService(
+        exports=DynamoExportRepository.from_environment(environ),
+        tasks=tasks or DynamoTaskRepository.from_environment(environ),
+        objects=S3ObjectSink.from_environment(environ),
+        clock=clock or SystemClock(),
+        ids=UlidGenerator(),
+    )
+
+
+@functools.cache
+def export_service() -> ExportService:
+    """The export worker's service, built on first use and kept for the container's life."""
+    return export_service_from_environment()
 
 
 @functools.cache
 def container() -> Container:
     """The container of this process, built on first use and kept for the container's life."""
     return from_environment()
+
+
+# -- single adapters, for the event-driven functions: each builds only what it uses ------------
+
+
+@functools.cache
+def clock() -> Clock:
+    return SystemClock()
+
+
+@functools.cache
+def task_repository() -> TaskRepository:
+    from taskcore.adapters.dynamodb import DynamoTaskRepository
+
+    return DynamoTaskRepository.from_environment()
+
+
+@functools.cache
+def stats_store() -> StatsStore:
+    from taskcore.adapters.dynamodb import DynamoStatsStore
+
+    return DynamoStatsStore.from_environment()
+
+
+@functools.cache
+def attachment_store() -> AttachmentStore:
+    from taskcore.adapters.s3 import S3AttachmentStore
+
+    return S3AttachmentStore.from_environment()
+
+
+@functools.cache
+def approval_workflow() -> ApprovalWorkflow:
+    from taskcore.adapters.approvals import DynamoApprovalWorkflow
+
+    return DynamoApprovalWorkflow.from_environment()
+
+
+@functools.cache
+def event_markers() -> EventMarkers:
+    from taskcore.adapters.approvals import DynamoEventMarkers
+
+    return DynamoEventMarkers.from_environment()

@@ -34,8 +34,8 @@ from taskcore.commands import (
     parse_update,
 )
 from taskcore.model import Principal, Status, Task, UserId
-from taskcore.serialization import converter, stats_to_json, task_to_json
-from taskcore.services import TaskService
+from taskcore.serialization import converter, export_to_json, stats_to_json, task_to_json
+from taskcore.services import ExportService, ExportView, TaskService
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
@@ -133,6 +133,12 @@ class Request:
     @property
     def service(self) -> TaskService:
         return self.container.service
+
+    @property
+    def exports(self) -> ExportService:
+        if self.container.exports is None:
+            raise RuntimeError("this container was built without the export service")
+        return self.container.exports
 
     def principal(self) -> Principal:
         """The verified JWT subject and groups (read from the raw event: it is the hot path)."""
@@ -324,6 +330,28 @@ def get_stats(request: Request) -> Response[str]:
     return json_response(stats_to_json(stats, request.container.clock.now()))
 
 
+def export_response(view: ExportView, status: int = 200, **headers: str) -> Response[str]:
+    body = export_to_json(
+        view.export,
+        download_url=view.download_url,
+        download_expires_at=view.download_expires_at,
+    )
+    # The body may hold a presigned link: no cache should keep it.
+    return Response(status, JSON, _dumps(body), headers={"Cache-Control": "no-store", **headers})
+
+
+def request_export(request: Request) -> Response[str]:
+    if request.json_body(required=False) != {}:
+        raise errors.InvalidInput([errors.FieldError("", "this action takes no body")])
+    export = request.exports.request_export(request.principal())
+    metrics.add_metric(name="ExportsRequested", unit=MetricUnit.Count, value=1)
+    return export_response(ExportView(export=export), 202, Location=f"/exports/{export.id}")
+
+
+def get_export(request: Request, exportId: str) -> Response[str]:
+    return export_response(request.exports.get_export(request.principal(), exportId))
+
+
 IMPLEMENTATIONS: dict[str, Callable[..., Response[str]]] = {
     "GET /health": health,
     "POST /tasks": create_task,
@@ -338,6 +366,8 @@ IMPLEMENTATIONS: dict[str, Callable[..., Response[str]]] = {
     "GET /approvals": list_approvals,
     "POST /tasks/{taskId}/approval": decide_approval,
     "GET /stats": get_stats,
+    "POST /exports": request_export,
+    "GET /exports/{exportId}": get_export,
 }
 
 

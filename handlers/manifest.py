@@ -35,6 +35,7 @@ Resource = Literal[
     "cursor.secret",
     "stage.name",
     "approval.timeout",
+    "api.max_body_bytes",
 ]
 
 EVENT_SOURCE = "tasks"  # the `source` of every domain event on the bus
@@ -128,12 +129,15 @@ API = Function(
         Route("GET", "/approvals"),
         Route("POST", f"{TASK}/approval"),
         Route("GET", "/stats"),
+        Route("POST", "/exports"),
+        Route("GET", "/exports/{exportId}"),
     ),
     permissions=frozenset({"table.read", "table.write", "bucket.presign"}),
     environment={
         "TABLE_NAME": "table.name",
         "BUCKET_NAME": "bucket.name",
         "CURSOR_SECRET": "cursor.secret",
+        "MAX_BODY_BYTES": "api.max_body_bytes",
     },
     memory_mb=1024,
     timeout_s=10,
@@ -159,8 +163,125 @@ class Workflow:
     permissions: frozenset[Permission] = frozenset()
 
 
-FUNCTIONS: tuple[Function, ...] = (API,)
-WORKFLOWS: tuple[Workflow, ...] = ()
+WORKFLOW_SOURCE = "tasks.workflow"  # events the approval state machine puts on the bus
+TASK_EVENTS = ["TaskCreated", "TaskUpdated", "TaskCompleted", "TaskDeleted"]
+
+
+def on(*detail_types: str, source: str = EVENT_SOURCE, name: str) -> EventRule:
+    return EventRule(name=name, pattern={"source": [source], "detail-type": list(detail_types)})
+
+
+STREAM = Function(
+    name="stream",
+    handler="handlers.stream:handler",
+    description="DynamoDB stream -> domain events on the bus (batches of 10, partial failures)",
+    stream=StreamTrigger(),
+    permissions=frozenset({"table.stream", "bus.publish"}),
+    environment={"BUS_NAME": "bus.name"},
+    memory_mb=512,
+    timeout_s=60,
+)
+
+STATS = Function(
+    name="stats",
+    handler="handlers.consumers:record_stats",
+    description="Per-user stats from task events, once per event id",
+    rules=(on(*TASK_EVENTS, name="task-events-to-stats"),),
+    permissions=frozenset({"table.read", "table.write"}),
+    environment={"TABLE_NAME": "table.name"},
+    memory_mb=256,
+)
+
+ATTACHMENT_CLEANUP = Function(
+    name="attachment-cleanup",
+    handler="handlers.consumers:remove_attachments",
+    description="Delete a deleted task's attachments (every version) from the bucket",
+    rules=(on("TaskDeleted", name="task-deleted-to-cleanup"),),
+    permissions=frozenset({"bucket.delete"}),
+    environment={"BUCKET_NAME": "bucket.name"},
+    memory_mb=256,
+    timeout_s=120,
+)
+
+COMPLETION_METRICS = Function(
+    name="completion-metrics",
+    handler="handlers.consumers:completion_metrics",
+    description="EMF metrics for completed tasks (count, time to complete), once per event",
+    rules=(on("TaskCompleted", name="task-completed-to-metrics"),),
+    permissions=frozenset({"table.write"}),
+    environment={"TABLE_NAME": "table.name"},
+    memory_mb=256,
+)
+
+APPROVAL_TOKEN = Function(
+    name="approval-token",
+    handler="handlers.workflow:token_issued",
+    description="Keep the approval workflow's task token; release it if already decided",
+    rules=(on("ApprovalTokenIssued", source=WORKFLOW_SOURCE, name="approval-token-issued"),),
+    permissions=frozenset({"table.read", "table.write", "workflow.respond"}),
+    environment={"TABLE_NAME": "table.name"},
+    memory_mb=256,
+)
+
+APPROVAL_DECIDED = Function(
+    name="approval-decided",
+    handler="handlers.workflow:decided",
+    description="Release the approval workflow once the API has recorded a decision",
+    rules=(on("ApprovalDecided", name="approval-decided-to-workflow"),),
+    permissions=frozenset({"table.read", "table.write", "workflow.respond"}),
+    environment={"TABLE_NAME": "table.name"},
+    memory_mb=256,
+)
+
+APPROVAL_TIMEOUT = Function(
+    name="approval-timeout",
+    handler="handlers.workflow:timed_out",
+    description="Expire an approval the workflow waited for in vain (cancels the task)",
+    rules=(on("ApprovalTimedOut", source=WORKFLOW_SOURCE, name="approval-timed-out"),),
+    permissions=frozenset({"table.read", "table.write"}),
+    environment={"TABLE_NAME": "table.name"},
+    memory_mb=256,
+)
+
+EXPORTS = Function(
+    name="exports",
+    handler="handlers.exports:worker",
+    description="Export a user's tasks to S3 as NDJSON (multipart, constant memory)",
+    rules=(
+        EventRule(
+            name="export-requested",
+            pattern={"source": [EVENT_SOURCE], "detail-type": ["ExportRequested"]},
+        ),
+    ),
+    permissions=frozenset({"table.read", "table.write", "bucket.write"}),
+    environment={"TABLE_NAME": "table.name", "BUCKET_NAME": "bucket.name"},
+    # Memory use is flat (one 8 MiB part at a time, ~100 MB in all); the size buys CPU share,
+    # which is what serialising tasks is bound by.
+    memory_mb=1024,
+    timeout_s=900,
+)
+
+APPROVAL = Workflow(
+    name="approval",
+    description="Ask approvers for a decision on a high or critical task; expire it on timeout",
+    definition="infra.workflow:approval_definition",
+    started_by=on("ApprovalRequested", name="approval-requested-to-workflow"),
+    arguments={"bus_name": "bus.name", "timeout_seconds": "approval.timeout"},
+    permissions=frozenset({"bus.publish"}),
+)
+
+FUNCTIONS: tuple[Function, ...] = (
+    API,
+    STREAM,
+    STATS,
+    ATTACHMENT_CLEANUP,
+    COMPLETION_METRICS,
+    APPROVAL_TOKEN,
+    APPROVAL_DECIDED,
+    APPROVAL_TIMEOUT,
+    EXPORTS,
+)
+WORKFLOWS: tuple[Workflow, ...] = (APPROVAL,)
 
 
 def function(name: str) -> Function:

@@ -7,25 +7,44 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
-from handlers.manifest import FUNCTIONS
+from handlers.manifest import FUNCTIONS, Function
 from local_platform.auth import DevIssuer
-from local_platform.gateway import build_app
-from local_platform.platform import ROOT, Services, api_function, apply_environment, running
+from local_platform.gateway import build_app, invoke_handler, lambda_context
+from local_platform.platform import (
+    REGION,
+    ROOT,
+    Services,
+    all_environment,
+    apply_environment,
+    event_plumbing,
+    running,
+)
+
+
+def invoke_for_event(function: Function, event: dict[str, Any]) -> Any:
+    """How the event-source mapping and EventBridge call a function: in this process."""
+    context = lambda_context(function, REGION, int(time.time() * 1000))
+    return invoke_handler(function, event, context)
 
 
 def banner(services: Services, host: str, port: int, issuer: DevIssuer, throttling: str) -> str:
     url = f"http://{host}:{port}"
+    workflows = ", ".join(services.workflows) or "none"
     return f"""
   tasks local platform — stack '{services.config.stack}'
   API          {url}   (health: {url}/health)
   DynamoDB     {services.dynamodb_endpoint}   (DynamoDB Local, {services.storage})
-  S3           {services.s3_endpoint}   (moto)
+  S3, bus, SFN {services.s3_endpoint}   (moto: S3, EventBridge, SQS, Step Functions)
+  workflows    {workflows}   (the real ASL, on moto's executor)
+  approvals    expire after {services.resolve("approval.timeout")} s without a decision
   JWT issuer   {issuer.issuer}   audience {issuer.audience}
   throttling   {throttling}
   CORS         {", ".join(services.config.cors_allow_origins)}
@@ -54,12 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         "--no-throttle", action="store_true", help="no stage throttling (for load tests)"
     )
     parser.add_argument(
+        "--approval-timeout", type=int, help="seconds an approval waits (default: the stack's)"
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=8,
         help="sandboxes per function, run as threads (Lambda runs one per request)",
     )
     args = parser.parse_args(argv)
+    # A SIGTERM (from a supervisor, `timeout`, CI) stops the platform like Ctrl-C does, so
+    # DynamoDB Local and the moto server are stopped too instead of being orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = time.monotonic()
     print("==> starting DynamoDB Local and the S3 stand-in ...", flush=True)
@@ -70,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         db_path=db_path,
         dynamodb_port=args.dynamodb_port or None,
         s3_port=args.s3_port or None,
+        approval_timeout_s=args.approval_timeout,
     ) as services:
-        apply_environment(services.environment(api_function()))
+        apply_environment(all_environment(services))
         issuer = DevIssuer()
         config = services.config
         rate = args.throttle_rate or float(config.throttle_rate_limit)
@@ -84,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         throttling = "off" if args.no_throttle else f"{rate:g} req/s, burst {burst}"
         print(banner(services, args.host, args.port, issuer, throttling), flush=True)
         print(f"==> ready in {time.monotonic() - started:.1f}s", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        with event_plumbing(services, invoke_for_event):
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     print("==> stopped: DynamoDB Local and the S3 stand-in are down", flush=True)
     return 0
 

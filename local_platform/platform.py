@@ -12,21 +12,36 @@ environment is resolved from the manifest, as infra resolves it to real resource
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
 import logging
 import os
 import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import boto3
+import httpx
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
-from handlers.manifest import FUNCTIONS, Function, Resource
+from handlers.manifest import (
+    EVENT_SOURCE,
+    FUNCTIONS,
+    WORKFLOW_SOURCE,
+    WORKFLOWS,
+    Function,
+    Resource,
+    Workflow,
+)
 from infra.config import StackConfig
+from local_platform.bus import Invoke, LocalBus
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
+from local_platform.streams import StreamPoller
 from taskcore.adapters.dynamodb import create_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +70,10 @@ class Services:
     cursor_secret: str
     config: StackConfig
     storage: str = "in memory"
+    workflows: dict[str, tuple[Workflow, str]] = attrs.field(factory=dict)
+    """Workflow name -> (workflow, state machine ARN) on the moto server."""
+    tap_queue: str = ""
+    approval_timeout_s: int | None = None  # overrides the stack's approvalTimeoutHours
 
     def resolve(self, resource: Resource) -> str:
         values: dict[Resource, str] = {
@@ -63,6 +82,10 @@ class Services:
             "bus.name": "tasks-local-bus",
             "cursor.secret": self.cursor_secret,
             "stage.name": "local",
+            "api.max_body_bytes": str(self.config.max_body_bytes),
+            "approval.timeout": str(
+                self.approval_timeout_s or self.config.approval_timeout_hours * 3600
+            ),
         }
         return values[resource]
 
@@ -72,18 +95,22 @@ class Services:
         env |= {
             "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "S3_ENDPOINT": self.s3_endpoint,
+            "EVENTS_ENDPOINT": self.s3_endpoint,  # one moto server serves S3, events, SFN, SQS
+            "STEPFUNCTIONS_ENDPOINT": self.s3_endpoint,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
-            "MAX_BODY_BYTES": str(self.config.max_body_bytes),
             "POWERTOOLS_SERVICE_NAME": f"tasks-{function.name}",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         }
         return env
 
 
-def _client(service: Literal["dynamodb", "s3"], endpoint: str) -> Any:
+def _client(
+    service: Literal["dynamodb", "dynamodbstreams", "s3", "events", "sqs", "stepfunctions"],
+    endpoint: str,
+) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -128,13 +155,13 @@ def running(
     db_path: Path | None = ROOT / ".dynamodb",
     dynamodb_port: int | None = None,
     s3_port: int | None = None,
+    approval_timeout_s: int | None = None,
 ) -> Iterator[Services]:
     """Start DynamoDB Local and the S3 stand-in, create the table and bucket; stop on exit."""
     config = StackConfig.from_stack_file(stack)
     s3_port = s3_port or free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
     with DynamoDBLocal(port=dynamodb_port or free_port(), db_path=db_path) as dynamodb:
-        moto.start()
+        moto = start_moto(s3_port)
         try:
             services = Services(
                 dynamodb_endpoint=dynamodb.endpoint_url,
@@ -142,13 +169,94 @@ def running(
                 cursor_secret=persistent_secret(STATE / "cursor-secret"),
                 config=config,
                 storage=f"data in {_shown(db_path)}/" if db_path else "in memory",
+                approval_timeout_s=approval_timeout_s,
             )
             created = ensure_table(services.dynamodb_endpoint)
             log.info("table %s %s", TABLE, "created" if created else "kept from the last run")
             ensure_bucket(services.s3_endpoint, config)
+            services.tap_queue = ensure_bus(services.s3_endpoint, services.resolve("bus.name"))
+            services.workflows = ensure_workflows(services)
             yield services
         finally:
-            moto.stop()
+            moto.terminate()
+            try:
+                moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                moto.kill()
+                moto.wait()
+
+
+def start_moto(port: int) -> subprocess.Popen[bytes]:
+    """moto's server in its own process: on a laptop's second core, not competing with the
+    gateway and the handlers for this process's GIL (measured: creates went from ~33/s with
+    moto in-process to several times that)."""
+    env = {
+        **os.environ,
+        # Its Step Functions executor calls the services its states integrate with on the
+        # moto server it assumes at localhost:$MOTO_PORT: this one.
+        "MOTO_PORT": str(port),
+    }
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, moto's module, fixed args
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto's server exited with {process.returncode} on port {port}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1, trust_env=False)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"moto's server did not answer on port {port} within 30 s")
+
+
+def ensure_bus(endpoint: str, bus_name: str) -> str:
+    """The bus on moto, and a rule copying every event on it to a queue the local bus drains."""
+    events, sqs = _client("events", endpoint), _client("sqs", endpoint)
+    events.create_event_bus(Name=bus_name)
+    queue = sqs.create_queue(QueueName=f"{bus_name}-tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    sources = sorted({EVENT_SOURCE, WORKFLOW_SOURCE})
+    events.put_rule(Name="tap", EventBusName=bus_name, EventPattern=json.dumps({"source": sources}))
+    events.put_targets(
+        Rule="tap", EventBusName=bus_name, Targets=[{"Id": "tap", "Arn": arn["QueueArn"]}]
+    )
+    return str(queue)
+
+
+def ensure_workflows(services: Services) -> dict[str, tuple[Workflow, str]]:
+    """Each manifest workflow as a state machine on moto, run by its real executor."""
+    endpoint = services.s3_endpoint
+    # moto runs state machines only when told to (server mode: its config endpoint).
+    httpx.post(
+        f"{endpoint}/moto-api/config",
+        json={"stepfunctions": {"execute_state_machine": True}},
+        timeout=10,
+        trust_env=False,
+    ).raise_for_status()
+    stepfunctions = _client("stepfunctions", endpoint)
+    machines = {}
+    for workflow in WORKFLOWS:
+        module, name = workflow.definition.split(":")
+        build = getattr(importlib.import_module(module), name)
+        arguments: dict[str, Any] = {
+            argument: services.resolve(resource)
+            for argument, resource in workflow.arguments.items()
+        }
+        if "timeout_seconds" in arguments:
+            arguments["timeout_seconds"] = int(arguments["timeout_seconds"])
+        created = stepfunctions.create_state_machine(
+            name=f"tasks-local-{workflow.name}",
+            definition=json.dumps(build(**arguments)),
+            roleArn=f"arn:aws:iam::123456789012:role/tasks-local-{workflow.name}",
+        )
+        machines[workflow.name] = (workflow, str(created["stateMachineArn"]))
+    return machines
 
 
 def _shown(path: Path) -> Path:
@@ -162,3 +270,42 @@ def apply_environment(env: Mapping[str, str]) -> None:
 
 def api_function() -> Function:
     return next(f for f in FUNCTIONS if f.routes)
+
+
+def all_environment(services: Services) -> dict[str, str]:
+    """Every function's environment at once: they share this process (and agree anyway)."""
+    merged: dict[str, str] = {}
+    for function in FUNCTIONS:
+        merged |= services.environment(function)
+    return merged
+
+
+@contextlib.contextmanager
+def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamPoller, LocalBus]]:
+    """The table's stream feeding the stream function, and the bus feeding the consumers and
+    workflows, each on its own thread, as Lambda's event-source mapping and EventBridge would."""
+    stream_function = next(f for f in FUNCTIONS if f.stream is not None)
+    assert stream_function.stream is not None
+    poller = StreamPoller(
+        client=_client("dynamodbstreams", services.dynamodb_endpoint),
+        table_client=_client("dynamodb", services.dynamodb_endpoint),
+        table_name=TABLE,
+        invoke=lambda event: invoke(stream_function, event),
+        trigger=stream_function.stream,
+        region=REGION,
+    )
+    bus = LocalBus(
+        sqs=_client("sqs", services.s3_endpoint),
+        stepfunctions=_client("stepfunctions", services.s3_endpoint),
+        queue_url=services.tap_queue,
+        functions=[f for f in FUNCTIONS if f.rules],
+        workflows=services.workflows,
+        invoke=invoke,
+    )
+    poller.start()
+    bus.start()
+    try:
+        yield poller, bus
+    finally:
+        poller.stop()
+        bus.stop()

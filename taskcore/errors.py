@@ -134,3 +134,9 @@ class Unavailable(DomainError):
     """A backing service is throttling or down; the request may be retried."""
 
     code = "unavailable"
+
+
+class DeadlineExceeded(DomainError):
+    """A long-running use case gave up before its runtime would have been cut off."""
+
+    code = "deadline-exceeded"

@@ -8,8 +8,9 @@ yields the same ids, which is what lets consumers be idempotent by `event_id`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
@@ -89,6 +90,27 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ApprovalDecided,
     )
 }
+
+
+@attrs.frozen(kw_only=True)
+class Envelope:
+    """One entry on the event bus: what the publisher sends and the consumers receive.
+
+    `detail_type` is the event kind (EventBridge's `detail-type`); `detail` its JSON body.
+    """
+
+    event_id: str
+    detail_type: str
+    detail: Mapping[str, Any]
+
+
+def export_requested(owner_id: str, export_id: str) -> Envelope:
+    """The event that starts an export, derived from the export record's keys."""
+    return Envelope(
+        event_id=f"{export_id}:ExportRequested",
+        detail_type="ExportRequested",
+        detail={"exportId": export_id, "ownerId": owner_id},
+    )
 
 
 def changed_fields(old: Task, new: Task) -> tuple[str, ...]:

@@ -390,3 +390,159 @@ class Task:
 
     def attachment(self, attachment_id: str) -> Attachment | None:
         return next((a for a in self.attachments if a.id == attachment_id), None)
+
+
+# -- exports -----------------------------------------------------------------------------------
+
+ExportId = NewType("ExportId", str)
+
+EXPORT_MAX_ATTEMPTS = 3
+"""Runs an export may take (the first and its retries) before it stays failed."""
+EXPORT_STALE_AFTER = timedelta(minutes=16)
+"""A running export whose record has not moved for this long has no live worker: a Lambda
+function runs for at most 15 minutes, and a live run refreshes the record as it goes."""
+
+
+class ExportStatus(enum.StrEnum):
+    REQUESTED = "requested"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative")
+
+
+def _utc_moment(_instance: Any, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+    if value is not None and value.utcoffset() != timedelta(0):
+        raise ValueError(f"{attribute.name} must be a UTC timestamp")
+
+
+@attrs.frozen(kw_only=True)
+class Export:
+    """One export of all of an owner's tasks into one NDJSON object.
+
+    Lifecycle::
+
+        requested -> running -> completed
+                     running -> failed -> running      (a retry starts from scratch)
+                     running -> running                (a stale run is taken over)
+
+    `upload_id` is the object upload of the current (or last failed) run, kept so that a
+    retry can abort an upload its predecessor left behind. An invalid export is a bug, never
+    the caller's input, so invariants raise `ValueError`.
+    """
+
+    id: ExportId
+    owner_id: UserId
+    status: ExportStatus = ExportStatus.REQUESTED
+    items_written: int = attrs.field(default=0, validator=_not_negative)
+    bytes_written: int = attrs.field(default=0, validator=_not_negative)
+    attempts: int = attrs.field(default=0, validator=_not_negative)
+    upload_id: str | None = None
+    error: str | None = None
+    created_at: datetime = attrs.field(validator=_utc_moment)
+    updated_at: datetime = attrs.field(validator=_utc_moment)
+    started_at: datetime | None = attrs.field(default=None, validator=_utc_moment)
+    completed_at: datetime | None = attrs.field(default=None, validator=_utc_moment)
+    version: int = attrs.field(default=1, validator=_not_negative)
+
+    def __attrs_post_init__(self) -> None:
+        problems = list(self._invariant_problems())
+        if problems:
+            raise ValueError(f"invalid export {self.id}: " + "; ".join(problems))
+
+    def _invariant_problems(self) -> Iterable[str]:
+        requested = self.status is ExportStatus.REQUESTED
+        if self.version < 1:
+            yield "version must be at least 1"
+        if self.updated_at < self.created_at:
+            yield "updated_at must not be before created_at"
+        if requested != (self.attempts == 0):
+            yield "attempts is 0 exactly while requested"
+        if requested != (self.started_at is None):
+            yield "started_at is set exactly once started"
+        if requested and (self.upload_id is not None or self.items_written or self.bytes_written):
+            yield "a requested export has written nothing"
+        if (self.status is ExportStatus.COMPLETED) != (self.completed_at is not None):
+            yield "completed_at is set exactly when completed"
+        if self.status is ExportStatus.COMPLETED and self.upload_id is not None:
+            yield "a completed export has no open upload"
+        if (self.status is ExportStatus.FAILED) != (self.error is not None):
+            yield "error is set exactly when failed"
+
+    @classmethod
+    def new(cls, *, id: ExportId, owner_id: UserId, now: datetime) -> Export:
+        return cls(id=id, owner_id=owner_id, created_at=now, updated_at=now)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ExportStatus.COMPLETED, ExportStatus.FAILED)
+
+    def can_start(self, now: datetime) -> bool:
+        """Whether a worker may (re)start this export now: it was never started, a failed run
+        has retries left, or a running one stopped moving (its worker is gone)."""
+        if self.status is ExportStatus.REQUESTED:
+            return True
+        if self.status is ExportStatus.COMPLETED or self.attempts >= EXPORT_MAX_ATTEMPTS:
+            return False
+        if self.status is ExportStatus.RUNNING:
+            return now - self.updated_at >= EXPORT_STALE_AFTER
+        return True  # failed, with attempts left
+
+    def start(self, now: datetime, upload_id: str) -> Export:
+        """A new run, from scratch, writing into the upload `upload_id`."""
+        if not self.can_start(now):
+            raise InvalidTransition(
+                f"export {self.id} cannot start now (status {self.status}, "
+                f"attempt {self.attempts} of {EXPORT_MAX_ATTEMPTS})",
+                current=self.status,
+                requested=ExportStatus.RUNNING,
+            )
+        return self._bump(
+            now,
+            status=ExportStatus.RUNNING,
+            attempts=self.attempts + 1,
+            upload_id=upload_id,
+            items_written=0,
+            bytes_written=0,
+            error=None,
+            started_at=now,
+        )
+
+    def _require_running(self, requested: str) -> None:
+        if self.status is not ExportStatus.RUNNING:
+            raise InvalidTransition(
+                f"export {self.id} is {self.status}, not running",
+                current=self.status,
+                requested=requested,
+            )
+
+    def progress(self, now: datetime, *, items: int, size: int) -> Export:
+        """How far the run got: the items and bytes written so far."""
+        self._require_running("progress")
+        if items < self.items_written or size < self.bytes_written:
+            raise ValueError("progress never goes backwards within a run")
+        return self._bump(now, items_written=items, bytes_written=size)
+
+    def complete(self, now: datetime, *, items: int, size: int) -> Export:
+        self._require_running(ExportStatus.COMPLETED)
+        return self._bump(
+            now,
+            status=ExportStatus.COMPLETED,
+            items_written=items,
+            bytes_written=size,
+            upload_id=None,
+            completed_at=now,
+        )
+
+    def fail(self, now: datetime, reason: str) -> Export:
+        self._require_running(ExportStatus.FAILED)
+        return self._bump(now, status=ExportStatus.FAILED, error=reason or "failed")
+
+    def _bump(self, now: datetime, **changes: Any) -> Export:
+        return attrs.evolve(
+            self, updated_at=max(now, self.updated_at), version=self.version + 1, **changes
+        )

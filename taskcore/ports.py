@@ -13,8 +13,8 @@ from typing import Protocol
 import attrs
 
 from taskcore.cursors import Position
-from taskcore.events import Event
-from taskcore.model import Priority, Status, Task, TaskId, UserId
+from taskcore.events import Envelope
+from taskcore.model import Export, ExportId, Priority, Status, Task, TaskId, UserId
 from taskcore.stats import StatsDelta, UserStats
 
 
@@ -106,8 +106,8 @@ class StatsStore(Protocol):
 
 
 class EventPublisher(Protocol):
-    def publish(self, events: Sequence[Event]) -> list[Event]:
-        """Publish events (a batch of at most 10); return the ones that failed."""
+    def publish(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        """Publish a batch of at most 10 envelopes; return the ones that were not accepted."""
         ...
 
 
@@ -126,8 +126,24 @@ class AttachmentStore(Protocol):
 
 
 class ApprovalWorkflow(Protocol):
-    def resume(self, task: Task) -> None:
-        """Tell a waiting approval workflow that the task's approval was decided."""
+    """The approval state machine, seen from the domain: it waits on a task token until the
+    decision is known. The token and the decision arrive as separate events in either order;
+    whichever comes second releases the workflow, exactly once."""
+
+    def token_issued(self, owner_id: UserId, task_id: TaskId, token: str) -> bool:
+        """Remember the waiting workflow's token; True if this released it."""
+        ...
+
+    def decided(self, task: Task) -> bool:
+        """Record the task's decided approval; True if this released the workflow."""
+        ...
+
+
+class EventMarkers(Protocol):
+    """Remembers which events a consumer has handled, to make it idempotent by event id."""
+
+    def first_time(self, consumer: str, event_id: str) -> bool:
+        """Mark the event handled by `consumer`; False if it already was."""
         ...
 
 
@@ -141,3 +157,62 @@ class IdGenerator(Protocol):
     def new_id(self) -> str:
         """A new ULID: 26 Crockford base-32 characters, time ordered."""
         ...
+
+
+class ExportRepository(Protocol):
+    """Export records, keyed by owner like tasks: no method reaches one without its owner."""
+
+    def add(self, export: Export) -> None:
+        """Store a new export record. Raises `Conflict` if the id exists."""
+        ...
+
+    def get(self, owner_id: UserId, export_id: ExportId) -> Export | None: ...
+
+    def save(self, export: Export, expected_version: int) -> None:
+        """Replace an export if the stored version is `expected_version`.
+
+        Raises `ConcurrentModification` if it is not, `NotFound` if the export is gone.
+        """
+        ...
+
+
+@attrs.frozen
+class UploadedPart:
+    """A part of a multipart upload, as the object store acknowledged it."""
+
+    number: int
+    etag: str
+
+
+class ObjectSink(Protocol):
+    """Writes one object in parts (S3's multipart upload), so its size is not bounded by
+    memory. The store's rules: part numbers 1 to 10,000; every part but the last at least
+    5 MiB (`MIN_PART_SIZE`), checked on completion (`StorageRejected`); at least one part. An
+    upload that is completed or aborted is gone (`NotFound` for further parts). Nothing is
+    visible under the key until the upload completes, and an aborted upload leaves nothing."""
+
+    def start_upload(self, key: str, *, content_type: str) -> str:
+        """Begin an upload to `key`; its id."""
+        ...
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray
+    ) -> UploadedPart:
+        """Send part `number`; the sink must not keep `data` past the call without copying."""
+        ...
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        """Assemble the parts, in order, into the object (replacing any object at `key`)."""
+        ...
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Discard the upload and its parts. Idempotent: an unknown upload is no error."""
+        ...
+
+    def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
+        """A presigned GET of the object, downloaded as `filename`."""
+        ...
+
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10_000

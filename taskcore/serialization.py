@@ -8,6 +8,7 @@ invariant is refused (`cattrs.ClassValidationError`, wrapping the cause).
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any
 
@@ -16,8 +17,8 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from taskcore.commands import CALENDAR_DATE
-from taskcore.events import EVENT_TYPES, Event
-from taskcore.model import Approval, Priority, Status, Task
+from taskcore.events import EVENT_TYPES, Envelope, Event
+from taskcore.model import Approval, Export, Priority, Status, Task
 from taskcore.stats import UserStats
 
 
@@ -112,7 +113,40 @@ def event_to_json(event: Event) -> dict[str, Any]:
     return {"type": event.kind, **body}
 
 
+def envelope(event: Event) -> Envelope:
+    return Envelope(event_id=event.event_id, detail_type=event.kind, detail=event_to_json(event))
+
+
 def event_from_json(data: dict[str, Any]) -> Event:
     fields = dict(data)
     kind = fields.pop("type")
     return converter.structure(fields, EVENT_TYPES[kind])
+
+
+def task_to_ndjson(task: Task) -> bytes:
+    """One line of an export: the task exactly as the API shows it, then a newline (UTF-8)."""
+    line = json.dumps(task_to_json(task), ensure_ascii=False, separators=(",", ":"))
+    return (line + "\n").encode("utf-8")
+
+
+def export_to_json(
+    export: Export, *, download_url: str | None = None, download_expires_at: datetime | None = None
+) -> dict[str, Any]:
+    """An export as the API shows it: its progress, and the download link once completed.
+    The upload id and attempt count are the worker's business and stay internal."""
+    moment = converter.unstructure
+    download = None
+    if download_url is not None and download_expires_at is not None:
+        download = {"url": download_url, "expiresAt": moment(download_expires_at)}
+    return {
+        "id": export.id,
+        "status": export.status.value,
+        "itemsWritten": export.items_written,
+        "bytesWritten": export.bytes_written,
+        "createdAt": moment(export.created_at),
+        "updatedAt": moment(export.updated_at),
+        "startedAt": moment(export.started_at),
+        "completedAt": moment(export.completed_at),
+        "error": export.error,
+        "download": download,
+    }

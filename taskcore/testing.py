@@ -12,6 +12,7 @@ with positions, the approvers' queue. They keep state you can assert on (`publis
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 from collections.abc import Sequence
@@ -20,17 +21,20 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from taskcore.cursors import CursorCodec, Position
-from taskcore.errors import ConcurrentModification, Conflict, NotFound
-from taskcore.events import Event, derive_events
-from taskcore.model import Principal, Priority, Status, Task, TaskId, UserId
+from taskcore.errors import ConcurrentModification, Conflict, NotFound, StorageRejected
+from taskcore.events import Envelope, Event, derive_events
+from taskcore.model import Export, ExportId, Principal, Priority, Status, Task, TaskId, UserId
 from taskcore.ports import (
+    MAX_PARTS,
+    MIN_PART_SIZE,
     Clock,
     IdempotencyKeyTaken,
     IdempotencyRecord,
     PresignedUpload,
     StoredPage,
+    UploadedPart,
 )
-from taskcore.services import TaskService
+from taskcore.services import ExportService, TaskService, decision_output
 from taskcore.stats import StatsDelta, UserStats
 from taskcore.system import SystemClock
 
@@ -221,24 +225,59 @@ class InMemoryAttachmentStore:
 
 @attrs.define
 class InMemoryEventPublisher:
-    published: list[Event] = attrs.field(factory=list)
+    published: list[Envelope] = attrs.field(factory=list)
     fail_ids: set[str] = attrs.field(factory=set)
     """Event ids to refuse, to exercise partial-batch failure handling."""
+    batches: int = 0
 
-    def publish(self, events: Sequence[Event]) -> list[Event]:
-        if len(events) > 10:
+    def publish(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        if len(envelopes) > 10:
             raise ValueError("a batch holds at most 10 events")
-        failed = [e for e in events if e.event_id in self.fail_ids]
-        self.published.extend(e for e in events if e.event_id not in self.fail_ids)
+        self.batches += 1
+        failed = [e for e in envelopes if e.event_id in self.fail_ids]
+        self.published.extend(e for e in envelopes if e.event_id not in self.fail_ids)
         return failed
 
 
 @attrs.define
-class InMemoryApprovalWorkflow:
-    resumed: list[Task] = attrs.field(factory=list)
+class InMemoryEventMarkers:
+    seen: set[tuple[str, str]] = attrs.field(factory=set)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
 
-    def resume(self, task: Task) -> None:
-        self.resumed.append(task)
+    def first_time(self, consumer: str, event_id: str) -> bool:
+        with self._lock:
+            if (consumer, event_id) in self.seen:
+                return False
+            self.seen.add((consumer, event_id))
+            return True
+
+
+@attrs.define
+class InMemoryApprovalWorkflow:
+    tokens: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    decisions: dict[tuple[str, str], dict[str, str]] = attrs.field(factory=dict)
+    released: list[tuple[str, dict[str, str]]] = attrs.field(factory=list)
+    """(token, output) pairs sent to the state machine, as SendTaskSuccess would send them."""
+    resumed: list[Task] = attrs.field(factory=list)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+
+    def _release(self, key: tuple[str, str]) -> bool:
+        token, output = self.tokens.get(key), self.decisions.get(key)
+        if token is None or output is None or any(t == token for t, _ in self.released):
+            return False
+        self.released.append((token, output))
+        return True
+
+    def token_issued(self, owner_id: UserId, task_id: TaskId, token: str) -> bool:
+        with self._lock:
+            self.tokens[(owner_id, task_id)] = token
+            return self._release((owner_id, task_id))
+
+    def decided(self, task: Task) -> bool:
+        with self._lock:
+            self.resumed.append(task)
+            self.decisions[(task.owner_id, task.id)] = decision_output(task)
+            return self._release((task.owner_id, task.id))
 
 
 @attrs.frozen(kw_only=True)
@@ -252,6 +291,9 @@ class Fakes:
     workflow: InMemoryApprovalWorkflow
     clock: FixedClock
     ids: SequentialIds
+    export_service: ExportService
+    exports: InMemoryExportRepository
+    objects: InMemoryObjectSink
 
 
 def in_memory_service(clock: FixedClock | None = None) -> Fakes:
@@ -270,6 +312,11 @@ def in_memory_service(clock: FixedClock | None = None) -> Fakes:
         ids=ids,
         cursors=CursorCodec(secrets.token_bytes(32)),
     )
+    exports = InMemoryExportRepository()
+    objects = InMemoryObjectSink()
+    export_service = ExportService(
+        exports=exports, tasks=tasks, objects=objects, clock=clock, ids=ids
+    )
     return Fakes(
         service=service,
         tasks=tasks,
@@ -278,4 +325,120 @@ def in_memory_service(clock: FixedClock | None = None) -> Fakes:
         workflow=workflow,
         clock=clock,
         ids=ids,
+        export_service=export_service,
+        exports=exports,
+        objects=objects,
     )
+
+
+@attrs.define
+class InMemoryExportRepository:
+    exports: dict[tuple[str, str], Export] = attrs.field(factory=dict)
+    changes: list[tuple[Export | None, Export]] = attrs.field(factory=list)
+    """Every committed write as (old image, new image): what the stream would carry."""
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+
+    def add(self, export: Export) -> None:
+        with self._lock:
+            if (export.owner_id, export.id) in self.exports:
+                raise Conflict(f"export {export.id} already exists")
+            self.exports[(export.owner_id, export.id)] = export
+            self.changes.append((None, export))
+
+    def get(self, owner_id: UserId, export_id: ExportId) -> Export | None:
+        return self.exports.get((owner_id, export_id))
+
+    def save(self, export: Export, expected_version: int) -> None:
+        with self._lock:
+            stored = self.exports.get((export.owner_id, export.id))
+            if stored is None:
+                raise NotFound(f"export {export.id} not found")
+            if stored.version != expected_version:
+                raise ConcurrentModification(
+                    f"export {export.id} is at version {stored.version}, not {expected_version}"
+                )
+            self.exports[(export.owner_id, export.id)] = export
+            self.changes.append((stored, export))
+
+
+@attrs.frozen
+class PendingUpload:
+    key: str
+    content_type: str
+    parts: dict[int, bytes] = attrs.field(factory=dict)
+
+
+@attrs.define
+class InMemoryObjectSink:
+    """`ObjectSink` in memory, with S3's multipart rules: parts numbered 1 to 10,000, every
+    part but the last at least 5 MiB (checked on completion), ETags that must match, nothing
+    visible before completion, nothing left after an abort."""
+
+    objects: dict[str, bytes] = attrs.field(factory=dict)
+    content_types: dict[str, str] = attrs.field(factory=dict)
+    uploads: dict[str, PendingUpload] = attrs.field(factory=dict)
+    """Uploads in progress, by id."""
+    completed: list[str] = attrs.field(factory=list)
+    aborted: list[str] = attrs.field(factory=list)
+    part_sizes: dict[str, list[int]] = attrs.field(factory=dict)
+    """The sizes of the parts each completed object was assembled from, by key."""
+    _counter: int = 0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+
+    def start_upload(self, key: str, *, content_type: str) -> str:
+        with self._lock:
+            self._counter += 1
+            upload_id = f"upload-{self._counter}"
+            self.uploads[upload_id] = PendingUpload(key=key, content_type=content_type)
+            return upload_id
+
+    def _upload(self, key: str, upload_id: str) -> PendingUpload:
+        upload = self.uploads.get(upload_id)
+        if upload is None or upload.key != key:
+            raise NotFound(f"no upload {upload_id} in progress for {key}")
+        return upload
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray
+    ) -> UploadedPart:
+        if not 1 <= number <= MAX_PARTS:
+            raise StorageRejected(f"part numbers run from 1 to {MAX_PARTS}, not {number}")
+        with self._lock:
+            self._upload(key, upload_id).parts[number] = bytes(data)
+        return UploadedPart(number, _etag(data))
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        with self._lock:
+            upload = self._upload(key, upload_id)
+            if not parts:
+                raise StorageRejected("an upload is completed with at least one part")
+            numbers = [part.number for part in parts]
+            if numbers != sorted(set(numbers)):
+                raise StorageRejected("parts must be listed in ascending order, once each")
+            chunks = []
+            for part in parts:
+                data = upload.parts.get(part.number)
+                if data is None or _etag(data) != part.etag:
+                    raise StorageRejected(f"part {part.number} was not uploaded as listed")
+                chunks.append(data)
+            if any(len(chunk) < MIN_PART_SIZE for chunk in chunks[:-1]):
+                raise StorageRejected(f"every part but the last must be >= {MIN_PART_SIZE} bytes")
+            del self.uploads[upload_id]
+            self.objects[key] = b"".join(chunks)
+            self.content_types[key] = upload.content_type
+            self.part_sizes[key] = [len(chunk) for chunk in chunks]
+            self.completed.append(upload_id)
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        with self._lock:
+            upload = self.uploads.get(upload_id)
+            if upload is not None and upload.key == key:
+                del self.uploads[upload_id]
+                self.aborted.append(upload_id)
+
+    def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
+        return f"memory://objects/{key}?filename={filename}&expires={expires_in}"
+
+
+def _etag(data: bytes | bytearray) -> str:
+    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'

@@ -54,6 +54,9 @@ from taskcore.model import (
     Approval,
     Attachment,
     AttachmentId,
+    Export,
+    ExportId,
+    ExportStatus,
     Priority,
     Status,
     Task,
@@ -650,3 +653,139 @@ def _client_errors() -> Iterator[None]:
         raise Unavailable(f"the task store is unavailable ({code})") from error
     except BotoCoreError as error:
         raise Unavailable(f"the task store is unavailable ({type(error).__name__})") from error
+
+
+# -- exports ----------------------------------------------------------------------------------
+# An export record: pk = USER#<owner>, sk = EXPORT#<ulid>. It carries none of the index keys
+# (lsi1sk, lsi2sk, gsi1pk), so it never shows up in a task listing or the approvers' queue,
+# and task listings on the base table only read `TASK#` keys. Its insertion is what the stream
+# turns into `ExportRequested`.
+
+
+def export_sk(export_id: str) -> str:
+    return f"EXPORT#{export_id}"
+
+
+class ExportItem(TableItem):
+    """A stored export record (the PynamoDB model); `Export` is the entity."""
+
+    export_id = UnicodeAttribute(attr_name="exportId")
+    owner_id = UnicodeAttribute(attr_name="ownerId")
+    status = UnicodeAttribute()
+    items_written = NumberAttribute(attr_name="itemsWritten")
+    bytes_written = NumberAttribute(attr_name="bytesWritten")
+    attempts = NumberAttribute()
+    upload_id = UnicodeAttribute(attr_name="uploadId", null=True)
+    error = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute(attr_name="createdAt")
+    updated_at = UnicodeAttribute(attr_name="updatedAt")
+    started_at = UnicodeAttribute(attr_name="startedAt", null=True)
+    completed_at = UnicodeAttribute(attr_name="completedAt", null=True)
+    version = NumberAttribute()
+
+
+def export_to_item(export: Export, model: type[ExportItem] = ExportItem) -> ExportItem:
+    return model(
+        user_pk(export.owner_id),
+        export_sk(export.id),
+        export_id=export.id,
+        owner_id=export.owner_id,
+        status=export.status.value,
+        items_written=export.items_written,
+        bytes_written=export.bytes_written,
+        attempts=export.attempts,
+        upload_id=export.upload_id,
+        error=export.error,
+        created_at=_iso(export.created_at),
+        updated_at=_iso(export.updated_at),
+        started_at=_iso(export.started_at) if export.started_at else None,
+        completed_at=_iso(export.completed_at) if export.completed_at else None,
+        version=export.version,
+    )
+
+
+def export_from_item(item: ExportItem) -> Export:
+    return Export(
+        id=ExportId(item.export_id),
+        owner_id=UserId(item.owner_id),
+        status=ExportStatus(item.status),
+        items_written=int(item.items_written),
+        bytes_written=int(item.bytes_written),
+        attempts=int(item.attempts),
+        upload_id=item.upload_id,
+        error=item.error,
+        created_at=_from_iso(item.created_at),
+        updated_at=_from_iso(item.updated_at),
+        started_at=_from_iso(item.started_at) if item.started_at else None,
+        completed_at=_from_iso(item.completed_at) if item.completed_at else None,
+        version=int(item.version),
+    )
+
+
+@functools.cache
+def bind_export_model(
+    table_name: str, endpoint_url: str | None, region: str | None, retries: int = 3
+) -> type[ExportItem]:
+    """`ExportItem` bound to the table `bind_models` binds, sharing its one connection."""
+    models = bind_models(table_name, endpoint_url, region, retries)
+    meta = type("Meta", (models.task.Meta,), {})
+    bound = cast(type[ExportItem], type("ExportItem", (ExportItem,), {"Meta": meta}))
+    bound._connection = models.task._get_connection()
+    return bound
+
+
+@attrs.define
+class DynamoExportRepository:
+    """`ExportRepository` on the tasks table. Every write is conditional: `add` on absence (a
+    redelivered request cannot reset an export), `save` on the version read."""
+
+    table_name: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    retries: int = 3
+    model: type[ExportItem] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.model = bind_export_model(
+            self.table_name, self.endpoint_url, self.region, self.retries
+        )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DynamoExportRepository:
+        return cls(
+            environ["TABLE_NAME"],
+            endpoint_url=environ.get("DYNAMODB_ENDPOINT") or None,
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+        )
+
+    def add(self, export: Export) -> None:
+        item = export_to_item(export, self.model)
+        with _storage_errors():
+            try:
+                item.save(condition=self.model.pk.does_not_exist())
+            except PynamoDBException as error:
+                if _code(error) == "ConditionalCheckFailedException":
+                    raise Conflict(f"export {export.id} already exists") from None
+                raise
+
+    def get(self, owner_id: UserId, export_id: ExportId) -> Export | None:
+        with _storage_errors():
+            try:
+                item = self.model.get(user_pk(owner_id), export_sk(export_id), consistent_read=True)
+            except DoesNotExist:
+                return None
+        return export_from_item(item)
+
+    def save(self, export: Export, expected_version: int) -> None:
+        item = export_to_item(export, self.model)
+        with _storage_errors():
+            try:
+                item.save(condition=self.model.version == expected_version)
+            except PynamoDBException as error:
+                if _code(error) != "ConditionalCheckFailedException":
+                    raise
+                if self.get(export.owner_id, export.id) is None:
+                    raise NotFound(f"export {export.id} not found") from None
+                raise ConcurrentModification(
+                    f"export {export.id} is no longer at version {expected_version}"
+                ) from None

@@ -10,10 +10,11 @@ botocore errors never leave this module: they become `taskcore.errors.Unavailabl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -24,8 +25,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from taskcore.errors import DomainError, Unavailable
-from taskcore.ports import Clock, PresignedUpload
+from taskcore.errors import DomainError, NotFound, StorageRejected, Unavailable
+from taskcore.ports import MAX_PARTS, Clock, PresignedUpload, UploadedPart
 from taskcore.system import SystemClock
 
 DELETE_BATCH = 1000
@@ -248,3 +249,124 @@ class S3AttachmentStore:
             raise Unavailable(
                 f"the attachment store is unavailable ({type(error).__name__})"
             ) from error
+
+
+@attrs.define
+class S3ObjectSink:
+    """`ObjectSink` on S3's multipart upload: the export worker streams NDJSON through it.
+
+    It holds no bytes of its own: each `upload_part` sends the part it is given (the caller,
+    `taskcore.services.MultipartWriter`, buffers at most one part). Keys are the caller's
+    (`exports/<owner>/<exportId>.ndjson`, see `taskcore.services.export_key`). An abort of an
+    upload that is already gone is no error, so a retry may abort whatever its predecessor left.
+    """
+
+    bucket: str
+    endpoint_url: str | None = attrs.field(default=None, kw_only=True)
+    region: str | None = attrs.field(default=None, kw_only=True)
+    _client: Any = attrs.field(default=None, kw_only=True, alias="client")
+    sse_kms_key_id: str | None = attrs.field(default=None, kw_only=True)
+    """Objects are encrypted with this KMS key; None: the bucket's default encryption."""
+    retries: int = attrs.field(default=3, kw_only=True)
+    timeout_s: float = attrs.field(default=30.0, kw_only=True)
+    """Per request: a part is up to 8 MiB, more than the attachment store ever sends."""
+
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def client(self) -> Any:
+        """Built on first use, like `S3AttachmentStore.client`: the API only needs it to
+        presign the download of a completed export."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = build_client(
+                        self.endpoint_url,
+                        self.region,
+                        retries=self.retries,
+                        timeout_s=self.timeout_s,
+                    )
+        return self._client
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> S3ObjectSink:
+        return cls(
+            environ["BUCKET_NAME"],
+            endpoint_url=environ.get("S3_ENDPOINT") or None,
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+            sse_kms_key_id=environ.get("BUCKET_KMS_KEY_ID") or None,
+        )
+
+    def start_upload(self, key: str, *, content_type: str) -> str:
+        extra: dict[str, str] = {}
+        if self.sse_kms_key_id is not None:
+            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.sse_kms_key_id}
+        with self._errors():
+            response = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType=content_type, **extra
+            )
+        return str(response["UploadId"])
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray
+    ) -> UploadedPart:
+        if not 1 <= number <= MAX_PARTS:  # S3 says InvalidArgument; no request needed for that
+            raise StorageRejected(f"part numbers run from 1 to {MAX_PARTS}, not {number}")
+        with self._errors():
+            response = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )
+        return UploadedPart(number, str(response["ETag"]))
+
+    def complete_upload(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+        listed = [{"PartNumber": part.number, "ETag": part.etag} for part in parts]
+        with self._errors():
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": listed},
+            )
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        # NotFound: already completed or aborted; nothing is left of it either way.
+        with contextlib.suppress(NotFound), self._errors():
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
+        with self._errors():
+            url: str = self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": content_disposition(filename),
+                },
+                ExpiresIn=expires_in,
+            )
+        return url
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", "") or "unknown")
+            if code == "NoSuchUpload":
+                raise NotFound("the upload is no longer in progress") from error
+            if code in REJECTED_UPLOADS:
+                raise StorageRejected(f"the object store rejected the upload ({code})") from error
+            if code in MISCONFIGURED:
+                raise Unavailable(
+                    f"the object store is misconfigured: bucket {self.bucket!r} answered {code}"
+                ) from error
+            raise Unavailable(f"the object store is unavailable ({code})") from error
+        except BotoCoreError as error:
+            kind = type(error).__name__
+            raise Unavailable(f"the object store is unavailable ({kind})") from error
+
+
+REJECTED_UPLOADS = frozenset(
+    {"EntityTooSmall", "InvalidPart", "InvalidPartOrder", "MalformedXML", "InvalidArgument"}
+)
+"""Multipart errors that mean our request was wrong (a bug), not that S3 is unwell."""

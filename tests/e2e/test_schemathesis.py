@@ -16,8 +16,8 @@ real token, so the answers come from the gateway's authorizer and the real handl
 
 Path ids: a generated `taskId` is any non-empty string (the document says so on purpose: any
 non-ULID is 404). To reach the success paths too, most positive cases get a real id instead,
-from a small pool of tasks (and attachments) made for the operation before its first case, in
-the states the operation acts on; the choice is a hash of the generated case, so a
+from a small pool of tasks (and attachments, or exports) made for the operation before its
+first case, in the states the operation acts on; the choice is a hash of the generated case, so a
 derandomized run sends the same requests each time.
 
 `test_awkward_task_ids` sends, with the same checks, a few ids the fuzzer never generates (`%`,
@@ -145,6 +145,10 @@ def _make_pool(
             ) as approver:
                 tasks.append(_create(approver, priority="high"))
             return [{"taskId": t["id"]} for t in tasks]
+        if "exportId" in {p.name for p in operation.path_parameters}:
+            exports = [owner.post("/exports") for _ in range(3)]
+            assert all(r.status_code == 202 for r in exports), [r.text for r in exports]
+            return [{"exportId": r.json()["id"]} for r in exports]
         if "attachmentId" in {p.name for p in operation.path_parameters}:
             pool = []
             for index in range(4):
@@ -177,7 +181,7 @@ def _make_pool(
 
 def _use_real_ids(case: schemathesis.Case[Any], platform: Platform) -> None:
     """Swap a real id into most positive cases that have path parameters (deterministically)."""
-    if not case.path_parameters or "taskId" not in case.path_parameters:
+    if not case.path_parameters or not {"taskId", "exportId"} & set(case.path_parameters):
         return
     if case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH):
         return

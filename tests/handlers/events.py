@@ -9,6 +9,8 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 
 def http_event(
     method: str,
@@ -97,14 +99,17 @@ def http_event(
     return event
 
 
-class FakeContext:
-    function_name = "tasks-api"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:tasks-api"
-    memory_limit_in_mb = 1024
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
-    log_group_name = "/aws/lambda/tasks-api"
-    log_stream_name = "2026/11/22/[$LATEST]abcdef"
+class FakeContext(LambdaContext):
+    """A Lambda context like the runtime's (Powertools' typed view of it)."""
 
-    def get_remaining_time_in_millis(self) -> int:
+    _function_name = "tasks-api"
+    _function_version = "$LATEST"
+    _invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:tasks-api"
+    _memory_limit_in_mb = 1024
+    _aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    _log_group_name = "/aws/lambda/tasks-api"
+    _log_stream_name = "2026/11/22/[$LATEST]abcdef"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
         return 10_000

@@ -14,7 +14,13 @@ import pytest
 from handlers import bootstrap, http_api
 from handlers.manifest import API
 from taskcore.errors import Unavailable
-from taskcore.testing import Fakes, InMemoryTaskRepository, in_memory_service
+from taskcore.model import ExportId, UserId
+from taskcore.testing import (
+    Fakes,
+    InMemoryExportRepository,
+    InMemoryTaskRepository,
+    in_memory_service,
+)
 from tests.handlers.events import FakeContext, http_event
 
 Call = Callable[..., tuple[int, dict[str, str], Any]]
@@ -28,7 +34,14 @@ def fakes() -> Fakes:
 @pytest.fixture
 def containers(fakes: Fakes) -> list[bootstrap.Container]:
     """The container the handler uses: the last one (tests may push one with other adapters)."""
-    return [bootstrap.Container(service=fakes.service, clock=fakes.clock, max_body_bytes=2048)]
+    return [
+        bootstrap.Container(
+            service=fakes.service,
+            clock=fakes.clock,
+            max_body_bytes=2048,
+            exports=fakes.export_service,
+        )
+    ]
 
 
 @pytest.fixture
@@ -371,6 +384,76 @@ class TestRouting:
 
     def test_every_manifest_route_is_implemented(self) -> None:
         assert {r.key for r in API.routes} == set(http_api.IMPLEMENTATIONS)
+
+
+class TestExports:
+    def test_request_is_202_with_location_and_no_body(self, call: Call, fakes: Fakes) -> None:
+        status, headers, body = call("POST", "/exports")
+        assert status == 202
+        assert headers["location"] == f"/exports/{body['id']}"
+        assert headers["cache-control"] == "no-store"
+        assert body["status"] == "requested"
+        assert body["download"] is None
+        ((owner, export_id),) = fakes.exports.exports
+        assert (owner, export_id) == ("alice", body["id"])  # the owner is the token's subject
+
+    @pytest.mark.parametrize(
+        ("kwargs", "status", "kind"),
+        [
+            ({"body": {"ownerId": "mallory"}}, 422, "invalid-input"),
+            ({"raw_body": "{", "headers": {"content-type": "application/json"}}, 400, ""),
+            ({"raw_body": "{}", "headers": {"content-type": "text/plain"}}, 415, ""),
+            ({"raw_body": "x" * 3000, "headers": {"content-type": "application/json"}}, 413, ""),
+            ({"user": None}, 401, "unauthenticated"),
+        ],
+    )
+    def test_bad_requests_are_4xx_and_record_nothing(
+        self, call: Call, fakes: Fakes, kwargs: dict[str, Any], status: int, kind: str
+    ) -> None:
+        got, _, body = call("POST", "/exports", **kwargs)
+        assert got == status
+        assert body["type"].endswith(kind)
+        assert fakes.exports.exports == {}
+
+    def test_progress_then_download_link(self, call: Call, fakes: Fakes) -> None:
+        for n in range(3):
+            create(call, title=f"t{n}")
+        _, _, requested = call("POST", "/exports")
+        status, _, shown = call("GET", f"/exports/{requested['id']}")
+        assert (status, shown) == (200, requested)
+        fakes.export_service.run_export(UserId("alice"), ExportId(requested["id"]))
+        status, headers, done = call("GET", f"/exports/{requested['id']}")
+        assert (status, done["status"], done["itemsWritten"]) == (200, "completed", 3)
+        assert done["download"]["url"].startswith("memory://objects/exports/alice/")
+        assert done["download"]["expiresAt"] == "2030-01-01T09:15:00.000000Z"
+        assert headers["cache-control"] == "no-store"
+
+    @pytest.mark.parametrize("who", ["mallory", "bob"])
+    def test_other_users_get_404(self, call: Call, who: str) -> None:
+        _, _, requested = call("POST", "/exports")
+        status, _, body = call("GET", f"/exports/{requested['id']}", user=who)
+        assert (status, body["type"]) == (404, "urn:tasks:problem:not-found")
+
+    @pytest.mark.parametrize("export_id", ["nope", "01JD00000000000000000000AB", "x" * 300])
+    def test_unknown_ids_are_404(self, call: Call, export_id: str) -> None:
+        assert call("GET", f"/exports/{export_id}")[0] == 404
+
+    def test_storage_down_is_503(self, call: Call, containers) -> None:
+        class Down(InMemoryExportRepository):
+            def add(self, *_: Any, **__: Any) -> None:
+                raise Unavailable("the task store is unavailable (no connection)")
+
+        container = containers[-1]
+        assert container.exports is not None
+        exports = attrs.evolve(container.exports, exports=Down())
+        containers.append(attrs.evolve(container, exports=exports))
+        status, headers, _ = call("POST", "/exports")
+        assert (status, headers["retry-after"]) == (503, "1")
+
+    def test_a_container_without_exports_is_a_500_not_a_crash(self, call: Call, containers) -> None:
+        containers.append(attrs.evolve(containers[-1], exports=None))
+        status, _, body = call("POST", "/exports")
+        assert (status, body["type"]) == (500, "urn:tasks:problem:internal")
 
 
 def with_tasks(containers: list[bootstrap.Container], tasks: Any) -> None:

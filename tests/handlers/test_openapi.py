@@ -29,7 +29,15 @@ from referencing.jsonschema import DRAFT202012
 from handlers import bootstrap, http_api
 from handlers.manifest import API
 from taskcore.errors import Unavailable
-from taskcore.testing import Fakes, InMemoryStatsStore, InMemoryTaskRepository, in_memory_service
+from taskcore.model import ExportId, UserId
+from taskcore.testing import (
+    Fakes,
+    InMemoryExportRepository,
+    InMemoryObjectSink,
+    InMemoryStatsStore,
+    InMemoryTaskRepository,
+    in_memory_service,
+)
 from tests.handlers.events import FakeContext, http_event
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -42,6 +50,7 @@ COMPLETE = "/tasks/{taskId}/complete"
 ATTACHMENTS = "/tasks/{taskId}/attachments"
 ATTACHMENT = "/tasks/{taskId}/attachments/{attachmentId}"
 APPROVAL = "/tasks/{taskId}/approval"
+EXPORT = "/exports/{exportId}"
 JSON_CT = {"content-type": "application/json"}
 APPROVER: dict[str, Any] = {"user": "bob", "groups": ("approvers", "staff")}
 UNKNOWN_ID = "01JD00000000000000000000AB"  # a well-formed ULID no task has
@@ -261,7 +270,9 @@ def containers(fakes: Fakes) -> list[bootstrap.Container]:
 
     The body limit is the production default, so the largest documented bodies fit.
     """
-    return [bootstrap.Container(service=fakes.service, clock=fakes.clock)]
+    return [
+        bootstrap.Container(service=fakes.service, clock=fakes.clock, exports=fakes.export_service)
+    ]
 
 
 @pytest.fixture
@@ -271,15 +282,23 @@ def api(containers: list[bootstrap.Container], monkeypatch: pytest.MonkeyPatch) 
 
 
 def push_adapters(
-    containers: list[bootstrap.Container], tasks: Any, stats: Any | None = None
+    containers: list[bootstrap.Container],
+    tasks: Any,
+    stats: Any | None = None,
+    exports: Any | None = None,
 ) -> None:
     container = containers[-1]
     service = attrs.evolve(container.service, tasks=tasks, stats=stats or container.service.stats)
-    containers.append(attrs.evolve(container, service=service))
+    assert container.exports is not None
+    export_service = attrs.evolve(
+        container.exports, tasks=tasks, exports=exports or container.exports.exports
+    )
+    containers.append(attrs.evolve(container, service=service, exports=export_service))
 
 
-def _failing(error: Callable[[], Exception]) -> tuple[type, type]:
-    """A task repository and a stats store whose every storage call raises `error()`."""
+def _failing(error: Callable[[], Exception]) -> tuple[type, type, type]:
+    """A task repository, a stats store and an export repository whose every storage call
+    raises `error()`."""
 
     def fail(*_: Any, **__: Any) -> Any:
         raise error()
@@ -288,7 +307,10 @@ def _failing(error: Callable[[], Exception]) -> tuple[type, type]:
     queue = ("list_awaiting_approval", "get_awaiting_approval")
     tasks = type("FailingTasks", (InMemoryTaskRepository,), dict.fromkeys(storage + queue, fail))
     stats = type("FailingStats", (InMemoryStatsStore,), dict.fromkeys(("get", "apply"), fail))
-    return tasks, stats
+    exports = type(
+        "FailingExports", (InMemoryExportRepository,), dict.fromkeys(("get", "add", "save"), fail)
+    )
+    return tasks, stats, exports
 
 
 def create(api: Api, user: str = "alice", **fields: Any) -> dict[str, Any]:
@@ -518,6 +540,56 @@ def exercise_meta(api: Api, fakes: Fakes) -> None:
     assert stats["medianCompletionSeconds"] is not None
 
 
+class _UnavailableSink(InMemoryObjectSink):
+    def upload_part(self, *_: Any, **__: Any) -> Any:
+        raise Unavailable("the object store is down")
+
+
+def exercise_exports(api: Api, fakes: Fakes) -> None:
+    create(api, title="to export")
+    create(api, title="also to export", priority="critical")
+    _, headers, requested = api("POST", "/exports", expect=202)
+    ids = {"exportId": requested["id"]}
+    assert headers["location"] == EXPORT.format(**ids)
+    assert requested["status"] == "requested"
+    api("POST", "/exports", body={}, expect=202)
+    api("POST", "/exports", body={"status": "pending"}, expect=422)
+    api("POST", "/exports", raw_body="[", headers=JSON_CT, expect=400)
+    api("POST", "/exports", raw_body="{}", headers={"content-type": "text/plain"}, expect=415)
+    api("POST", "/exports", raw_body=TOO_BIG, headers=JSON_CT, expect=413)
+    api("POST", "/exports", user=None, expect=401)
+    api("GET", EXPORT, ids, user=None, expect=401)
+
+    _, _, shown = api("GET", EXPORT, ids, expect=200)
+    assert shown == requested
+    api("GET", EXPORT, ids, user="mallory", expect=404)
+    api("GET", EXPORT, {"exportId": UNKNOWN_ID}, expect=404)
+    api("GET", EXPORT, {"exportId": "not-an-id"}, expect=404)
+
+    # Running, as a worker leaves it between progress writes.
+    export = fakes.exports.get(UserId("alice"), ExportId(ids["exportId"]))
+    assert export is not None
+    running = export.start(fakes.clock.now(), "upload-x")
+    fakes.exports.save(running, expected_version=export.version)
+    _, _, shown = api("GET", EXPORT, ids, expect=200)
+    assert (shown["status"], shown["download"]) == ("running", None)
+    fakes.exports.save(export, expected_version=running.version)  # back to requested
+
+    fakes.export_service.run_export(export.owner_id, export.id)
+    _, headers, done = api("GET", EXPORT, ids, expect=200)
+    owned = [key for key in fakes.tasks.tasks if key[0] == "alice"]
+    assert (done["status"], done["itemsWritten"]) == ("completed", len(owned))
+    assert done["download"]["url"]
+    assert headers["cache-control"] == "no-store"
+
+    _, _, doomed = api("POST", "/exports", expect=202)
+    broken = attrs.evolve(fakes.export_service, objects=_UnavailableSink())
+    with pytest.raises(Unavailable):
+        broken.run_export(export.owner_id, ExportId(doomed["id"]))
+    _, _, failed = api("GET", EXPORT, {"exportId": doomed["id"]}, expect=200)
+    assert (failed["status"], failed["error"]) == ("failed", "storage was unavailable")
+
+
 def exercise_routing(api: Api) -> None:
     api.unrouted("GET", "/nope", expect=404)
     api.unrouted("GET", "/tasks/", expect=404)
@@ -547,8 +619,10 @@ VALID_REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "listApprovals": ("GET", "/approvals", APPROVER),
     "decideApproval": ("POST", APPROVAL, {"body": {"decision": "approve"}, **APPROVER}),
     "getStats": ("GET", "/stats", {}),
+    "createExport": ("POST", "/exports", {}),
+    "getExport": ("GET", EXPORT, {}),
 }
-FAILURE_PARAMS = {"taskId": UNKNOWN_ID, "attachmentId": UNKNOWN_ID}
+FAILURE_PARAMS = {"taskId": UNKNOWN_ID, "attachmentId": UNKNOWN_ID, "exportId": UNKNOWN_ID}
 
 
 def exercise_failures(api: Api, containers: list[bootstrap.Container]) -> None:
@@ -560,8 +634,8 @@ def exercise_failures(api: Api, containers: list[bootstrap.Container]) -> None:
         (lambda: Unavailable("no connection"), 503),
         (lambda: RuntimeError("bug"), 500),
     ):
-        tasks, stats = _failing(error)
-        push_adapters(containers, tasks(), stats())
+        tasks, stats, exports = _failing(error)
+        push_adapters(containers, tasks(), stats(), exports())
         try:
             for operation, (method, template, kwargs) in VALID_REQUESTS.items():
                 if operation != "getHealth":
@@ -589,19 +663,22 @@ REQUIRED_STATUSES: dict[str, set[int]] = {
     "listApprovals": {200, 400, 403},
     "decideApproval": {200, 403, 404, 422},
     "getStats": {200},
+    "createExport": {202, 400, 401, 413, 415, 422},
+    "getExport": {200, 404},
 }
 # Documented statuses the in-memory scenario cannot produce, and why.
 NOT_EXERCISED: dict[tuple[str, int], str] = {
     **{(op, 429): "API Gateway stage throttling" for op in VALID_REQUESTS},
     ("getHealth", 500): "the health route has nothing that can fail",
     ("createTask", 409): "a ULID collision on insert",
+    ("createExport", 409): "a ULID collision on insert",
     ("deleteTask", 409): "a race between reading and deleting without If-Match",
     ("decideApproval", 409): "a race between two approvers",
     # API Gateway's own 400 for a path that does not decode (tests/e2e/test_schemathesis.py
     # and tests/e2e/test_gateway.py see it from the gateway; the handler never does).
     **{
         (op, 400): "API Gateway path decoding"
-        for op in ("getTask", "deleteTask", "getAttachmentDownload")
+        for op in ("getTask", "deleteTask", "getAttachmentDownload", "getExport")
     },
 }
 
@@ -750,6 +827,10 @@ class TestResponsesConform:
         exercise_meta(api, fakes)
         self.assert_required(api, "getHealth", "getStats")
 
+    def test_exports(self, api: Api, fakes: Fakes) -> None:
+        exercise_exports(api, fakes)
+        self.assert_required(api, "createExport", "getExport")
+
     def test_unrouted_requests(self, api: Api) -> None:
         exercise_routing(api)
 
@@ -766,6 +847,7 @@ class TestResponsesConform:
         exercise_attachments(api, fakes)
         exercise_approvals(api)
         exercise_meta(api, fakes)
+        exercise_exports(api, fakes)
         exercise_failures(api, containers)
         seen: dict[str, set[int]] = {}
         for operation, status in api.seen:
@@ -875,6 +957,13 @@ def _call(
         ),
         pytest.param(
             "GET /approvals", {"query": {"limit": "100"}, **APPROVER}, 200, id="approvals-100"
+        ),
+        pytest.param("POST /exports", {"body": {}}, 202, id="export-empty-body"),
+        pytest.param(
+            "POST /exports",
+            {"raw_body": "{}", "headers": {"content-type": "application/merge-patch+json"}},
+            202,
+            id="export-plus-json",
         ),
     ],
 )
@@ -1000,6 +1089,8 @@ def _attachment(**fields: Any) -> dict[str, Any]:
             400,
             id="approvals-unknown",
         ),
+        pytest.param("POST /exports", {"body": {"status": "pending"}}, 422, id="export-body"),
+        pytest.param("POST /exports", {"body": []}, 422, id="export-body-array"),
     ],
 )
 def test_invalid_requests_rejected_by_both(

@@ -23,10 +23,18 @@ from taskcore.errors import (
 from taskcore.events import ApprovalDecided, TaskCompleted, TaskDeleted
 from taskcore.model import Approval, Decision, Priority, Status, Task
 from taskcore.ports import TaskRepository
+from taskcore.serialization import envelope
 from taskcore.services import is_ulid
-from taskcore.testing import Fakes, InMemoryEventPublisher, in_memory_service, principal
+from taskcore.testing import (
+    Fakes,
+    FixedClock,
+    InMemoryEventPublisher,
+    in_memory_service,
+    principal,
+)
 
 ALICE = principal("alice")
+ANY_TIME = FixedClock().now().isoformat()
 BOB = principal("bob", "approvers")
 CAROL = principal("carol", "approvers")
 MALLORY = principal("mallory")
@@ -359,13 +367,42 @@ class TestApprovals:
         fakes.service.delete_task(ALICE, gone.id)
         assert fakes.service.expire_approval(gone.owner_id, gone.id) is None
 
-    def test_decided_event_resumes_the_workflow(self, fakes: Fakes) -> None:
+    def test_decided_event_releases_a_waiting_workflow(self, fakes: Fakes) -> None:
         task = create(fakes, priority=Priority.HIGH)
+        assert not fakes.workflow.token_issued(task.owner_id, task.id, "token-1")
         fakes.service.decide_approval(BOB, task.id, Decision.APPROVE)
         events = fakes.tasks.events()
         assert [fakes.service.resume_workflow(e) for e in events] == [False, False, False, True]
         decided = next(e for e in events if isinstance(e, ApprovalDecided))
         assert fakes.workflow.resumed == [decided.task]
+        ((token, output),) = fakes.workflow.released
+        assert (token, output["approval"], output["decidedBy"]) == ("token-1", "approved", "bob")
+        assert not fakes.service.resume_workflow(decided)  # redelivered: released once only
+        assert len(fakes.workflow.released) == 1
+
+    def test_token_arriving_after_the_decision_releases_the_workflow(self, fakes: Fakes) -> None:
+        task = create(fakes, priority=Priority.HIGH)
+        fakes.service.decide_approval(BOB, task.id, Decision.REJECT)
+        decided = next(e for e in fakes.tasks.events() if isinstance(e, ApprovalDecided))
+        assert not fakes.service.resume_workflow(decided)  # no token yet: nothing to release
+        assert fakes.workflow.token_issued(task.owner_id, task.id, "late-token")
+        assert fakes.workflow.released == [
+            ("late-token", {"approval": "rejected", "decidedBy": "bob", "decidedAt": ANY_TIME})
+        ]
+
+    def test_expiry_does_not_resume_the_workflow(self, fakes: Fakes) -> None:
+        task = create(fakes, priority=Priority.HIGH)
+        fakes.workflow.token_issued(task.owner_id, task.id, "token")
+        fakes.service.expire_approval(task.owner_id, task.id)
+        decided = next(e for e in fakes.tasks.events() if isinstance(e, ApprovalDecided))
+        assert decided.outcome == "expired"
+        assert not fakes.service.resume_workflow(decided)
+        assert fakes.workflow.released == []
+
+    def test_service_without_a_workflow(self, fakes: Fakes) -> None:
+        task = create(fakes, priority=Priority.HIGH)
+        fakes.service.decide_approval(BOB, task.id, Decision.APPROVE)
+        decided = next(e for e in fakes.tasks.events() if isinstance(e, ApprovalDecided))
         without = attrs.evolve(fakes.service, workflow=None)
         with pytest.raises(RuntimeError, match="without an approval workflow"):
             without.resume_workflow(decided)
@@ -446,7 +483,7 @@ class TestInMemoryAdapters:
     def test_publisher_reports_refused_events_and_keeps_the_rest(self, fakes: Fakes) -> None:
         create(fakes)
         create(fakes, priority=Priority.HIGH)
-        events = fakes.tasks.events()
+        events = [envelope(e) for e in fakes.tasks.events()]
         publisher = InMemoryEventPublisher(fail_ids={events[1].event_id})
         assert publisher.publish(events) == [events[1]]
         assert publisher.published == [events[0], events[2]]

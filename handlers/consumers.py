@@ -1,0 +1,59 @@
+"""Event consumers: EventBridge delivers one domain event per invocation.
+
+Each is idempotent by `event_id`: stats apply an event once (a marker item written in the same
+transaction as the counters); attachment clean-up finds nothing the second time; completion
+metrics are emitted once per event (a marker item). A consumer that raises is retried by
+EventBridge and Lambda, then its event goes to the rule's dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from handlers import bootstrap
+from taskcore import services
+from taskcore.events import Event, TaskCompleted
+from taskcore.serialization import event_from_json
+
+logger = Logger(service="tasks-consumers")
+metrics = Metrics(namespace="tasks", service="consumers")
+
+
+def domain_event(bus_event: dict[str, Any]) -> Event:
+    """The domain event inside an EventBridge event (detail-type = kind, detail = JSON)."""
+    return event_from_json({**bus_event["detail"], "type": bus_event["detail-type"]})
+
+
+@logger.inject_lambda_context
+def record_stats(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    domain = domain_event(event)
+    applied = services.record_stats(bootstrap.stats_store(), domain)
+    return {"eventId": domain.event_id, "applied": applied}
+
+
+@logger.inject_lambda_context
+def remove_attachments(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    domain = domain_event(event)
+    removed = services.remove_attachments(bootstrap.attachment_store(), domain)
+    logger.info("attachments removed", extra={"taskId": domain.task_id, "removed": removed})
+    return {"eventId": domain.event_id, "removed": removed}
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def completion_metrics(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    domain = domain_event(event)
+    completed_at = domain.task.completed_at
+    if not isinstance(domain, TaskCompleted) or completed_at is None:
+        return {"eventId": domain.event_id, "emitted": False}
+    if not bootstrap.event_markers().first_time("completion-metrics", domain.event_id):
+        return {"eventId": domain.event_id, "emitted": False}
+    seconds = (completed_at - domain.task.created_at).total_seconds()
+    metrics.add_dimension(name="priority", value=domain.task.priority.value)
+    metrics.add_metric(name="TasksCompleted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="TimeToComplete", unit=MetricUnit.Seconds, value=seconds)
+    return {"eventId": domain.event_id, "emitted": True}

@@ -1,0 +1,53 @@
+"""The approval workflow's Lambda steps, each triggered by an event on the bus.
+
+The state machine (infra/workflow.py) asks for a decision with a task token and waits; these
+functions connect it to the domain: remember the token, release the workflow once the decision
+is known (the token and the decision may arrive in either order), and expire the approval when
+the workflow's timeout fires. Every state change goes through taskcore's rules, as conditional
+writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from handlers import bootstrap
+from handlers.consumers import domain_event
+from taskcore import services
+from taskcore.model import TaskId, UserId
+
+logger = Logger(service="tasks-workflow")
+
+
+@logger.inject_lambda_context
+def token_issued(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`ApprovalTokenIssued`, put on the bus by the state machine's waiting step."""
+    detail = event["detail"]
+    released = bootstrap.approval_workflow().token_issued(
+        UserId(detail["ownerId"]), TaskId(detail["taskId"]), detail["taskToken"]
+    )
+    return {"taskId": detail["taskId"], "released": released}
+
+
+@logger.inject_lambda_context
+def decided(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`ApprovalDecided` (from the stream): release the workflow waiting on that task."""
+    domain = domain_event(event)
+    released = services.resume_workflow(bootstrap.approval_workflow(), domain)
+    return {"taskId": domain.task_id, "released": released}
+
+
+@logger.inject_lambda_context
+def timed_out(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """`ApprovalTimedOut`, put on the bus by the state machine when its wait times out."""
+    detail = event["detail"]
+    expired = services.expire_approval(
+        bootstrap.task_repository(),
+        bootstrap.clock(),
+        UserId(detail["ownerId"]),
+        TaskId(detail["taskId"]),
+    )
+    return {"taskId": detail["taskId"], "expired": expired is not None}

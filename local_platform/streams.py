@@ -1,0 +1,147 @@
+"""DynamoDB Local's stream, delivered to the stream function the way Lambda's event-source
+mapping delivers it: batches of records in order per shard, partial-batch failures honoured
+(retry from the first reported record, bisecting, then give up to the on-failure list after
+`max_retries`), so the stream handler runs here exactly as on AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from handlers.manifest import StreamTrigger
+
+log = logging.getLogger("local_platform.streams")
+
+Invoke = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def lambda_record(record: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A GetRecords record (as boto3 returns it) in the shape of a Lambda stream event record."""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        change["ApproximateCreationDateTime"] = created.timestamp()
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": change,
+        "eventSourceARN": stream_arn,
+        **({"userIdentity": record["userIdentity"]} if "userIdentity" in record else {}),
+    }
+
+
+@attrs.define
+class StreamPoller:
+    """Polls every shard of a table's stream and feeds batches to `invoke`."""
+
+    client: Any  # dynamodbstreams
+    table_client: Any  # dynamodb
+    table_name: str
+    invoke: Invoke
+    trigger: StreamTrigger
+    region: str = "us-east-1"
+    interval_s: float = 0.2
+    busy_interval_s: float = 0.05
+    shard_refresh_s: float = 1.0
+    failed: list[dict[str, Any]] = attrs.field(factory=list)
+    """Records given up on (Lambda would send them to the on-failure destination)."""
+    delivered: int = 0
+    _iterators: dict[str, str | None] = attrs.field(factory=dict)
+    _shards: list[dict[str, Any]] = attrs.field(factory=list)
+    _shards_read_at: float = -1e9
+    _stop: threading.Event = attrs.field(factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _arn(self) -> str:
+        table = self.table_client.describe_table(TableName=self.table_name)["Table"]
+        return str(table["LatestStreamArn"])
+
+    def _run(self) -> None:
+        arn = self._arn()
+        while not self._stop.is_set():
+            try:
+                busy = self.poll_once(arn)
+            except Exception:  # keep polling: a local engine hiccup must not end delivery
+                log.exception("stream polling failed")
+                busy = False
+            # Lambda polls a shard a few times a second; polling flat out would keep DynamoDB
+            # Local busy answering empty reads instead of the API's requests.
+            self._stop.wait(self.busy_interval_s if busy else self.interval_s)
+
+    def poll_once(self, arn: str) -> bool:
+        """One round over every shard; True if any records were delivered."""
+        if time.monotonic() - self._shards_read_at > self.shard_refresh_s:
+            described = self.client.describe_stream(StreamArn=arn)["StreamDescription"]
+            self._shards, self._shards_read_at = described["Shards"], time.monotonic()
+        busy = False
+        for shard in self._shards:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self.client.get_shard_iterator(
+                    StreamArn=arn,
+                    ShardId=shard_id,
+                    ShardIteratorType=self.trigger.starting_position,
+                )["ShardIterator"]
+            iterator = self._iterators[shard_id]
+            if iterator is None:
+                continue  # closed shard, fully read
+            response = self.client.get_records(
+                ShardIterator=iterator, Limit=self.trigger.batch_size
+            )
+            self._iterators[shard_id] = response.get("NextShardIterator")
+            records = [lambda_record(r, arn, self.region) for r in response.get("Records", [])]
+            if records:
+                busy = True
+                self.deliver(records)
+        return busy
+
+    def deliver(self, records: list[dict[str, Any]]) -> None:
+        """Lambda's semantics for one batch: retry from the first reported failure; bisect a
+        batch that fails as a whole; after `max_retries`, give the record up."""
+        queue: list[tuple[list[dict[str, Any]], int]] = [(records, 0)]
+        while queue:
+            batch, attempt = queue.pop(0)
+            try:
+                result = self.invoke({"Records": batch}) or {}
+                failures = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+            except Exception:
+                log.exception("stream function failed on a batch of %d", len(batch))
+                failures = [batch[0]["dynamodb"]["SequenceNumber"]]
+                if self.trigger.bisect_on_error and len(batch) > 1:
+                    half = len(batch) // 2
+                    queue[:0] = [(batch[:half], attempt + 1), (batch[half:], attempt + 1)]
+                    continue
+            if not failures:
+                self.delivered += len(batch)
+                continue
+            sequences = [r["dynamodb"]["SequenceNumber"] for r in batch]
+            first = min(sequences.index(f) for f in failures if f in sequences)
+            self.delivered += first
+            rest = batch[first:]
+            if attempt >= self.trigger.max_retries:
+                log.error("giving up on %d stream record(s)", len(rest[:1]))
+                self.failed.append(rest[0])  # the on-failure destination gets the culprit
+                rest = rest[1:]
+                attempt = -1
+            if rest:
+                time.sleep(min(0.05 * 2**attempt, 1)) if attempt > 0 else None
+                queue.insert(0, (rest, attempt + 1))

@@ -1,0 +1,112 @@
+"""Event consumers and workflow steps, with EventBridge-shaped events and in-memory adapters."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from handlers import bootstrap, consumers, workflow
+from taskcore.commands import CreateTask
+from taskcore.model import Decision, Priority, Status
+from taskcore.serialization import envelope
+from taskcore.testing import Fakes, InMemoryEventMarkers, in_memory_service, principal
+from tests.handlers.bus import bus_event
+from tests.handlers.events import FakeContext
+
+ALICE, BOB = principal("alice"), principal("bob", "approvers")
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
+    fakes = in_memory_service()
+    markers = InMemoryEventMarkers()
+    monkeypatch.setattr(bootstrap, "stats_store", lambda: fakes.stats)
+    monkeypatch.setattr(bootstrap, "attachment_store", lambda: fakes.attachments)
+    monkeypatch.setattr(bootstrap, "approval_workflow", lambda: fakes.workflow)
+    monkeypatch.setattr(bootstrap, "task_repository", lambda: fakes.tasks)
+    monkeypatch.setattr(bootstrap, "clock", lambda: fakes.clock)
+    monkeypatch.setattr(bootstrap, "event_markers", lambda: markers)
+    return fakes
+
+
+def delivered(fakes: Fakes) -> list[dict[str, Any]]:
+    return [bus_event(envelope(e)) for e in fakes.tasks.events()]
+
+
+def completed_task(fakes: Fakes) -> None:
+    task = fakes.service.create_task(ALICE, CreateTask(title="t")).task
+    fakes.service.transition(ALICE, task.id, Status.IN_PROGRESS)
+    fakes.clock.advance(timedelta(hours=2))
+    fakes.service.transition(ALICE, task.id, Status.COMPLETED)
+
+
+class TestStats:
+    def test_each_event_counts_once(self, fakes: Fakes) -> None:
+        completed_task(fakes)
+        events = delivered(fakes)
+        first = [consumers.record_stats(e, FakeContext())["applied"] for e in events]
+        again = [consumers.record_stats(e, FakeContext())["applied"] for e in events]
+        assert first == [True, True, True, True]
+        assert again == [False] * 4
+        stats = fakes.stats.get(ALICE.user_id)
+        assert stats.by_status == {"pending": 0, "in_progress": 0, "completed": 1}
+        assert stats.completed_in_week_of(fakes.clock.now()) == 1
+
+
+class TestAttachmentCleanup:
+    def test_removes_the_deleted_tasks_files(self, fakes: Fakes) -> None:
+        task = fakes.service.create_task(ALICE, CreateTask(title="t")).task
+        fakes.attachments.objects[f"alice/{task.id}/a1"] = b"x"
+        fakes.attachments.objects["alice/other/a2"] = b"y"
+        fakes.service.delete_task(ALICE, task.id)
+        deleted = delivered(fakes)[-1]
+        assert consumers.remove_attachments(deleted, FakeContext())["removed"] == 1
+        assert consumers.remove_attachments(deleted, FakeContext())["removed"] == 0
+        assert list(fakes.attachments.objects) == ["alice/other/a2"]
+
+
+class TestCompletionMetrics:
+    def test_emitted_once_per_event(self, fakes: Fakes, capsys: pytest.CaptureFixture[str]) -> None:
+        completed_task(fakes)
+        events = delivered(fakes)
+        results = [consumers.completion_metrics(e, FakeContext())["emitted"] for e in events]
+        assert results == [False, False, False, True]
+        assert consumers.completion_metrics(events[-1], FakeContext())["emitted"] is False
+        emf = [
+            json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+        ]
+        (metric,) = [m for m in emf if "TasksCompleted" in m]
+        assert metric["TasksCompleted"] == [1.0]
+        assert metric["TimeToComplete"] == [7200.0]
+        assert metric["priority"] == "medium"
+
+
+class TestWorkflowSteps:
+    def test_token_then_decision_releases_once(self, fakes: Fakes) -> None:
+        task = fakes.service.create_task(ALICE, CreateTask(title="t", priority=Priority.HIGH)).task
+        token_event = {
+            "detail-type": "ApprovalTokenIssued",
+            "source": "tasks.workflow",
+            "detail": {"taskId": task.id, "ownerId": "alice", "taskToken": "tok"},
+        }
+        assert workflow.token_issued(token_event, FakeContext())["released"] is False
+        fakes.service.decide_approval(BOB, task.id, Decision.APPROVE)
+        results = [workflow.decided(e, FakeContext())["released"] for e in delivered(fakes)]
+        assert results == [False, False, False, True]
+        assert [token for token, _ in fakes.workflow.released] == ["tok"]
+
+    def test_timeout_expires_and_cancels(self, fakes: Fakes) -> None:
+        task = fakes.service.create_task(ALICE, CreateTask(title="t", priority=Priority.HIGH)).task
+        timeout = {
+            "detail-type": "ApprovalTimedOut",
+            "source": "tasks.workflow",
+            "detail": {"taskId": task.id, "ownerId": "alice"},
+        }
+        assert workflow.timed_out(timeout, FakeContext())["expired"] is True
+        stored = fakes.tasks.get(ALICE.user_id, task.id)
+        assert stored is not None
+        assert (stored.approval, stored.status) == ("expired", "cancelled")
+        assert workflow.timed_out(timeout, FakeContext())["expired"] is False

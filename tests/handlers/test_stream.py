@@ -1,0 +1,245 @@
+"""The stream publisher, fed real stream records read from DynamoDB Local's stream."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from handlers import stream
+from handlers.manifest import StreamTrigger
+from local_platform.dynamodb_local import DynamoDBLocal
+from local_platform.streams import StreamPoller
+from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
+from taskcore.commands import CreateTask, UpdateTask
+from taskcore.cursors import CursorCodec
+from taskcore.model import Decision, Priority, Status
+from taskcore.services import TaskService
+from taskcore.stats import StatsDelta
+from taskcore.testing import (
+    FixedClock,
+    InMemoryApprovalWorkflow,
+    InMemoryAttachmentStore,
+    InMemoryEventPublisher,
+    SequentialIds,
+    principal,
+)
+from tests.handlers.events import FakeContext
+
+ALICE, BOB = principal("alice"), principal("bob", "approvers")
+
+
+def read_stream(engine: DynamoDBLocal, table: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+
+    def collect(event: dict[str, Any]) -> dict[str, Any]:
+        records.extend(event["Records"])
+        return {"batchItemFailures": []}
+
+    poller = StreamPoller(
+        client=engine.streams_client(),
+        table_client=engine.client(),
+        table_name=table,
+        invoke=collect,
+        trigger=StreamTrigger(batch_size=1000),
+    )
+    arn = poller._arn()
+    while poller.poll_once(arn):
+        pass
+    return records
+
+
+@pytest.fixture(scope="module")
+def history(dynamodb_local: DynamoDBLocal) -> list[dict[str, Any]]:
+    """The stream of a short, real history: create (with an idempotency key), edit, approve,
+    start, complete, delete; a stats update; all in one table."""
+    table = f"stream-{uuid.uuid4().hex[:8]}"
+    create_table(dynamodb_local.client(), table)
+    clock = FixedClock()
+    repository = DynamoTaskRepository(table, endpoint_url=dynamodb_local.endpoint_url, clock=clock)
+    service = TaskService(
+        tasks=repository,
+        stats=DynamoStatsStore(table, endpoint_url=dynamodb_local.endpoint_url),
+        attachments=InMemoryAttachmentStore(),
+        workflow=InMemoryApprovalWorkflow(),
+        clock=clock,
+        ids=SequentialIds(),
+        cursors=CursorCodec(b"k" * 32),
+    )
+    task = service.create_task(ALICE, CreateTask(title="t", priority=Priority.HIGH), "key").task
+    clock.advance(timedelta(minutes=1))
+    service.update_task(ALICE, task.id, UpdateTask(title="renamed"))
+    service.decide_approval(BOB, task.id, Decision.APPROVE)
+    service.transition(ALICE, task.id, Status.IN_PROGRESS)
+    clock.advance(timedelta(hours=1))
+    service.transition(ALICE, task.id, Status.COMPLETED)
+    service.stats.apply(ALICE.user_id, "e1", StatsDelta(status_counts={"pending": 1}))
+    service.delete_task(ALICE, task.id)
+    return read_stream(dynamodb_local, table)
+
+
+def kinds(published: list[Any]) -> list[str]:
+    return [e.detail_type for e in published]
+
+
+class TestPublish:
+    def test_real_history_becomes_domain_events(self, history: list[dict[str, Any]]) -> None:
+        publisher = InMemoryEventPublisher()
+        assert stream.publish_records(history, publisher) == []
+        assert kinds(publisher.published) == [
+            "TaskCreated",
+            "ApprovalRequested",
+            "TaskUpdated",
+            "TaskUpdated",
+            "ApprovalDecided",
+            "TaskUpdated",
+            "TaskUpdated",
+            "TaskCompleted",
+            "TaskDeleted",
+        ]
+        renamed = publisher.published[2]
+        assert renamed.detail["changed"] == ["title"]
+        assert renamed.detail["previous"]["title"] == "t"
+        ids = [e.event_id for e in publisher.published]
+        assert len(set(ids)) == len(ids)
+
+    def test_redelivery_yields_the_same_event_ids(self, history: list[dict[str, Any]]) -> None:
+        first, second = InMemoryEventPublisher(), InMemoryEventPublisher()
+        stream.publish_records(history, first)
+        stream.publish_records(history, second)
+        assert [e.event_id for e in first.published] == [e.event_id for e in second.published]
+
+    def test_batches_hold_at_most_ten(self, history: list[dict[str, Any]]) -> None:
+        publisher = InMemoryEventPublisher()  # raises on a batch over 10
+        stream.publish_records(history * 3, publisher)
+        assert len(publisher.published) == 27
+        assert publisher.batches == 3
+
+    def test_refused_events_report_their_records(self, history: list[dict[str, Any]]) -> None:
+        everything = InMemoryEventPublisher()
+        stream.publish_records(history, everything)
+        refused = everything.published[4]  # ApprovalDecided
+        publisher = InMemoryEventPublisher(fail_ids={refused.event_id})
+        failed = stream.publish_records(history, publisher)
+        owner = next(
+            r
+            for r in history
+            if any(e.event_id == refused.event_id for e in stream.envelopes_for(r))
+        )
+        assert failed == [owner["dynamodb"]["SequenceNumber"]]
+
+    def test_unreadable_record_is_reported_and_the_rest_published(
+        self, history: list[dict[str, Any]]
+    ) -> None:
+        first = next(
+            i for i, r in enumerate(history) if r["dynamodb"]["Keys"]["sk"]["S"][:5] == "TASK#"
+        )
+        poison = copy.deepcopy(history[first])
+        poison["dynamodb"]["NewImage"]["status"] = {"S": "exploded"}
+        publisher = InMemoryEventPublisher()
+        failed = stream.publish_records(
+            [*history[:first], poison, *history[first + 1 :]], publisher
+        )
+        assert failed == [poison["dynamodb"]["SequenceNumber"]]
+        assert "TaskDeleted" in kinds(publisher.published)
+
+    def test_other_items_and_ttl_deletions_mean_nothing(
+        self, history: list[dict[str, Any]]
+    ) -> None:
+        others = [r for r in history if not r["dynamodb"]["Keys"]["sk"]["S"].startswith("TASK#")]
+        assert {r["dynamodb"]["Keys"]["sk"]["S"].split("#")[0] for r in others} >= {
+            "IDEMP",
+            "STATS",
+        }
+        assert all(stream.envelopes_for(r) == [] for r in others)
+        ttl = copy.deepcopy(next(r for r in history if r["eventName"] == "REMOVE"))
+        ttl["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+        assert stream.envelopes_for(ttl) == []
+
+    def test_new_export_records_request_an_export(self) -> None:
+        record = {
+            "eventName": "INSERT",
+            "dynamodb": {
+                "Keys": {
+                    "pk": {"S": "USER#alice"},
+                    "sk": {"S": "EXPORT#01JD0000000000000000000001"},
+                },
+                "NewImage": {},
+                "SequenceNumber": "1",
+            },
+        }
+        (envelope,) = stream.envelopes_for(record)
+        assert envelope.detail_type == "ExportRequested"
+        assert envelope.detail == {"exportId": "01JD0000000000000000000001", "ownerId": "alice"}
+        assert stream.envelopes_for({**record, "eventName": "MODIFY"}) == []
+
+
+class TestHandler:
+    def test_reports_partial_failures(self, history, monkeypatch) -> None:
+        everything = InMemoryEventPublisher()
+        stream.publish_records(history, everything)
+        publisher = InMemoryEventPublisher(fail_ids={everything.published[-1].event_id})
+        monkeypatch.setattr(stream, "publisher", lambda: publisher)
+        result = stream.handler({"Records": history}, FakeContext())
+        assert result == {
+            "batchItemFailures": [{"itemIdentifier": history[-1]["dynamodb"]["SequenceNumber"]}]
+        }
+        assert stream.handler({"Records": []}, FakeContext()) == {"batchItemFailures": []}
+
+
+class TestLocalDelivery:
+    """The local poller honours the event-source mapping's failure semantics."""
+
+    @staticmethod
+    def records(n: int) -> list[dict[str, Any]]:
+        return [{"dynamodb": {"SequenceNumber": str(i)}} for i in range(n)]
+
+    def poller(self, invoke, retries: int = 2) -> StreamPoller:
+        return StreamPoller(
+            client=None,
+            table_client=None,
+            table_name="t",
+            invoke=invoke,
+            trigger=StreamTrigger(max_retries=retries),
+        )
+
+    def test_retries_from_the_first_reported_record(self) -> None:
+        calls: list[list[str]] = []
+
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
+            sequences = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+            calls.append(sequences)
+            return {"batchItemFailures": [{"itemIdentifier": "2"}] if len(calls) == 1 else []}
+
+        poller = self.poller(invoke)
+        poller.deliver(self.records(4))
+        assert calls == [["0", "1", "2", "3"], ["2", "3"]]
+        assert (poller.delivered, poller.failed) == (4, [])
+
+    def test_poison_record_is_given_up_after_retries(self) -> None:
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
+            bad = [r for r in event["Records"] if r["dynamodb"]["SequenceNumber"] == "1"]
+            return {"batchItemFailures": [{"itemIdentifier": "1"}] if bad else []}
+
+        poller = self.poller(invoke, retries=2)
+        poller.deliver(self.records(3))
+        assert [r["dynamodb"]["SequenceNumber"] for r in poller.failed] == ["1"]
+        assert poller.delivered == 2
+
+    def test_failing_batches_are_bisected(self) -> None:
+        sizes: list[int] = []
+
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
+            sizes.append(len(event["Records"]))
+            if any(r["dynamodb"]["SequenceNumber"] == "3" for r in event["Records"]):
+                raise RuntimeError("poison")
+            return {}
+
+        poller = self.poller(invoke, retries=1)
+        poller.deliver(self.records(4))
+        assert sizes[:3] == [4, 2, 2]
+        assert [r["dynamodb"]["SequenceNumber"] for r in poller.failed] == ["3"]
+        assert poller.delivered == 3
