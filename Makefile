@@ -59,7 +59,7 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy (strict on taskcore)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy taskcore handlers infra local_platform bench tests
+	@$(VENV)/bin/mypy taskcore handlers infra local_platform bench tests __main__.py
 
 test: deps lint ## install what is needed, lint, type-check and run every test with coverage
 	@echo "==> pytest"
@@ -79,11 +79,18 @@ TTL ?= 3600
 token: $(STAMP) ## print a dev JWT: make token USER=alice [GROUPS=approvers] [TTL=3600]
 	@$(PY) -m local_platform.auth token --user "$(USER)" --groups "$(GROUPS)" --ttl "$(TTL)"
 
+STACK ?= dev
+plan: $(STAMP) ## print a stack's resource inventory from a mocked run, no AWS: make plan STACK=prod
+	@$(PY) -m infra.plan --stack "$(STACK)"
+
+layer: $(STAMP) ## build the Lambda code archive and dependency layer (arm64) into .build/
+	@$(PY) -m infra.packaging
+
 fmt: deps ## format the code
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
 clean: ## remove the environments and caches (keeps .dynamodb/ data)
-	rm -rf $(TOOLS) $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage dist build
+	rm -rf $(TOOLS) $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage dist build .build
 
-.PHONY: help deps deps-node java lock lint test bench dev token fmt clean
+.PHONY: help deps deps-node java lock lint test bench dev token plan layer fmt clean

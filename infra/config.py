@@ -3,14 +3,15 @@
 `Pulumi.yaml` declares the keys (types, descriptions, defaults); `Pulumi.<stack>.yaml` holds
 values only. Components receive a `StackConfig` and never call `pulumi.Config()` themselves.
 The local platform reads the same files through `StackConfig.from_stack_file`, so `make dev`
-applies the stack's throttling, CORS and body limit.
+applies the stack's throttling, CORS and body limit; the Pulumi program reads them through
+`StackConfig.from_pulumi(pulumi.Config(), ...)`, once, in `__main__.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import yaml
@@ -24,17 +25,79 @@ def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> No
         raise ValueError(f"{attribute.name} must be at least 1, not {value}")
 
 
+# The values CloudWatch Logs accepts for a retention period, in days.
+LOG_RETENTION_DAYS = frozenset(
+    {
+        1,
+        3,
+        5,
+        7,
+        14,
+        30,
+        60,
+        90,
+        120,
+        150,
+        180,
+        365,
+        400,
+        545,
+        731,
+        1096,
+        1827,
+        2192,
+        2557,
+        2922,
+        3288,
+        3653,
+    }
+)
+
+
+def _retention(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(
+            f"{attribute.name} must be one of {sorted(LOG_RETENTION_DAYS)}, not {value}"
+        )
+
+
 def _origins(_instance: Any, _attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     for origin in value:
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise ValueError(f"CORS origin {origin!r} must start with http:// or https://")
 
 
+def _audience(instance: StackConfig, _attribute: attrs.Attribute[Any], value: str) -> None:
+    if instance.jwt_issuer and not value:
+        raise ValueError("an external jwtIssuer needs its jwtAudience")
+
+
+def _custom_domain(instance: StackConfig, _attribute: attrs.Attribute[Any], value: str) -> None:
+    if bool(value) != bool(instance.domain_name):
+        raise ValueError("domainName and certificateArn are set together, or neither")
+
+
+class ConfigSource(Protocol):
+    """What `pulumi.Config` offers (typed getters over `project:key` values)."""
+
+    @property
+    def name(self) -> str: ...
+    def get(self, key: str) -> str | None: ...
+    def get_int(self, key: str) -> int | None: ...
+    def get_bool(self, key: str) -> bool | None: ...
+    def get_object(self, key: str) -> Any: ...
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 @attrs.frozen(kw_only=True)
 class StackConfig:
     stack: str
     region: str
-    log_retention_days: int = attrs.field(default=14, validator=_positive)
+    log_retention_days: int = attrs.field(default=14, validator=_retention)
     point_in_time_recovery: bool = False
     deletion_protection: bool = False
     throttle_rate_limit: int = attrs.field(default=50, validator=_positive)
@@ -49,7 +112,9 @@ class StackConfig:
     alarm_email: str = ""
     alarm_p99_latency_ms: int = attrs.field(default=1000, validator=_positive)
     jwt_issuer: str = ""
-    jwt_audience: str = ""
+    jwt_audience: str = attrs.field(default="", validator=_audience)
+    domain_name: str = ""
+    certificate_arn: str = attrs.field(default="", validator=_custom_domain)
 
     @property
     def is_production(self) -> bool:
@@ -72,6 +137,26 @@ class StackConfig:
         if config.is_production and "*" in config.cors_allow_origins:
             raise ValueError("prod must not allow CORS from '*'")
         return config
+
+    @classmethod
+    def from_pulumi(cls, config: ConfigSource, *, stack: str, region: str | None) -> StackConfig:
+        """From the program's `pulumi.Config()` (the project namespace), typed per field."""
+        if config.name != PROJECT:
+            raise ValueError(f"config namespace {config.name!r}: expected {PROJECT!r}")
+        readers: dict[str, Callable[[str], Any]] = {
+            "int": config.get_int,
+            "bool": config.get_bool,
+            "str": config.get,
+        }
+        values: dict[str, Any] = {"aws:region": region or ""}
+        for field in attrs.fields(cls):
+            if field.name in {"stack", "region"}:
+                continue
+            key = _camel(field.name)
+            value = readers.get(str(field.type), config.get_object)(key)
+            if value is not None:
+                values[f"{PROJECT}:{key}"] = value
+        return cls.from_values(stack, values)
 
     @classmethod
     def from_stack_file(cls, stack: str, root: Path = ROOT) -> StackConfig:

@@ -1,0 +1,75 @@
+"""What every component needs to know about where it deploys: the stack's config and account."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import StackConfig
+
+PROJECT = "tasks"
+
+
+@attrs.frozen(kw_only=True)
+class Deployment:
+    config: StackConfig
+    account_id: pulumi.Output[str]
+    partition: pulumi.Output[str]
+
+    @classmethod
+    def current(cls, config: StackConfig) -> Deployment:
+        """The account and partition the AWS provider's credentials point at."""
+        return cls(
+            config=config,
+            account_id=aws.get_caller_identity_output().account_id,
+            partition=aws.get_partition_output().partition,
+        )
+
+    @property
+    def prefix(self) -> str:
+        """Prefix of the physical names this stack chooses itself, e.g. `tasks-dev`."""
+        return f"{PROJECT}-{self.config.stack}"
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    def arn(self, service: str, resource: str, *, region: bool = True) -> pulumi.Output[str]:
+        """An ARN in this account, for resources whose ARN is needed before they exist."""
+        where = self.region if region else ""
+        return pulumi.Output.concat(
+            "arn:", self.partition, f":{service}:{where}:", self.account_id, f":{resource}"
+        )
+
+    def stateful(self, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Options for resources that hold data (table, bucket, key): with deletion protection
+        on, `pulumi destroy` and replacements stop at them and a removal leaves them in AWS."""
+        keep = self.config.deletion_protection
+        return pulumi.ResourceOptions(parent=parent, protect=keep, retain_on_delete=keep)
+
+
+def policy(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
+    """An IAM policy document (JSON) whose values may be Outputs."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def trust(service: str, account_id: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+    """A role trust policy for one AWS service; with `account_id`, only on this account's
+    behalf (guards against the confused deputy)."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": f"{service}.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+    if account_id is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    return policy([statement])
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

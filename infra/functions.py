@@ -1,0 +1,176 @@
+"""Functions: one Lambda function per manifest entry, each with its own role, log group and, for
+the asynchronous ones, a failure queue.
+
+Every function runs the same code archive and dependency layer (arm64, Python 3.12) with its own
+handler, is traced with X-Ray, logs JSON to its own KMS-encrypted log group with the stack's
+retention, and reads its environment from the manifest's resource references. Its role allows
+what its manifest permissions name, on the one resource each names (see `infra.wiring`), plus
+writing its own logs and traces and sending to its own failure queue.
+
+The function(s) serving HTTP routes take memory and reserved concurrency from the stack config
+(they carry the user-facing load); the others take memory from the manifest.
+
+Asynchronous consumers (EventBridge rule targets) and stream consumers get a failure queue:
+Lambda sends an event there after its own retries (rule targets), and the stream mapping sends
+the batch it gave up on (see `infra.events`). Workflow steps are invoked synchronously by Step
+Functions, whose own retry and catch handle their failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import pulumi
+import pulumi_aws as aws
+
+from handlers.manifest import Function
+from infra import packaging
+from infra.context import Deployment, policy, trust
+from infra.wiring import TRACING, Wiring, allow
+
+MAX_ASYNC_RETRIES = 2  # Lambda's own retries of an event it accepted (0-2)
+QUEUE_RETENTION_S = 14 * 24 * 3600  # SQS's maximum: two weeks to look and redrive
+
+
+def is_async_consumer(function: Function) -> bool:
+    return bool(function.rules) or function.stream is not None
+
+
+def serves_http(function: Function) -> bool:
+    return bool(function.routes)
+
+
+def lambda_handler(function: Function) -> str:
+    """`handlers.http_api:handler` as the Lambda runtime spells it."""
+    return f"{function.module}.{function.attribute}"
+
+
+@attrs.frozen
+class FunctionsArgs:
+    deployment: Deployment
+    functions: Sequence[Function]
+    wiring: Wiring
+    code: pulumi.Archive
+    layer: pulumi.Archive
+
+
+class Functions(pulumi.ComponentResource):
+    manifest: dict[str, Function]
+    functions: dict[str, aws.lambda_.Function]
+    roles: dict[str, aws.iam.Role]
+    log_groups: dict[str, aws.cloudwatch.LogGroup]
+    failure_queues: dict[str, aws.sqs.Queue]
+    layer: aws.lambda_.LayerVersion
+
+    def __init__(
+        self, name: str, args: FunctionsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("tasks:functions:Functions", name, None, opts)
+        env = args.deployment
+        self.manifest = {f.name: f for f in args.functions}
+        self.functions, self.roles, self.log_groups, self.failure_queues = {}, {}, {}, {}
+        self.layer = aws.lambda_.LayerVersion(
+            f"{name}-dependencies",
+            layer_name=f"{env.prefix}-dependencies",
+            description="Third-party dependencies from requirements/lambda.txt",
+            code=args.layer,
+            compatible_runtimes=[packaging.RUNTIME],
+            compatible_architectures=[packaging.ARCHITECTURE],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        for function in args.functions:
+            self._function(name, function, args)
+        self.register_outputs(
+            {
+                "functions": {n: f.arn for n, f in self.functions.items()},
+                "failureQueues": {n: q.arn for n, q in self.failure_queues.items()},
+            }
+        )
+
+    def _function(self, name: str, function: Function, args: FunctionsArgs) -> None:
+        env, wiring, config = args.deployment, args.wiring, args.deployment.config
+        child = pulumi.ResourceOptions(parent=self)
+        base = f"{name}-{function.name}"
+        physical = f"{env.prefix}-{function.name}"
+        log_group = aws.cloudwatch.LogGroup(
+            f"{base}-logs",
+            name=f"/aws/lambda/{physical}",
+            retention_in_days=config.log_retention_days,
+            kms_key_id=wiring.key_arn,
+            opts=child,
+        )
+        queue = None
+        if is_async_consumer(function):
+            queue = aws.sqs.Queue(
+                f"{base}-failures",
+                kms_master_key_id=wiring.key_arn,
+                message_retention_seconds=QUEUE_RETENTION_S,
+                opts=child,
+            )
+            self.failure_queues[function.name] = queue
+        role = aws.iam.Role(
+            f"{base}-role",
+            description=f"{physical}: what handlers/manifest.py lets it do",
+            assume_role_policy=trust("lambda"),
+            opts=child,
+        )
+        statements = [
+            *wiring.statements(function.permissions, queue_arn=queue.arn if queue else None),
+            allow(
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                [pulumi.Output.concat(log_group.arn, ":log-stream:*")],
+            ),
+            allow(TRACING, "*"),
+            wiring.key_statement(function.permissions, writes=queue is not None),
+        ]
+        if queue is not None and "queue.send" not in function.permissions:
+            statements.append(allow(["sqs:SendMessage"], [queue.arn]))
+        role_policy = aws.iam.RolePolicy(
+            f"{base}-policy", role=role.id, policy=policy(statements), opts=child
+        )
+        http = serves_http(function)
+        reserved = config.reserved_concurrency if http else -1
+        self.roles[function.name] = role
+        self.log_groups[function.name] = log_group
+        self.functions[function.name] = aws.lambda_.Function(
+            base,
+            name=physical,
+            description=function.description,
+            runtime=packaging.RUNTIME,
+            architectures=[packaging.ARCHITECTURE],
+            handler=lambda_handler(function),
+            code=args.code,
+            layers=[self.layer.arn],
+            role=role.arn,
+            memory_size=config.lambda_memory_mb if http else function.memory_mb,
+            timeout=function.timeout_s,
+            reserved_concurrent_executions=reserved if reserved >= 0 else None,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables=wiring.environment(function.environment)
+            )
+            if function.environment
+            else None,
+            kms_key_arn=wiring.key_arn,
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="JSON",
+                log_group=log_group.name,
+                application_log_level="INFO",
+                system_log_level="WARN",
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy, log_group]),
+        )
+        if function.rules and queue is not None:
+            aws.lambda_.FunctionEventInvokeConfig(
+                f"{base}-async",
+                function_name=self.functions[function.name].name,
+                maximum_retry_attempts=MAX_ASYNC_RETRIES,
+                maximum_event_age_in_seconds=max(r.max_event_age_s for r in function.rules),
+                destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
+                    on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
+                        destination=queue.arn
+                    )
+                ),
+                opts=child,
+            )

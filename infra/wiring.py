@@ -1,0 +1,200 @@
+"""The manifest's vocabulary, resolved to this stack's resources.
+
+`handlers/manifest.py` says what a function (or workflow) needs in words: permissions such as
+`table.read` or `bus.publish`, environment values such as `table.name`. This module is the one
+place those words become IAM statements on exactly one resource each, and values. A word it
+does not know is an error, never a silent `*`.
+
+The only `"Resource": "*"` statements are for actions that AWS does not scope to a resource
+(see `UNSCOPED_ACTIONS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pulumi
+
+from infra.context import Deployment
+from infra.keys import KEY_USE
+
+if TYPE_CHECKING:
+    from handlers.manifest import Workflow
+    from infra.data import Data
+    from infra.events import Bus
+    from infra.keys import Keys
+    from infra.storage import Storage
+
+# Actions that support no resource-level permission (IAM requires "Resource": "*" for them).
+UNSCOPED_ACTIONS = frozenset(
+    {
+        "dynamodb:ListStreams",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        # Step Functions' vended log delivery to CloudWatch Logs.
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+)
+TRACING = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+ENCRYPTED = ("table.", "bucket.", "queue.")  # permissions on data encrypted with the stack's key
+WRITES_ENCRYPTED = frozenset({"table.write", "bucket.presign", "bucket.write", "queue.send"})
+Statement = dict[str, Any]
+
+
+def state_machine_name(deployment: Deployment, workflow: Workflow) -> str:
+    return f"{deployment.prefix}-{workflow.name}"
+
+
+def state_machine_arn(deployment: Deployment, workflow: Workflow) -> pulumi.Output[str]:
+    """Known before the state machine exists (its name is ours), so functions can be granted
+    `workflow.respond` on it while the state machine itself needs their ARNs."""
+    return deployment.arn("states", f"stateMachine:{state_machine_name(deployment, workflow)}")
+
+
+def allow(actions: Sequence[str], resources: Sequence[pulumi.Input[str]] | str) -> Statement:
+    return {"Effect": "Allow", "Action": list(actions), "Resource": resources}
+
+
+@attrs.frozen(kw_only=True)
+class Wiring:
+    """Every resource the vocabulary names. Outputs, so it can be built before they exist."""
+
+    deployment: Deployment
+    key_arn: pulumi.Input[str]
+    cursor_secret: pulumi.Input[str]
+    table_name: pulumi.Input[str]
+    table_arn: pulumi.Input[str]
+    table_indexes: Sequence[str]
+    stream_arn: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    bus_name: pulumi.Input[str]
+    bus_arn: pulumi.Input[str]
+    state_machine_arns: Sequence[pulumi.Input[str]] = ()
+    stage_name: str = "$default"
+
+    @classmethod
+    def of(
+        cls,
+        deployment: Deployment,
+        *,
+        keys: Keys,
+        data: Data,
+        storage: Storage,
+        bus: Bus,
+        workflows: Sequence[Workflow],
+    ) -> Wiring:
+        return cls(
+            deployment=deployment,
+            key_arn=keys.arn,
+            cursor_secret=keys.cursor_secret,
+            table_name=data.name,
+            table_arn=data.arn,
+            table_indexes=data.index_names,
+            stream_arn=data.stream_arn,
+            bucket_name=storage.name,
+            bucket_arn=storage.arn,
+            bus_name=bus.name,
+            bus_arn=bus.arn,
+            state_machine_arns=[state_machine_arn(deployment, w) for w in workflows],
+        )
+
+    def value(self, resource: str) -> pulumi.Input[Any]:
+        """A manifest resource reference (`table.name`, ...) as the value it stands for."""
+        values: Mapping[str, pulumi.Input[Any]] = {
+            "table.name": self.table_name,
+            "bucket.name": self.bucket_name,
+            "bus.name": self.bus_name,
+            "cursor.secret": self.cursor_secret,
+            "stage.name": self.stage_name,
+            "approval.timeout": self.deployment.config.approval_timeout_hours * 3600,
+            "api.max_body_bytes": self.deployment.config.max_body_bytes,
+        }
+        if resource not in values:
+            raise ValueError(f"the manifest names an unknown resource {resource!r}")
+        return values[resource]
+
+    def environment(self, variables: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:
+        return {
+            name: pulumi.Output.from_input(self.value(resource)).apply(str)
+            for name, resource in sorted(variables.items())
+        }
+
+    def statements(
+        self, permissions: Iterable[str], *, queue_arn: pulumi.Input[str] | None = None
+    ) -> list[Statement]:
+        """IAM statements for the manifest's permissions; `queue_arn` is the caller's own
+        failure queue (what `queue.send` names)."""
+        grants = self._grants(queue_arn)
+        result: list[Statement] = []
+        for permission in sorted(permissions):
+            if permission not in grants:
+                raise ValueError(f"the manifest names an unknown permission {permission!r}")
+            targets = grants[permission]
+            if not targets:
+                raise ValueError(f"{permission}: this stack has no resource it could name")
+            result += [allow(actions, resources) for actions, resources in targets]
+        return result
+
+    def _grants(
+        self, queue_arn: pulumi.Input[str] | None
+    ) -> dict[str, list[tuple[list[str], Sequence[pulumi.Input[str]] | str]]]:
+        """Each permission: (actions, resources) pairs; empty when its resource is missing."""
+        table = self.table_arn
+        indexes = [pulumi.Output.concat(table, "/index/", index) for index in self.table_indexes]
+        objects = pulumi.Output.concat(self.bucket_arn, "/*")
+        machines = list(self.state_machine_arns)
+        return {
+            "table.read": [
+                (["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"], [table, *indexes])
+            ],
+            "table.write": [
+                (
+                    [
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                        "dynamodb:BatchWriteItem",
+                        "dynamodb:ConditionCheckItem",
+                    ],
+                    [table],
+                )
+            ],
+            "table.stream": [
+                (
+                    ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                    [self.stream_arn],
+                ),
+                (["dynamodb:ListStreams"], "*"),
+            ],
+            "bucket.presign": [(["s3:PutObject", "s3:GetObject"], [objects])],
+            "bucket.write": [(["s3:PutObject", "s3:AbortMultipartUpload"], [objects])],
+            "bucket.delete": [
+                (["s3:ListBucket", "s3:ListBucketVersions"], [self.bucket_arn]),
+                (["s3:DeleteObject", "s3:DeleteObjectVersion"], [objects]),
+            ],
+            "bus.publish": [(["events:PutEvents"], [self.bus_arn])],
+            "workflow.respond": (
+                [(["states:SendTaskSuccess", "states:SendTaskFailure"], machines)]
+                if machines
+                else []
+            ),
+            "queue.send": [(["sqs:SendMessage"], [queue_arn])] if queue_arn is not None else [],
+        }
+
+    def key_statement(self, permissions: Iterable[str], *, writes: bool = False) -> Statement:
+        """Use of the stack's key: to read what it encrypts, and to write when `writes` or a
+        permission writes encrypted data."""
+        writes = writes or bool(WRITES_ENCRYPTED & set(permissions))
+        return allow(KEY_USE if writes else ["kms:Decrypt"], [self.key_arn])

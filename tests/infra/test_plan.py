@@ -1,0 +1,48 @@
+"""`make plan STACK=<stack>`: the inventory an operator reviews, from a mocked run."""
+
+from __future__ import annotations
+
+import subprocess
+
+from handlers.manifest import FUNCTIONS, WORKFLOWS
+from infra import plan
+from infra.config import ROOT
+from infra.mocks import Inventory
+
+
+def test_make_plan_lists_the_table_the_api_and_every_function() -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "plan", "STACK=dev"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    out = result.stdout
+    assert out.startswith("stack dev: ")
+    lines = out.splitlines()
+    assert any(
+        "aws:dynamodb:Table" in line and "stream=NEW_AND_OLD_IMAGES" in line for line in lines
+    )
+    assert any("aws:apigatewayv2:Api" in line for line in lines)
+    assert any(
+        "aws:apigatewayv2:Stage" in line and "throttle=20/s burst=40" in line for line in lines
+    )
+    for function in FUNCTIONS:
+        assert any(
+            "aws:lambda:Function" in line and f" tasks-dev-{function.name} " in line
+            for line in lines
+        ), function.name
+    for workflow in WORKFLOWS:
+        assert any(
+            "aws:sfn:StateMachine" in line and f"tasks-dev-{workflow.name} " in line
+            for line in lines
+        )
+    assert "apiUrl = " in out
+
+
+def test_the_plan_flags_what_prod_protects(graphs: dict[str, Inventory]) -> None:
+    lines = plan.render(graphs["prod"]).splitlines()
+    protected = [line.split()[1] for line in lines if "[protected, retained]" in line]
+    assert sorted(protected) == ["data-tasks", "identity-users", "keys-cmk", "storage-attachments"]
+    assert "[protected" not in plan.render(graphs["dev"])
