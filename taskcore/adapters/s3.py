@@ -65,6 +65,20 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
+def presigned_download(client: Any, bucket: str, key: str, filename: str, expires_in: int) -> str:
+    """A presigned GET that downloads the object as `filename` (RFC 6266)."""
+    url: str = client.generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": bucket,
+            "Key": key,
+            "ResponseContentDisposition": content_disposition(filename),
+        },
+        ExpiresIn=expires_in,
+    )
+    return url
+
+
 def _require_prefix(prefix: str) -> None:
     if not prefix or not prefix.endswith("/"):
         raise ValueError(
@@ -183,16 +197,7 @@ class S3AttachmentStore:
         """A presigned GET that downloads the object as `filename`; the Content-Type stays the
         one the object was uploaded with (pinned by the upload policy)."""
         with self._errors():
-            url: str = self.client.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self.bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": content_disposition(filename),
-                },
-                ExpiresIn=expires_in,
-            )
-        return url
+            return presigned_download(self.client, self.bucket, key, filename, expires_in)
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every version and delete marker under `prefix` (the bucket is versioned:
@@ -335,16 +340,7 @@ class S3ObjectSink:
 
     def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
         with self._errors():
-            url: str = self.client.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self.bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": content_disposition(filename),
-                },
-                ExpiresIn=expires_in,
-            )
-        return url
+            return presigned_download(self.client, self.bucket, key, filename, expires_in)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
