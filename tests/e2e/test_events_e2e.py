@@ -175,7 +175,9 @@ class TestExport:
         def create(n: int) -> dict[str, Any]:
             if not hasattr(clients, "client"):  # one keep-alive connection per thread
                 clients.client = platform.client(owner)
-            return dict(clients.client.post("/tasks", json={"title": f"export {n}"}).json())
+            response = clients.client.post("/tasks", json={"title": f"export {n}"})
+            assert response.status_code == 201, (response.status_code, response.text)
+            return dict(response.json())
 
         with ThreadPoolExecutor(16) as pool:
             created = list(pool.map(create, range(1000)))
