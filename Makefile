@@ -71,6 +71,10 @@ test: deps lint ## install what is needed, lint, type-check and run every test w
 bench: deps ## measure the published figures (not part of make test); writes bench-results.json
 	@$(PY) -m bench
 
+soak: deps ## the reliability suite at full scale (fuzz, faults, concurrency, abuse); writes soak-results.json
+	@echo "==> make soak: the reliability suite at full scale (TASKS_SOAK=1)"
+	@TASKS_SOAK=1 $(PY) -m pytest tests/reliability tests/e2e/test_schemathesis.py $(PYTEST_ARGS)
+
 dev: deps ## run the local platform: the API on http://127.0.0.1:8000 (Ctrl-C stops it)
 	@$(PY) -m local_platform $(DEV_ARGS)
 
@@ -93,4 +97,4 @@ fmt: deps ## format the code
 clean: ## remove the environments and caches (keeps .dynamodb/ data)
 	rm -rf $(TOOLS) $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage dist build .build
 
-.PHONY: help deps deps-node java lock lint test bench dev token plan layer fmt clean
+.PHONY: help deps deps-node java lock lint test bench soak dev token plan layer fmt clean

@@ -1,4 +1,5 @@
-"""The local platform as a user runs it: `python -m local_platform` in a subprocess, over HTTP."""
+"""Pytest plugin: the local platform as a user runs it (`python -m local_platform` in a
+subprocess, over HTTP), shared by the e2e and reliability suites."""
 
 from __future__ import annotations
 
