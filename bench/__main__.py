@@ -1,6 +1,6 @@
 """`make bench`: the figures we publish, each a ratio measured side by side in one run.
 
-    python -m bench [--quick] [--only requests,cold,warm,load,export]
+    python -m bench [--quick] [--only requests,cold,warm,load,export,sizes]
 
 Prints one table (absolute numbers beside the ratios) and writes `bench-results.json`, so
 runs can be compared. Exits 1 if a target is missed. Not part of `make test`: timings on a
@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import dynamodb_requests, exports, handler_timing, load
+from bench import dynamodb_requests, exports, handler_timing, load, sizes
 from local_platform.dynamodb_local import DynamoDBLocal
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
-SECTIONS = ("requests", "cold", "warm", "load", "export")
+SECTIONS = ("requests", "cold", "warm", "load", "export", "sizes")
 
 
 def machine() -> str:
@@ -61,6 +61,15 @@ class Report:
 
 def section(title: str) -> None:
     print(f"\n==> {title}", flush=True)
+
+
+def package_sizes(report: Report) -> None:
+    section("sizes: code archive and layer (infra.packaging, as make layer) vs Lambda's limits")
+    code, layer = sizes.build(log=lambda line: print(line, flush=True))
+    print(sizes.render(code, layer))
+    report.data["sizes"] = sizes.data(code, layer)
+    for figure, value, target, ok in sizes.rows(code, layer):
+        report.row(figure, value, target, ok)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         report.row("load: errors", str(errors), "= 0", errors == 0)
 
     if "export" in only:
-        sizes = " vs ".join(f"{n:,}" for n in exports.SIZES)
-        section(f"export: fresh worker process per run, {sizes} tasks, S3 in another process")
+        task_counts = " vs ".join(f"{n:,}" for n in exports.SIZES)
+        section(f"export: fresh worker process per run, {task_counts} tasks, S3 in another process")
         bench = exports.run(repeats=1 if args.quick else 3)
         report.data["export"] = exports.data(bench)
         small, large = (bench.peak_mb(n) for n in exports.SIZES)
@@ -166,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
             bench.throughput_ratio >= 0.5,
         )
 
+    if "sizes" in only:
+        package_sizes(report)
+
+    return finish(report)
+
+
+def finish(report: Report) -> int:
+    """Print the table, write the JSON; 1 if a target was missed."""
     print("\n" + report.render())
     report.data["targets_missed"] = report.missed
     RESULTS.write_text(json.dumps(report.data, indent=2) + "\n")
