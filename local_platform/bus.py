@@ -1,12 +1,14 @@
-"""The local event bus: moto's EventBridge, tapped, routed with the manifest's own patterns.
+"""The local event bus: moto's EventBridge, routed with the manifest's own patterns.
 
 Everything that AWS would put on the bus goes to moto's EventBridge here too: the stream
 handler's domain events (through the real `EventBridgePublisher`) and the approval state
 machine's events (moto's Step Functions executor runs the real definition and its
-`events:putEvents` integrations). One rule copies every event to an SQS queue; this dispatcher
-drains it and delivers each event the way the deployed rules would: to every manifest function
-whose `EventRule` pattern matches (retried, then dead-lettered), and to every workflow whose
-`started_by` pattern matches (StartExecution).
+`events:putEvents` integrations). The events reach this dispatcher two ways: the handlers'
+through the platform's EventBridge relay (`local_platform.events_relay`), which hands every
+event moto accepted to `inbox`; the state machine's through a rule copying them to an SQS queue
+(the tap). The dispatcher delivers each event the way the deployed rules would: to every
+manifest function whose `EventRule` pattern matches (retried, then dead-lettered), and to every
+workflow whose `started_by` pattern matches (StartExecution).
 
 Pattern matching covers what the manifest uses (exact values, nested keys); an unsupported
 pattern form raises at start-up rather than silently matching nothing.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -69,6 +72,8 @@ class LocalBus:
     functions: Sequence[Function]
     workflows: Mapping[str, tuple[Workflow, str]]  # name -> (workflow, state machine ARN)
     invoke: Invoke
+    inbox: queue.Queue[dict[str, Any]] = attrs.field(factory=queue.Queue)
+    """Events handed over directly (by the EventBridge relay), delivered like tapped ones."""
     retry_base_s: float = 0.2
     dead_letters: list[tuple[str, dict[str, Any]]] = attrs.field(factory=list)
     """(rule name, event) pairs whose delivery failed every retry, as a rule's DLQ holds them."""
@@ -100,8 +105,9 @@ class LocalBus:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if not self.drain_once():
-                    self._stop.wait(0.1)
+                tapped = self.drain_once()
+                # Wait on the inbox only when the tap was empty: that wait is the idle poll.
+                self.drain_inbox(wait_s=0 if tapped else 0.1)
             except Exception:  # keep the bus alive through an emulator hiccup
                 log.exception("the local bus failed to drain its queue")
                 self._stop.wait(1)
@@ -117,6 +123,26 @@ class LocalBus:
         )
         list(self._pool.map(self._handle, messages))
         return bool(messages)
+
+    def drain_inbox(self, wait_s: float = 0, limit: int = 100) -> int:
+        """Deliver up to `limit` events from the inbox, concurrently; wait up to `wait_s` for
+        the first. Returns how many were delivered."""
+        try:
+            events = [self.inbox.get(timeout=wait_s) if wait_s else self.inbox.get_nowait()]
+        except queue.Empty:
+            return 0
+        while len(events) < limit:
+            try:
+                events.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        list(self._pool.map(self.dispatch, events))
+        return len(events)
+
+    @property
+    def backlog(self) -> int:
+        """Events handed over but not yet delivered (the inbox's; the tap's is moto's)."""
+        return self.inbox.qsize()
 
     def _handle(self, message: Mapping[str, Any]) -> None:
         self.dispatch(json.loads(message["Body"]))

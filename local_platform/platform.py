@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import os
+import queue
 import secrets
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from handlers.manifest import (
 from infra.config import StackConfig
 from local_platform.bus import Invoke, LocalBus
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
+from local_platform.events_relay import EventsRelay
 from local_platform.streams import StreamPoller
 from taskcore.adapters.dynamodb import create_table
 
@@ -73,6 +75,8 @@ class Services:
     workflows: dict[str, tuple[Workflow, str]] = attrs.field(factory=dict)
     """Workflow name -> (workflow, state machine ARN) on the moto server."""
     tap_queue: str = ""
+    relay: EventsRelay | None = None
+    """The EventBridge endpoint the handlers publish to (relays to moto, feeds the local bus)."""
     approval_timeout_s: int | None = None  # overrides the stack's approvalTimeoutHours
 
     def resolve(self, resource: Resource) -> str:
@@ -95,7 +99,8 @@ class Services:
         env |= {
             "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "S3_ENDPOINT": self.s3_endpoint,
-            "EVENTS_ENDPOINT": self.s3_endpoint,  # one moto server serves S3, events, SFN, SQS
+            # One moto server serves S3, EventBridge, SFN and SQS; EventBridge via the relay.
+            "EVENTS_ENDPOINT": self.relay.url if self.relay else self.s3_endpoint,
             "STEPFUNCTIONS_ENDPOINT": self.s3_endpoint,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
@@ -160,8 +165,16 @@ def running(
     """Start DynamoDB Local and the S3 stand-in, create the table and bucket; stop on exit."""
     config = StackConfig.from_stack_file(stack)
     s3_port = s3_port or free_port()
-    with DynamoDBLocal(port=dynamodb_port or free_port(), db_path=db_path) as dynamodb:
+    with DynamoDBLocal(
+        port=dynamodb_port or free_port(),
+        db_path=db_path,
+        # A crashed engine comes back on its own (same port and data; an in-memory one gets
+        # its table again), as `make dev` users would want.
+        supervise=True,
+        on_restart=lambda engine: ensure_table(engine.endpoint_url),
+    ) as dynamodb:
         moto = start_moto(s3_port)
+        relay = None
         try:
             services = Services(
                 dynamodb_endpoint=dynamodb.endpoint_url,
@@ -175,9 +188,15 @@ def running(
             log.info("table %s %s", TABLE, "created" if created else "kept from the last run")
             ensure_bucket(services.s3_endpoint, config)
             services.tap_queue = ensure_bus(services.s3_endpoint, services.resolve("bus.name"))
+            relay = EventsRelay(
+                upstream=services.s3_endpoint, bus_name=services.resolve("bus.name"), region=REGION
+            ).start()
+            services.relay = relay
             services.workflows = ensure_workflows(services)
             yield services
         finally:
+            if relay is not None:
+                relay.stop()
             moto.terminate()
             try:
                 moto.wait(timeout=10)
@@ -216,17 +235,20 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
 
 
 def ensure_bus(endpoint: str, bus_name: str) -> str:
-    """The bus on moto, and a rule copying every event on it to a queue the local bus drains."""
+    """The bus on moto, and a rule copying the state machine's events on it to a queue the
+    local bus drains. The handlers' events (source `EVENT_SOURCE`) reach the local bus through
+    the EventBridge relay instead, so the tap must not copy them too."""
+    assert EVENT_SOURCE != WORKFLOW_SOURCE, "the tap tells the two apart by source"
     events, sqs = _client("events", endpoint), _client("sqs", endpoint)
     events.create_event_bus(Name=bus_name)
-    queue = sqs.create_queue(QueueName=f"{bus_name}-tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
-    sources = sorted({EVENT_SOURCE, WORKFLOW_SOURCE})
-    events.put_rule(Name="tap", EventBusName=bus_name, EventPattern=json.dumps({"source": sources}))
+    queue_url = sqs.create_queue(QueueName=f"{bus_name}-tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    pattern = {"source": [WORKFLOW_SOURCE]}
+    events.put_rule(Name="tap", EventBusName=bus_name, EventPattern=json.dumps(pattern))
     events.put_targets(
         Rule="tap", EventBusName=bus_name, Targets=[{"Id": "tap", "Arn": arn["QueueArn"]}]
     )
-    return str(queue)
+    return str(queue_url)
 
 
 def ensure_workflows(services: Services) -> dict[str, tuple[Workflow, str]]:
@@ -301,6 +323,7 @@ def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamP
         functions=[f for f in FUNCTIONS if f.rules],
         workflows=services.workflows,
         invoke=invoke,
+        inbox=services.relay.inbox if services.relay else queue.Queue(),
     )
     poller.start()
     bus.start()

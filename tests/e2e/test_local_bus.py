@@ -1,14 +1,23 @@
-"""The local bus routes events with the manifest's own patterns, retries, then dead-letters."""
+"""The local bus routes events with the manifest's own patterns, retries, then dead-letters;
+the EventBridge relay hands it the events moto accepted."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from handlers.manifest import FUNCTIONS, WORKFLOWS, EventRule, Function
 from local_platform.bus import LocalBus, check_pattern, matches
+from local_platform.dynamodb_local import free_port
+from local_platform.events_relay import EventsRelay, delivered_events
+from local_platform.platform import start_moto
 
 TASK_COMPLETED = {"source": "tasks", "detail-type": "TaskCompleted", "detail": {"taskId": "t"}}
 
@@ -142,3 +151,108 @@ class TestDispatch:
         )
         bus.drain_once()
         assert (len(attempts), bus.dead_letters) == (3, [])
+
+
+class TestInbox:
+    def test_events_handed_over_are_delivered_like_tapped_ones(self) -> None:
+        calls: list[tuple[str, str]] = []
+        bus = LocalBus(
+            sqs=FakeSqs([]),
+            stepfunctions=FakeStepFunctions(),
+            queue_url="q",
+            functions=[consumer("metrics", "TaskCompleted")],
+            workflows={},
+            invoke=lambda f, e: calls.append((f.name, e["detail-type"])),
+        )
+        for _ in range(3):
+            bus.inbox.put(TASK_COMPLETED)
+        assert bus.backlog == 3
+        assert bus.drain_inbox(limit=2) == 2
+        assert bus.drain_inbox(wait_s=0.01) == 1
+        assert bus.drain_inbox(wait_s=0.01) == 0
+        assert (calls, bus.delivered, bus.backlog) == ([("metrics", "TaskCompleted")] * 3, 3, 0)
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[str]:
+    port = free_port()
+    server = start_moto(port)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+class TestEventsRelay:
+    """The relay in front of moto's EventBridge: moto answers, accepted events reach the inbox."""
+
+    def test_put_events_is_relayed_and_accepted_entries_are_handed_over(self, moto: str) -> None:
+        bus_name = f"bus-{uuid.uuid4().hex[:6]}"
+        events_client(moto).create_event_bus(Name=bus_name)
+        relay = EventsRelay(upstream=moto, bus_name=bus_name, region="us-east-1").start()
+        try:
+            client = events_client(relay.url)
+            detail = {"taskId": "t1", "owner": "alice"}
+            response = client.put_events(
+                Entries=[
+                    entry(bus_name, detail),
+                    entry("default", {"taskId": "elsewhere"}),  # another bus: not ours
+                    entry(f"arn:aws:events:us-east-1:123456789012:event-bus/{bus_name}", detail),
+                ]
+            )
+            assert response["FailedEntryCount"] == 0
+            ids = [e["EventId"] for e in response["Entries"]]
+            delivered = [relay.inbox.get_nowait() for _ in range(relay.inbox.qsize())]
+            assert [e["id"] for e in delivered] == [ids[0], ids[2]]
+            assert delivered[0] | {"time": "t"} == {
+                "version": "0",
+                "id": ids[0],
+                "detail-type": "TaskCompleted",
+                "source": "tasks",
+                "account": "123456789012",
+                "time": "t",
+                "region": "us-east-1",
+                "resources": [],
+                "detail": detail,
+            }
+            assert relay.relayed == 2
+            # Any other call is relayed unchanged (here: moto's answer to DescribeEventBus).
+            assert client.describe_event_bus(Name=bus_name)["Name"] == bus_name
+        finally:
+            relay.stop()
+
+    def test_refused_entries_are_not_handed_over(self) -> None:
+        request = {"Entries": [{"EventBusName": "b", "Detail": "{}"}] * 2}
+        answer = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "X"}, {"EventId": "e2"}]}
+        events = delivered_events(request, answer, "b", "us-east-1")
+        assert [e["id"] for e in events] == ["e2"]
+
+    def test_moto_down_is_an_error_the_publisher_sees(self) -> None:
+        relay = EventsRelay(
+            upstream=f"http://127.0.0.1:{free_port()}", bus_name="b", region="us-east-1"
+        ).start()
+        try:
+            with pytest.raises(ClientError):
+                events_client(relay.url, retries=0).put_events(Entries=[entry("b", {})])
+            assert relay.inbox.empty()
+        finally:
+            relay.stop()
+
+
+def entry(bus_name: str, detail: dict[str, Any]) -> Any:
+    return {
+        "EventBusName": bus_name,
+        "Source": "tasks",
+        "DetailType": "TaskCompleted",
+        "Detail": json.dumps(detail),
+    }
+
+
+def events_client(endpoint: str, retries: int = 2) -> Any:
+    return boto3.client(
+        "events",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(proxies={}, retries={"total_max_attempts": retries + 1}),
+    )
