@@ -1,6 +1,6 @@
 """`make bench`: the figures we publish, each a ratio measured side by side in one run.
 
-    python -m bench [--quick] [--only requests,cold,warm,load,export,sizes]
+    python -m bench [--quick] [--only requests,cold,warm,load,events,export,sizes]
 
 Prints one table (absolute numbers beside the ratios) and writes `bench-results.json`, so
 runs can be compared. Exits 1 if a target is missed. Not part of `make test`: timings on a
@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import dynamodb_requests, exports, handler_timing, load, sizes
+from bench import dynamodb_requests, events, exports, handler_timing, load, sizes
 from local_platform.dynamodb_local import DynamoDBLocal
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
-SECTIONS = ("requests", "cold", "warm", "load", "export", "sizes")
+SECTIONS = ("requests", "cold", "warm", "load", "events", "export", "sizes")
 
 
 def machine() -> str:
@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         errors = sum(r.errors for r in results.values())
         report.row("load: errors", str(errors), "= 0", errors == 0)
 
+    if "events" in only:
+        event_delivery(report, quick=args.quick)
+
     if "export" in only:
         task_counts = " vs ".join(f"{n:,}" for n in exports.SIZES)
         section(f"export: fresh worker process per run, {task_counts} tasks, S3 in another process")
@@ -179,6 +182,25 @@ def main(argv: list[str] | None = None) -> int:
         package_sizes(report)
 
     return finish(report)
+
+
+def event_delivery(report: Report, *, quick: bool) -> None:
+    tasks = 1000 if quick else 3000
+    section(f"event delivery: create -> stream -> bus -> stats consumer, then {tasks:,} at load")
+    result = events.run(samples=20 if quick else 50, tasks=tasks)
+    print(events.render(result))
+    report.data["events"] = events.data(result)
+    report.row(
+        "events: idle create -> /stats, p99",
+        f"{result.p99 * 1e3:.0f} ms (p50 {result.p50 * 1e3:.0f} ms)",
+        "<= 5 s",
+        result.p99 <= 5,
+    )
+    report.row(
+        "events: delivery vs create throughput",
+        f"{result.ratio:.2f}x ({result.delivery_rate:.0f} vs {result.create_rate:.0f}/s; "
+        f"+{result.drain_seconds:.1f} s)",
+    )
 
 
 def finish(report: Report) -> int:
