@@ -34,7 +34,7 @@ RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
 PYTHON_VERSION = "3.12"
 UV_PLATFORM = "aarch64-manylinux2014"  # pip's spelling: manylinux2014_aarch64
-LAYER_FORMAT = "1"  # bump when the layer's layout changes, to miss the old cache entries
+LAYER_FORMAT = "2"  # bump when the layer's layout changes, to miss the old cache entries
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _BYTECODE = frozenset({"__pycache__"})
@@ -133,6 +133,7 @@ def build_layer(lock_file: Path = LOCK_FILE, build_dir: Path = BUILD_DIR) -> Pat
             env={**os.environ, "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"},
         )
         shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts: no use in a layer
+        (site / ".lock").unlink(missing_ok=True)  # uv's lock on its target directory
         deterministic_zip(_files(site, "python/", _BYTECODE), target)
     return target
 

@@ -43,6 +43,7 @@ def test_the_layer_holds_the_locked_dependencies_under_python(layer: Path) -> No
     assert installed == _pins(packaging.LOCK_FILE)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith("python/bin/")]
+    assert "python/.lock" not in names  # uv's lock file on the target directory
 
 
 def test_the_layer_is_built_for_arm64_linux(layer: Path) -> None:
