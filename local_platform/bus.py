@@ -16,12 +16,15 @@ pattern form raises at start-up rather than silently matching nothing.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,6 +35,11 @@ from handlers.manifest import EventRule, Function, Workflow
 log = logging.getLogger("local_platform.bus")
 
 Invoke = Callable[[Function, dict[str, Any]], Any]
+
+# EventBridge invokes a Lambda target asynchronously; when the function fails, Lambda retries
+# the event twice, one minute and then two minutes later (infra: MAX_ASYNC_RETRIES = 2), then
+# sends it to the on-failure destination (our rule's DLQ). The local bus keeps that schedule.
+LAMBDA_ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
 
 
 def check_pattern(pattern: Mapping[str, Any]) -> None:
@@ -74,7 +82,8 @@ class LocalBus:
     invoke: Invoke
     inbox: queue.Queue[dict[str, Any]] = attrs.field(factory=queue.Queue)
     """Events handed over directly (by the EventBridge relay), delivered like tapped ones."""
-    retry_base_s: float = 0.2
+    retry_delays_s: tuple[float, ...] = LAMBDA_ASYNC_RETRY_DELAYS_S
+    """Seconds before each retry of a failed delivery; when they are used up, a dead letter."""
     dead_letters: list[tuple[str, dict[str, Any]]] = attrs.field(factory=list)
     """(rule name, event) pairs whose delivery failed every retry, as a rule's DLQ holds them."""
     delivered: int = 0
@@ -84,6 +93,11 @@ class LocalBus:
         factory=lambda: ThreadPoolExecutor(10, thread_name_prefix="local-bus")
     )
     _count_lock: threading.Lock = attrs.field(factory=threading.Lock)
+    _retries: list[tuple[float, int, Function, EventRule, dict[str, Any], int]] = attrs.field(
+        factory=list
+    )
+    """A heap of scheduled retries: (due, sequence, function, rule, event, attempt)."""
+    _sequence: Iterator[int] = attrs.field(factory=itertools.count)
 
     def __attrs_post_init__(self) -> None:
         for function in self.functions:
@@ -105,9 +119,9 @@ class LocalBus:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                tapped = self.drain_once()
-                # Wait on the inbox only when the tap was empty: that wait is the idle poll.
-                self.drain_inbox(wait_s=0 if tapped else 0.1)
+                busy = self.drain_once() | bool(self.retry_due())
+                # Wait on the inbox only when there was nothing else: that is the idle poll.
+                self.drain_inbox(wait_s=0 if busy else 0.1)
             except Exception:  # keep the bus alive through an emulator hiccup
                 log.exception("the local bus failed to drain its queue")
                 self._stop.wait(1)
@@ -139,6 +153,21 @@ class LocalBus:
         list(self._pool.map(self.dispatch, events))
         return len(events)
 
+    def retry_due(self, now: float | None = None) -> int:
+        """Make the retries that are due (concurrently); how many there were."""
+        now = time.monotonic() if now is None else now
+        due = []
+        with self._count_lock:
+            while self._retries and self._retries[0][0] <= now:
+                due.append(heapq.heappop(self._retries))
+        list(self._pool.map(lambda r: self._deliver(r[2], r[3], r[4], r[5]), due))
+        return len(due)
+
+    @property
+    def pending_retries(self) -> int:
+        with self._count_lock:
+            return len(self._retries)
+
     @property
     def backlog(self) -> int:
         """Events handed over but not yet delivered (the inbox's; the tap's is moto's)."""
@@ -155,23 +184,47 @@ class LocalBus:
                     self._deliver(function, rule, event)
         for workflow, machine_arn in self.workflows.values():
             if matches(workflow.started_by.pattern, event):
-                self.stepfunctions.start_execution(
-                    stateMachineArn=machine_arn, input=json.dumps(event)
-                )
-                log.info("started workflow %s for %s", workflow.name, event.get("detail-type"))
+                self._start(workflow, machine_arn, event)
         with self._count_lock:
             self.delivered += 1
 
-    def _deliver(self, function: Function, rule: EventRule, event: dict[str, Any]) -> None:
-        # EventBridge retries a failed delivery (up to the rule's max_retries) with backoff,
-        # then sends the event to the rule's DLQ. Locally: a few quick retries, then the list.
-        attempts = min(rule.max_retries, 3) + 1
-        for attempt in range(attempts):
-            try:
-                self.invoke(function, event)
-                return
-            except Exception:
-                log.exception("%s failed on %s (attempt %d)", function.name, rule.name, attempt + 1)
-                time.sleep(self.retry_base_s * 2**attempt)
-        self.dead_letters.append((rule.name, event))
+    def _start(self, workflow: Workflow, machine_arn: str, event: dict[str, Any]) -> None:
+        """StartExecution, named after the event: a redelivered event finds its execution
+        already there (moto, unlike AWS, does not invent a name when none is given)."""
+        name = str(event.get("id") or uuid.uuid4())
+        try:
+            self.stepfunctions.start_execution(
+                stateMachineArn=machine_arn, name=name, input=json.dumps(event)
+            )
+        except Exception as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code")
+            if code != "ExecutionAlreadyExists":
+                raise
+            log.info("workflow %s already started for event %s", workflow.name, name)
+            return
+        log.info("started workflow %s for %s", workflow.name, event.get("detail-type"))
+
+    def _deliver(
+        self, function: Function, rule: EventRule, event: dict[str, Any], attempt: int = 0
+    ) -> None:
+        try:
+            self.invoke(function, event)
+            return
+        except Exception:
+            log.exception("%s failed on %s (attempt %d)", function.name, rule.name, attempt + 1)
+        if attempt < len(self.retry_delays_s):
+            delay = self.retry_delays_s[attempt]
+            log.warning(
+                "%s will be retried in %g s (attempt %d of %d), as Lambda retries",
+                function.name,
+                delay,
+                attempt + 2,
+                len(self.retry_delays_s) + 1,
+            )
+            retry = (time.monotonic() + delay, next(self._sequence), function, rule, event)
+            with self._count_lock:
+                heapq.heappush(self._retries, (*retry, attempt + 1))
+            return
+        with self._count_lock:
+            self.dead_letters.append((rule.name, event))
         log.error("dead-lettered %s for %s", event.get("detail-type"), rule.name)

@@ -40,6 +40,11 @@ def lambda_record(record: Mapping[str, Any], stream_arn: str, region: str) -> di
     }
 
 
+def _code(error: Exception) -> str | None:
+    response = getattr(error, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
 @attrs.define
 class StreamPoller:
     """Polls every shard of a table's stream and feeds batches to `invoke`."""
@@ -76,12 +81,22 @@ class StreamPoller:
         return str(table["LatestStreamArn"])
 
     def _run(self) -> None:
-        arn = self._arn()
+        arn: str | None = None
+        failing = False
         while not self._stop.is_set():
             try:
+                arn = arn or self._arn()
                 busy = self.poll_once(arn)
-            except Exception:  # keep polling: a local engine hiccup must not end delivery
-                log.exception("stream polling failed")
+                if failing:
+                    log.warning("stream polling recovered")
+                    failing = False
+            except Exception as error:  # keep polling: an engine restart must not end delivery
+                if _code(error) == "ResourceNotFoundException":
+                    # The table was recreated (an in-memory engine restarted): a new stream.
+                    arn, self._iterators, self._shards_read_at = None, {}, -1e9
+                if not failing:  # one line per outage, not one per poll
+                    log.warning("stream polling failed, retrying until it works: %s", error)
+                    failing = True
                 busy = False
             # Lambda polls a shard a few times a second; polling flat out would keep DynamoDB
             # Local busy answering empty reads instead of the API's requests.

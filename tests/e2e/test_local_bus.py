@@ -4,6 +4,7 @@ the EventBridge relay hands it the events moto accepted."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -73,8 +74,13 @@ class FakeSqs:
 class FakeStepFunctions:
     def __init__(self) -> None:
         self.started: list[tuple[str, dict[str, Any]]] = []
+        self.names: set[tuple[str, str]] = set()
 
-    def start_execution(self, stateMachineArn: str, input: str) -> None:
+    def start_execution(self, stateMachineArn: str, name: str, input: str) -> None:
+        if (stateMachineArn, name) in self.names:
+            error = {"Error": {"Code": "ExecutionAlreadyExists", "Message": name}}
+            raise ClientError(error, "StartExecution")  # type: ignore[arg-type]
+        self.names.add((stateMachineArn, name))
         self.started.append((stateMachineArn, json.loads(input)))
 
 
@@ -126,10 +132,13 @@ class TestDispatch:
             functions=[consumer("metrics", "TaskCompleted")],
             workflows={},
             invoke=failing,
-            retry_base_s=0,
+            retry_delays_s=(0, 0),
         )
         bus.drain_once()
-        assert len(attempts) == 4
+        assert (len(attempts), bus.pending_retries) == (1, 1)
+        while bus.retry_due():
+            pass
+        assert len(attempts) == 3  # Lambda's async invocation: the first try and 2 retries
         assert bus.dead_letters == [("metrics-rule", TASK_COMPLETED)]
 
     def test_a_transient_failure_is_retried_and_delivered(self) -> None:
@@ -147,10 +156,53 @@ class TestDispatch:
             functions=[consumer("metrics", "TaskCompleted")],
             workflows={},
             invoke=flaky,
-            retry_base_s=0,
+            retry_delays_s=(0, 0),
         )
         bus.drain_once()
+        while bus.retry_due():
+            pass
         assert (len(attempts), bus.dead_letters) == (3, [])
+
+    def test_retries_wait_their_delay_and_do_not_hold_up_other_events(self) -> None:
+        calls: list[str] = []
+
+        def invoke(function: Function, event: dict[str, Any]) -> None:
+            calls.append(event["detail"]["taskId"])
+            if event["detail"]["taskId"] == "poison":
+                raise RuntimeError("consumer bug")
+
+        poison = {**TASK_COMPLETED, "detail": {"taskId": "poison"}}
+        bus = LocalBus(
+            sqs=FakeSqs([poison, TASK_COMPLETED]),
+            stepfunctions=FakeStepFunctions(),
+            queue_url="q",
+            functions=[consumer("metrics", "TaskCompleted")],
+            workflows={},
+            invoke=invoke,
+        )
+        bus.drain_once()
+        assert sorted(calls) == ["poison", "t"]  # the good event was not held up
+        assert bus.retry_due() == 0  # Lambda waits a minute before the first retry
+        assert bus.retry_due(now=time.monotonic() + 61) == 1
+        # ... and two minutes after that one before the second.
+        assert bus.retry_due(now=time.monotonic() + 119) == 0
+        assert bus.retry_due(now=time.monotonic() + 121) == 1
+        assert (calls.count("poison"), bus.dead_letters) == (3, [("metrics-rule", poison)])
+
+    def test_a_redelivered_event_does_not_start_its_workflow_twice(self) -> None:
+        (approval,) = WORKFLOWS
+        requested = {**TASK_COMPLETED, "id": "event-1", "detail-type": "ApprovalRequested"}
+        sfn = FakeStepFunctions()
+        bus = LocalBus(
+            sqs=FakeSqs([requested, requested, {**requested, "id": "event-2"}]),
+            stepfunctions=sfn,
+            queue_url="q",
+            functions=[],
+            workflows={"approval": (approval, "arn:sm")},
+            invoke=lambda f, e: None,
+        )
+        bus.drain_once()
+        assert sorted(sfn.names) == [("arn:sm", "event-1"), ("arn:sm", "event-2")]
 
 
 class TestInbox:

@@ -243,3 +243,47 @@ class TestLocalDelivery:
         assert sizes[:3] == [4, 2, 2]
         assert [r["dynamodb"]["SequenceNumber"] for r in poller.failed] == ["3"]
         assert poller.delivered == 3
+
+
+def test_the_poller_follows_the_stream_of_a_table_recreated_after_an_engine_restart() -> None:
+    """An in-memory engine that dies comes back empty: the platform recreates the table, whose
+    stream has a new ARN. The poller must find it and deliver the new table's records."""
+    import os
+    import signal
+    import time
+
+    table = "restarted"
+    delivered: list[dict[str, Any]] = []
+    with DynamoDBLocal(
+        supervise=True, on_restart=lambda engine: create_table(engine.client(), table)
+    ) as engine:
+        create_table(engine.client(), table)
+        poller = StreamPoller(
+            client=engine.streams_client(),
+            table_client=engine.client(),
+            table_name=table,
+            invoke=lambda event: delivered.extend(event["Records"]),
+            trigger=StreamTrigger(starting_position="TRIM_HORIZON"),
+            interval_s=0.05,
+        )
+        poller.start()
+        try:
+            put = {"pk": {"S": "p"}, "sk": {"S": "before"}}
+            engine.client().put_item(TableName=table, Item=put)
+            deadline = time.monotonic() + 10
+            while not delivered and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert engine.pid is not None
+            os.kill(engine.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while engine.restarts == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)  # the table is recreated just after the restart
+            engine.client().put_item(TableName=table, Item={**put, "sk": {"S": "after"}})
+            deadline = time.monotonic() + 20
+            while len(delivered) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            poller.stop()
+    keys = [r["dynamodb"]["Keys"]["sk"]["S"] for r in delivered]
+    assert keys == ["before", "after"]

@@ -155,7 +155,7 @@ class World:
         idle = 0
         while idle < 3:
             busy = self.poller.poll_once(arn)
-            delivered = self.bus.drain_inbox(limit=100)
+            delivered = self.bus.drain_inbox(limit=100) + self.bus.retry_due()
             idle = 0 if busy or delivered else idle + 1
 
 
@@ -182,7 +182,7 @@ def world(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> Ite
         functions=[STATS_FUNCTION],
         workflows={},
         invoke=consumer,
-        retry_base_s=0,
+        retry_delays_s=(0, 0),
     )
     publisher = CrashingPublisher(bus, crash_on={2 + 3 * n for n in range(STREAM_CRASHES)})
     assert STREAM_FUNCTION.stream is not None
