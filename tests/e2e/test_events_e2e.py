@@ -4,6 +4,7 @@ real approval workflow, all from plain HTTP calls."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -44,6 +45,22 @@ def moto_client(platform: Platform, service: str) -> Any:
     )
 
 
+def succeeded_executions(platform: Platform, task_id: str) -> list[dict[str, Any]]:
+    """The approval workflow's succeeded executions for one task. Other tests start workflows
+    on the same platform: page through them and keep those whose input is this task's event."""
+    sfn = moto_client(platform, "stepfunctions")
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    pages = sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=machine["stateMachineArn"], statusFilter="SUCCEEDED"
+    )
+    described = (
+        sfn.describe_execution(executionArn=run["executionArn"])
+        for page in pages
+        for run in page["executions"]
+    )
+    return [run for run in described if task_id in run["input"]]
+
+
 def user(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
 
@@ -80,24 +97,26 @@ class TestApprovalFlow:
             started = owner.patch(f"/tasks/{task['id']}", json={"status": "in_progress"})
             assert started.status_code == 200
 
-        sfn = moto_client(platform, "stepfunctions")
-        (machine,) = sfn.list_state_machines()["stateMachines"]
-
-        def finished() -> list[dict[str, Any]]:
-            # Other tests start workflows on this platform too: page through the succeeded
-            # executions and keep the one whose input is this task's event.
-            pages = sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=machine["stateMachineArn"], statusFilter="SUCCEEDED"
-            )
-            described = (
-                sfn.describe_execution(executionArn=run["executionArn"])
-                for page in pages
-                for run in page["executions"]
-            )
-            return [run for run in described if task["id"] in run["input"]]
-
-        (run,) = eventually(finished, 20)
+        (run,) = eventually(lambda: succeeded_executions(platform, task["id"]), 20)
         assert '"approval": "approved"' in run["output"]
+
+    def test_every_approval_runs_its_own_workflow(self, platform: Platform) -> None:
+        with (
+            platform.client(user("alice")) as owner,
+            platform.client(user("bob"), "approvers") as approver,
+        ):
+            tasks = [
+                owner.post("/tasks", json={"title": f"t{n}", "priority": "high"}).json()
+                for n in range(3)
+            ]
+            for task in tasks:
+                decided = approver.post(
+                    f"/tasks/{task['id']}/approval", json={"decision": "approve"}
+                )
+                assert decided.status_code == 200
+        for task_id in [task["id"] for task in tasks]:
+            (run,) = eventually(functools.partial(succeeded_executions, platform, task_id), 20)
+            assert '"approval": "approved"' in run["output"]
 
     def test_stats_reflect_a_completion_within_five_seconds(self, platform: Platform) -> None:
         with platform.client(user("carol")) as client:
