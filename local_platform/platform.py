@@ -220,6 +220,9 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Its own session: Ctrl-C reaches the platform only, which stops the bus and the
+        # stream poller before it stops moto (else they would trip over a dead moto on exit).
+        start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
