@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print("==> starting DynamoDB Local and the S3 stand-in ...", flush=True)
     db_path = None if args.in_memory else args.db_path.resolve()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     with running(
         stack=args.stack,
         db_path=db_path,
