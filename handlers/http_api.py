@@ -187,9 +187,23 @@ class Request:
                 "send the body as application/json",
             )
         try:
-            return json.loads(raw, parse_constant=_reject_constant)
+            # JSON between systems is UTF-8 (RFC 8259 section 8.1): no UTF-16, no CESU-8.
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            raise HttpProblem(
+                400, "malformed-json", "Malformed JSON", "the body is not UTF-8"
+            ) from None
+        try:
+            document = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as error:
             raise HttpProblem(400, "malformed-json", "Malformed JSON", str(error)[:200]) from None
+        if (not text.isascii() or "\\u" in text) and _holds_lone_surrogate(document):
+            # `"\ud800"` is JSON grammar but not Unicode (RFC 8259 section 8.2; I-JSON forbids
+            # it): no UTF-8 response could echo it, and no string may be stored with it.
+            raise HttpProblem(
+                400, "malformed-json", "Malformed JSON", "a string holds a lone surrogate"
+            )
+        return document
 
     def expected_version(self) -> int | None:
         value = self.header("if-match")
@@ -205,6 +219,27 @@ class Request:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_lone_surrogate(document: Any) -> bool:
+    """Whether a string of a decoded JSON document, key or value, holds a lone surrogate
+    (json.loads joins escaped pairs, so any surrogate left is alone). Iterative: documents
+    nest as deep as the parser allows."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return True
+        elif isinstance(value, dict):
+            pending += value.keys()
+            pending += value.values()
+        elif isinstance(value, list):
+            pending += value
+    return False
 
 
 def parse_groups(value: object) -> frozenset[str]:

@@ -22,7 +22,7 @@ from taskcore.model import (
     Priority,
     Status,
     description_problem,
-    filename_problem,
+    new_filename_problem,
     tags_problems,
     title_problem,
 )
@@ -241,7 +241,7 @@ def _content_type_problem(value: object) -> str | None:
 
 def parse_attachment(data: object) -> AddAttachment:
     c = _Collector(data, ("filename", "contentType", "size"))
-    filename = c.text("filename", filename_problem)
+    filename = c.text("filename", new_filename_problem)
     content_type = c.text("contentType", _content_type_problem)
     size = c.integer("size", 1, ATTACHMENT_SIZE_MAX)
     for name, value in (("filename", filename), ("contentType", content_type), ("size", size)):

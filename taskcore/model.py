@@ -15,6 +15,7 @@ cancels the task.
 from __future__ import annotations
 
 import enum
+import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
@@ -157,6 +158,39 @@ def filename_problem(value: object) -> str | None:
         return "must not contain path separators"
     if _has_control_chars(value):
         return "must not contain control characters"
+    return None
+
+
+# Characters a reader may take for a path separator: Windows' "best fit" code pages turn
+# some of them into `/` or `\` (NFKC, applied below, folds the fullwidth and small forms).
+SEPARATOR_LOOKALIKES = frozenset("\u2044\u2215\u29f8\u29f9")
+# Bidirectional controls: `invoice\u202efdp.exe` shows as `invoiceexe.pdf`.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def new_filename_problem(value: object) -> str | None:
+    """Why `value` may not name a *new* attachment, or None: a plain file name
+    (`filename_problem`) that no reader could take for a path or a different name either.
+
+    Stricter than what an attachment may hold (names stored before a rule existed must stay
+    readable), like `due_date_problem` for new due dates.
+    """
+    problem = filename_problem(value)
+    if problem is not None:
+        return problem
+    assert isinstance(value, str)
+    folded = unicodedata.normalize("NFKC", value)
+    if not folded.strip(". "):  # `...`, `. .`, fullwidth dots: Windows trims them to nothing
+        return "must be a file name"
+    if "/" in folded or "\\" in folded or not SEPARATOR_LOOKALIKES.isdisjoint(folded):
+        return "must not contain path separators or look-alikes"
+    if PERCENT_ESCAPE.search(folded):  # `..%2F..%2Fetc%2Fpasswd`, once a reader decodes it
+        return "must not contain percent-escapes"
+    if not BIDI_CONTROLS.isdisjoint(value):
+        return "must not contain bidirectional controls"
     return None
 
 

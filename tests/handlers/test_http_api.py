@@ -140,6 +140,48 @@ class TestCreate:
                 "body-too-large",
             ),
             ({"body": ["a", "list"]}, 422, "invalid-task"),
+            # Lone surrogates are JSON grammar but not Unicode: refused wherever they are.
+            (
+                {
+                    "raw_body": '{"title": "\\ud800"}',
+                    "headers": {"content-type": "application/json"},
+                },
+                400,
+                "malformed-json",
+            ),
+            (
+                {
+                    "raw_body": '{"\\udc00": 1, "title": "x"}',
+                    "headers": {"content-type": "application/json"},
+                },
+                400,
+                "malformed-json",
+            ),
+            (
+                {
+                    "raw_body": '{"title": "x\ud800"}',
+                    "headers": {"content-type": "application/json"},
+                },
+                400,
+                "malformed-json",
+            ),
+            # Bodies are UTF-8 (base64 bytes here, as the gateway passes what is not UTF-8).
+            (
+                {
+                    "raw_body": '{"title": "x"}'.encode("utf-16"),
+                    "headers": {"content-type": "application/json"},
+                },
+                400,
+                "malformed-json",
+            ),
+            (
+                {
+                    "raw_body": b'{"title": "a\xed\xa0\x80"}',
+                    "headers": {"content-type": "application/json"},
+                },
+                400,
+                "malformed-json",
+            ),
         ],
     )
     def test_bad_bodies_are_4xx(self, call: Call, fakes: Fakes, kwargs, status, kind) -> None:

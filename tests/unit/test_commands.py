@@ -601,11 +601,37 @@ class TestParseAttachment:
             ("../etc/passwd", "must not contain path separators"),
             ("dir\\file.txt", "must not contain path separators"),
             ("file\x00.pdf", "must not contain control characters"),
+            # Names a reader could still take for a path, or for another name:
+            ("...", "must be a file name"),
+            (". .", "must be a file name"),
+            ("\uff0e\uff0e", "must be a file name"),  # fullwidth dots: `..` under NFKC
+            ("..\uff0f..\uff0fetc\uff0fpasswd", "must not contain path separators or look-alikes"),
+            ("..\uff3cboot.ini", "must not contain path separators or look-alikes"),
+            ("..\u2215etc\u2215passwd", "must not contain path separators or look-alikes"),
+            ("..%2F..%2Fetc%2Fpasswd", "must not contain percent-escapes"),
+            ("%2e%2e", "must not contain percent-escapes"),
+            ("..%252Fetc", "must not contain percent-escapes"),
+            ("invoice\u202efdp.exe", "must not contain bidirectional controls"),
+            ("name\u2066.txt", "must not contain bidirectional controls"),
         ],
     )
     def test_a_bad_filename_is_refused(self, filename: object, message: str) -> None:
         exc = attachment_error({**self.VALID, "filename": filename})
         assert exc.errors == (FieldError("filename", message),)
+
+    @pytest.mark.parametrize(
+        "filename",
+        [
+            "résumé.pdf",
+            "50%off.pdf",
+            "Meeting 10:30.txt",
+            ".bashrc",
+            "a..b.txt",
+            "\u05e9\u05dc\u05d5\u05dd.txt",
+        ],
+    )
+    def test_plain_names_are_accepted(self, filename: str) -> None:
+        assert parse_attachment({**self.VALID, "filename": filename}).filename == filename
 
     def test_a_filename_of_the_maximum_length_is_accepted(self) -> None:
         name = "f" * FILENAME_MAX
