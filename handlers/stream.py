@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import bootstrap
 from taskcore.adapters.dynamodb import task_from_image
 from taskcore.adapters.eventbridge import MAX_BATCH, EventBridgePublisher
 from taskcore.events import Envelope, derive_events, export_requested
@@ -27,7 +28,7 @@ from taskcore.ports import EventPublisher
 from taskcore.serialization import envelope
 
 logger = Logger(service="tasks-stream")
-metrics = Metrics(namespace="tasks", service="stream")
+metrics = bootstrap.sandbox_metrics("stream")
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 

@@ -570,3 +570,46 @@ def test_each_worker_thread_resolves_with_its_own_resolver(call: Call) -> None:
         ids = set(pool.map(resolver_id, range(4)))
     assert len(ids) == 4
     assert http_api.resolver() is http_api.app
+
+
+def test_a_resolver_keeps_its_own_current_event(containers: list[bootstrap.Container]) -> None:
+    """Powertools keeps the current event on the `BaseRouter` class; the local platform's
+    sandboxes (threads, one resolver each) must not read one another's."""
+    first, second = (http_api.create_app(lambda: containers[-1]) for _ in range(2))
+    one, two = http_event("GET", "/health"), http_event("GET", "/tasks", user="bob")
+    assert first.resolve(one, FakeContext())["statusCode"] == 200
+    assert second.resolve(two, FakeContext())["statusCode"] == 200
+    assert first.current_event.raw_event is one
+    assert second.current_event.raw_event is two
+
+
+def test_pending_metrics_are_the_threads_and_the_functions_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Powertools' `Metrics` share one pending set per process; the local platform runs every
+    function's sandboxes as threads of one process, so each thread and each function keeps its
+    own: a flush elsewhere neither prints nor clears this one's metrics."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api, other = bootstrap.sandbox_metrics("api-test"), bootstrap.sandbox_metrics("other-test")
+    api.add_metric(name="Mine", unit="Count", value=1)
+
+    def elsewhere() -> dict[str, Any]:
+        seen = dict(api.provider.metric_set)
+        api.add_metric(name="Theirs", unit="Count", value=1)
+        api.flush_metrics()
+        return seen
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(elsewhere).result() == {}
+    assert list(api.provider.metric_set) == ["Mine"]
+    assert other.provider.metric_set == {}
+    other.flush_metrics()  # nothing of its own to print, and no error
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [("Theirs" in e, "Mine" in e, e["service"]) for e in emitted] == [
+        (True, False, "api-test")
+    ]
+    api.flush_metrics()
+    (mine,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (mine["Mine"], mine["service"]) == ([1.0], "api-test")
+    assert api.provider.metric_set == {}
