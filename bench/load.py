@@ -2,7 +2,8 @@
 
 32 client threads hammer one operation for a fixed time; each request's latency is recorded.
 The reference is the same 32 threads doing the DynamoDB call that operation needs (GetItem for
-`GET /tasks/{id}`), straight to the engine: what the API adds on top is the ratio.
+`GET /tasks/{id}`, a Query of 20 for a list page, a conditional PutItem for a create), straight
+to the engine: what the API adds on top is the ratio.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import random
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -103,8 +105,8 @@ def run(seconds: float = 20.0, seed_tasks: int = 200) -> dict[str, Load]:
             client = http()
             return lambda: client.post("/tasks", json={"title": "load"}).status_code == 201
 
-        def raw_get_item() -> Callable[[], bool]:
-            dynamodb: Any = boto3.client(
+        def raw_client() -> Any:
+            return boto3.client(
                 "dynamodb",
                 endpoint_url=f"http://127.0.0.1:{dynamodb_port}",
                 region_name="us-east-1",
@@ -113,6 +115,9 @@ def run(seconds: float = 20.0, seed_tasks: int = 200) -> dict[str, Load]:
                 config=Config(proxies={}, max_pool_connections=CLIENTS),
             )
 
+        def raw_get_item() -> Callable[[], bool]:
+            dynamodb = raw_client()
+
             def call() -> bool:
                 key = {"pk": {"S": user_pk("load-user")}, "sk": {"S": task_sk(random.choice(ids))}}
                 item = dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)
@@ -120,11 +125,53 @@ def run(seconds: float = 20.0, seed_tasks: int = 200) -> dict[str, Load]:
 
             return call
 
+        def raw_query() -> Callable[[], bool]:
+            """What a list page needs: one Query of 20 of the user's tasks."""
+            dynamodb = raw_client()
+
+            def call() -> bool:
+                page = dynamodb.query(
+                    TableName=TABLE,
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :task)",
+                    ExpressionAttributeValues={
+                        ":pk": {"S": user_pk("load-user")},
+                        ":task": {"S": "TASK#"},
+                    },
+                    Limit=20,
+                    ConsistentRead=True,
+                )
+                return len(page["Items"]) == 20
+
+            return call
+
+        def raw_put_item() -> Callable[[], bool]:
+            """What a create needs: one conditional PutItem of a new task-sized item."""
+            dynamodb = raw_client()
+
+            def call() -> bool:
+                key = uuid.uuid4().hex
+                item = {
+                    "pk": {"S": user_pk("raw-user")},
+                    "sk": {"S": task_sk(key)},
+                    "lsi1sk": {"S": f"pending#{key}"},
+                    "lsi2sk": {"S": f"medium#{key}"},
+                    "title": {"S": "load"},
+                    "version": {"N": "1"},
+                }
+                dynamodb.put_item(
+                    TableName=TABLE, Item=item, ConditionExpression="attribute_not_exists(pk)"
+                )
+                return True
+
+            return call
+
         results = {}
         for name, factory in (
             ("raw GetItem", raw_get_item),
             ("GET /tasks/{id}", get_task),
+            ("raw Query (20)", raw_query),
             ("GET /tasks?limit=20", list_tasks),
+            ("raw PutItem", raw_put_item),
             ("POST /tasks", create_task),
         ):
             results[name] = hammer(name, factory, seconds)
