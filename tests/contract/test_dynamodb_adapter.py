@@ -191,3 +191,25 @@ class TestErrors:
                 client.meta.events.unregister("before-send.dynamodb", injector)
         assert stats.apply(UserId("a"), "e1", StatsDelta(status_counts={"pending": 1}))
         assert stats.get(UserId("a")).by_status == {"pending": 1}
+
+
+class TestStatsConcurrency:
+    def test_concurrent_events_of_one_user_are_all_applied_at_once(
+        self, dynamodb_local, repository
+    ) -> None:
+        """Consumers run concurrently: every transaction on one user's stats item applies
+        (none refused, no ADD lost), each event once."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        stats = DynamoStatsStore(repository.table_name, endpoint_url=dynamodb_local.endpoint_url)
+        owner = UserId(f"u-{uuid.uuid4().hex[:6]}")
+        events = 64
+
+        def apply(n: int) -> bool:
+            return stats.apply(owner, f"e{n}", StatsDelta(status_counts={"pending": 1}))
+
+        with ThreadPoolExecutor(16) as pool:
+            applied = list(pool.map(apply, range(events)))
+        assert applied == [True] * events
+        assert stats.get(owner).by_status == {"pending": events}
+        assert not stats.apply(owner, "e0", StatsDelta(status_counts={"pending": 1}))
