@@ -39,6 +39,9 @@ Resource = Literal[
 ]
 
 EVENT_SOURCE = "tasks"  # the `source` of every domain event on the bus
+ASYNC_RETRIES = 2
+"""Lambda's own retries of an event a consumer failed on (0-2), before its on-failure
+destination: infra configures them, the local bus keeps them."""
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 

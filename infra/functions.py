@@ -24,12 +24,11 @@ import attrs
 import pulumi
 import pulumi_aws as aws
 
-from handlers.manifest import Function
+from handlers.manifest import ASYNC_RETRIES, Function
 from infra import packaging
 from infra.context import Deployment, policy, trust
 from infra.wiring import TRACING, Wiring, allow
 
-MAX_ASYNC_RETRIES = 2  # Lambda's own retries of an event it accepted (0-2)
 QUEUE_RETENTION_S = 14 * 24 * 3600  # SQS's maximum: two weeks to look and redrive
 
 
@@ -165,7 +164,7 @@ class Functions(pulumi.ComponentResource):
             aws.lambda_.FunctionEventInvokeConfig(
                 f"{base}-async",
                 function_name=self.functions[function.name].name,
-                maximum_retry_attempts=MAX_ASYNC_RETRIES,
+                maximum_retry_attempts=ASYNC_RETRIES,
                 maximum_event_age_in_seconds=max(r.max_event_age_s for r in function.rules),
                 destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
                     on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(

@@ -30,16 +30,16 @@ from typing import Any
 
 import attrs
 
-from handlers.manifest import EventRule, Function, Workflow
+from handlers.manifest import ASYNC_RETRIES, EventRule, Function, Workflow
 
 log = logging.getLogger("local_platform.bus")
 
 Invoke = Callable[[Function, dict[str, Any]], Any]
 
 # EventBridge invokes a Lambda target asynchronously; when the function fails, Lambda retries
-# the event twice, one minute and then two minutes later (infra: MAX_ASYNC_RETRIES = 2), then
-# sends it to the on-failure destination (our rule's DLQ). The local bus keeps that schedule.
-LAMBDA_ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
+# the event up to twice (the manifest's ASYNC_RETRIES), one minute and then two minutes later,
+# then sends it to the on-failure destination (our rule's DLQ). The local bus keeps that schedule.
+LAMBDA_ASYNC_RETRY_DELAYS_S = (60.0, 120.0)[:ASYNC_RETRIES]
 
 
 def check_pattern(pattern: Mapping[str, Any]) -> None:

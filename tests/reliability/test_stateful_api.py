@@ -28,10 +28,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
+import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -62,24 +64,12 @@ TRANSITIONS = {
 }
 NEEDS_APPROVAL = {"high", "critical"}
 ALLOWS_START = {"not_required", "approved"}
-TASK_KEYS = {
-    "id",
-    "ownerId",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "approval",
-    "tags",
-    "dueDate",
-    "createdAt",
-    "updatedAt",
-    "completedAt",
-    "approvalDecidedBy",
-    "approvalDecidedAt",
-    "attachments",
-    "version",
-}
+# Every field of a task, as the API document requires them (the Task schema allows no others).
+TASK_KEYS = set(
+    yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())[
+        "components"
+    ]["schemas"]["Task"]["required"]
+)
 GHOST_ID = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"  # a well-formed ULID nobody will ever be given
 NOT_AN_ID = "not-a-task"
 DUE_HORIZON_DAYS = 366 * 10
@@ -302,6 +292,18 @@ class StatefulApi(RuleBasedStateMachine):
             return {"If-Match": f'"{version + 1}"'}, version + 1
         return {"If-Match": f'"{version}"'}, version
 
+    @staticmethod
+    def refusal(task: Expected | None, expected_version: int | None) -> int | None:
+        """What the API answers before any domain rule, in its order: a malformed If-Match
+        (412), someone else's or no task (404), a stale version (412); None: none of these."""
+        if expected_version == -1:
+            return 412
+        if task is None:
+            return 404
+        if expected_version is not None and expected_version != task.version:
+            return 412
+        return None
+
     def prefer(self, data: st.DataObject, task_id: str, wanted: Callable[[Expected], bool]) -> str:
         """Half the time, instead of `task_id`, a live task that is `wanted` (if any): the
         rules that need a task in some state rarely find one in the bundle."""
@@ -460,13 +462,10 @@ class StatefulApi(RuleBasedStateMachine):
         task = self.target(role, task_id)
         if update_body_problem(body):
             self.expect(response, 422)
-        elif expected_version == -1:
-            self.expect(response, 412)
-        elif task is None:
-            self.expect(response, 404)
-        elif expected_version is not None and expected_version != task.version:
-            self.expect(response, 412)
+        elif (refused := self.refusal(task, expected_version)) is not None:
+            self.expect(response, refused)
         else:
+            assert task is not None
             outcome = predict_update(task, body)
             self.expect(response, outcome.status)
             if outcome.status == 200:
@@ -488,13 +487,10 @@ class StatefulApi(RuleBasedStateMachine):
         headers, expected_version = self.if_match(mode, task_id)
         response = self.send(role, "POST", f"/tasks/{task_id}/complete", headers=headers)
         task = self.target(role, task_id)
-        if expected_version == -1:
-            self.expect(response, 412)
-        elif task is None:
-            self.expect(response, 404)
-        elif expected_version is not None and expected_version != task.version:
-            self.expect(response, 412)
+        if (refused := self.refusal(task, expected_version)) is not None:
+            self.expect(response, refused)
         else:
+            assert task is not None
             outcome = predict_update(task, {"status": "completed"})
             self.expect(response, outcome.status)
             if outcome.status == 200:
@@ -506,13 +502,10 @@ class StatefulApi(RuleBasedStateMachine):
         headers, expected_version = self.if_match(mode, task_id)
         response = self.send(role, "DELETE", f"/tasks/{task_id}", headers=headers)
         task = self.target(role, task_id)
-        if expected_version == -1:
-            self.expect(response, 412)
-        elif task is None:
-            self.expect(response, 404)
-        elif expected_version is not None and expected_version != task.version:
-            self.expect(response, 412)
+        if (refused := self.refusal(task, expected_version)) is not None:
+            self.expect(response, refused)
         else:
+            assert task is not None
             assert response.status_code == 204, response.text
             assert response.content == b""
             task.deleted = True
