@@ -17,17 +17,26 @@ PROJECT = "tasks"
 
 @attrs.frozen(kw_only=True)
 class Deployment:
+    """The stack's config, and where the AWS provider deploys: its account, partition, region
+    and DNS suffix, asked of the provider (so `aws:region` in stack config, `AWS_REGION` or a
+    profile's region all give the same ARNs), never assumed."""
+
     config: StackConfig
     account_id: pulumi.Output[str]
     partition: pulumi.Output[str]
+    region: pulumi.Output[str]
+    dns_suffix: pulumi.Output[str]
 
     @classmethod
     def current(cls, config: StackConfig) -> Deployment:
-        """The account and partition the AWS provider's credentials point at."""
+        """Where the AWS provider's credentials and region point."""
+        partition = aws.get_partition_output()
         return cls(
             config=config,
             account_id=aws.get_caller_identity_output().account_id,
-            partition=aws.get_partition_output().partition,
+            partition=partition.partition,
+            region=aws.get_region_output().region,
+            dns_suffix=partition.dns_suffix,
         )
 
     @property
@@ -35,16 +44,16 @@ class Deployment:
         """Prefix of the physical names this stack chooses itself, e.g. `tasks-dev`."""
         return f"{PROJECT}-{self.config.stack}"
 
-    @property
-    def region(self) -> str:
-        return self.config.region
-
     def arn(self, service: str, resource: str, *, region: bool = True) -> pulumi.Output[str]:
         """An ARN in this account, for resources whose ARN is needed before they exist."""
         where = self.region if region else ""
         return pulumi.Output.concat(
-            "arn:", self.partition, f":{service}:{where}:", self.account_id, f":{resource}"
+            "arn:", self.partition, f":{service}:", where, ":", self.account_id, f":{resource}"
         )
+
+    def regional_principal(self, service: str) -> pulumi.Output[str]:
+        """A service principal with the region in it, e.g. `logs.eu-west-1.amazonaws.com`."""
+        return pulumi.Output.concat(service, ".", self.region, ".", self.dns_suffix)
 
     def stateful(self, parent: pulumi.Resource) -> pulumi.ResourceOptions:
         """Options for resources that hold data (table, bucket, key): with deletion protection

@@ -41,16 +41,19 @@ def rule_with_dead_letters(
     name: str,
     rule: EventRule,
     *,
+    deployment: Deployment,
     bus_name: pulumi.Input[str],
     key_arn: pulumi.Input[str],
     parent: pulumi.Resource,
     description: str,
 ) -> tuple[aws.cloudwatch.EventRule, aws.sqs.Queue, aws.cloudwatch.EventTargetRetryPolicyArgs]:
     """A rule on the bus, its dead-letter queue (only this rule may send to it) and the retry
-    policy its target uses."""
+    policy its target uses. Both are named after the manifest's rule (`tasks-<stack>-<rule>`,
+    `...-dlq`), not after the logical name, which grows with the function's name."""
     child = pulumi.ResourceOptions(parent=parent)
     event_rule = aws.cloudwatch.EventRule(
         name,
+        name=f"{deployment.prefix}-{rule.name}",
         event_bus_name=bus_name,
         event_pattern=pattern_json(rule.pattern),
         description=description,
@@ -58,6 +61,7 @@ def rule_with_dead_letters(
     )
     queue = aws.sqs.Queue(
         f"{name}-dlq",
+        name=f"{deployment.prefix}-{rule.name}-dlq",
         kms_master_key_id=key_arn,
         message_retention_seconds=QUEUE_RETENTION_S,
         opts=child,
@@ -171,6 +175,7 @@ class Subscriptions(pulumi.ComponentResource):
         event_rule, queue, retry = rule_with_dead_letters(
             base,
             rule,
+            deployment=args.deployment,
             bus_name=args.wiring.bus_name,
             key_arn=args.wiring.key_arn,
             parent=self,
@@ -186,6 +191,7 @@ class Subscriptions(pulumi.ComponentResource):
         )
         aws.cloudwatch.EventTarget(
             f"{base}-target",
+            target_id=function.name,
             rule=event_rule.name,
             event_bus_name=args.wiring.bus_name,
             arn=target.arn,

@@ -103,6 +103,7 @@ class Functions(pulumi.ComponentResource):
         if is_async_consumer(function):
             queue = aws.sqs.Queue(
                 f"{base}-failures",
+                name=f"{physical}-failures",
                 kms_master_key_id=wiring.key_arn,
                 message_retention_seconds=QUEUE_RETENTION_S,
                 opts=child,

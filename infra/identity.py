@@ -107,9 +107,7 @@ class Identity(pulumi.ComponentResource):
             description="May list pending approvals and decide on other users' tasks",
             opts=child,
         )
-        self.issuer = pulumi.Output.concat(
-            f"https://cognito-idp.{env.region}.amazonaws.com/", pool.id
-        )
+        self.issuer = pulumi.Output.concat("https://", pool.endpoint)
         self.audiences = client.id.apply(lambda client_id: [client_id])
         self.user_pool_id = pool.id
         self.client_id = client.id

@@ -66,7 +66,7 @@ class Keys(pulumi.ComponentResource):
                     {
                         "Sid": "CloudWatchLogsEncryptsThisAccountsLogGroups",
                         "Effect": "Allow",
-                        "Principal": {"Service": f"logs.{env.region}.amazonaws.com"},
+                        "Principal": {"Service": env.regional_principal("logs")},
                         "Action": LOGS_KEY_USE,
                         "Resource": "*",
                         "Condition": {

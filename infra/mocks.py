@@ -14,6 +14,7 @@ after the other (Pulumi keeps its settings and root stack resource in context va
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import json
@@ -31,6 +32,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from infra import limits
 from infra.config import PROJECT, ROOT
 
 ACCOUNT_ID = "123456789012"
@@ -48,11 +50,18 @@ class Resource:
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any]
     id: str
+    autonamed: Mapping[str, Any] = attrs.field(factory=dict)
     custom: bool
     protect: bool = False
     retain_on_delete: bool = False
     delete_before_replace: bool = False
     dependencies: tuple[str, ...] = ()
+
+    @property
+    def provider_inputs(self) -> dict[str, Any]:
+        """The inputs as the provider passes them on (what a policy pack sees): the program's,
+        plus what pulumi-aws auto-names."""
+        return {**self.inputs, **self.autonamed}
 
     @property
     def kind(self) -> str:
@@ -84,6 +93,22 @@ class Inventory:
 
 def _suffix(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:7]
+
+
+class Refused(ValueError):
+    """What the provider or AWS would refuse in a registration: the preview stops there."""
+
+
+def provider_inputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs as the provider passes them on: with what it auto-names filled in, after
+    checking them against AWS's limits (`infra.limits`). Raises `Refused` as AWS would."""
+    try:
+        checked = {**inputs, **limits.autoname(type_, name, inputs)}
+    except ValueError as error:
+        raise Refused(str(error)) from None
+    if problems := limits.violations(type_, checked):
+        raise Refused(f"{type_} {name!r}:\n  " + "\n  ".join(problems))
+    return checked
 
 
 def fake_state(type_: str, name: str, inputs: Mapping[str, Any], region: str) -> dict[str, Any]:
@@ -166,7 +191,8 @@ class CapturingMocks(pulumi.runtime.Mocks):
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
-        state = fake_state(args.typ, args.name, args.inputs, self.region)
+        inputs = provider_inputs(args.typ, args.name, _plain(args.inputs))
+        state = fake_state(args.typ, args.name, inputs, self.region)
         return fake_id(args.typ, args.name, state, self.region), state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
@@ -177,6 +203,14 @@ class CapturingMocks(pulumi.runtime.Mocks):
                     "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock",
                     "userId": "MOCK",
                     "id": ACCOUNT_ID,
+                }
+            case "aws:index/getRegion:getRegion":
+                return {
+                    "region": self.region,
+                    "name": self.region,
+                    "id": self.region,
+                    "endpoint": f"ec2.{self.region}.amazonaws.com",
+                    "description": "mock",
                 }
             case "aws:index/getPartition:getPartition":
                 return {
@@ -199,14 +233,15 @@ class CapturingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
-            inputs = rpc.deserialize_properties(request.object)
+            inputs = _plain(rpc.deserialize_properties(request.object))
             self.captured.append(
                 Resource(
                     type=request.type,
                     name=request.name,
                     urn=response.urn,
                     parent=request.parent,
-                    inputs=_plain(inputs),
+                    inputs=inputs,
+                    autonamed=limits.autoname(request.type, request.name, inputs),
                     outputs=_plain(rpc.deserialize_properties(response.object)),
                     id=response.id,
                     custom=bool(request.custom),
@@ -249,14 +284,27 @@ def stack_config(
             raise ValueError(f"{key} is encrypted: the mocked run cannot decrypt stack secrets")
         values[key] = value
     values.update(overrides or {})
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+    return {
+        k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None
+    }
 
 
-def run(stack: str, root: Path = ROOT, overrides: Mapping[str, Any] | None = None) -> Inventory:
+def run(
+    stack: str,
+    root: Path = ROOT,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    provider_region: str | None = None,
+) -> Inventory:
     """Run `<root>/__main__.py` for `stack` under mocks; every resource and output, resolved.
-    `overrides` replace config values (`tasks:jwtIssuer`, ...) as `pulumi config set` would."""
+    `overrides` replace config values (`tasks:jwtIssuer`, ...) as `pulumi config set` would;
+    an override of `None` removes the key. The provider's region is `aws:region`, or else
+    `provider_region` (as `AWS_REGION` or a profile would give it); with neither, the run
+    fails as the provider does."""
     config = stack_config(stack, root, overrides)
-    region = config.get("aws:region", "eu-west-1")
+    region = config.get("aws:region") or provider_region
+    if not region:
+        raise Refused("the AWS provider has no region: set aws:region, AWS_REGION or a profile's")
 
     def in_fresh_context() -> Inventory:
         mocks = CapturingMocks(region)
@@ -276,4 +324,21 @@ def run(stack: str, root: Path = ROOT, overrides: Mapping[str, Any] | None = Non
         outputs = _sync_await(pulumi.Output.from_input(exported).future())
         return Inventory(stack=stack, resources=tuple(monitor.captured), outputs=outputs or {})
 
-    return contextvars.Context().run(in_fresh_context)
+    try:
+        return contextvars.Context().run(in_fresh_context)
+    except Exception:
+        _abandon_pending_registrations()
+        raise
+
+
+def _abandon_pending_registrations() -> None:
+    """After a refused run: cancel what it left pending on the (shared) event loop, so that it
+    does not finish, and fail, inside the next run."""
+    loop = asyncio.get_event_loop()
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    with pulumi_settings.SETTINGS.lock:
+        pulumi_settings.SETTINGS.outputs.clear()

@@ -259,10 +259,11 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     def _dashboard(self, args: MonitoringArgs) -> pulumi.Output[str]:
-        region = args.deployment.region
         functions = {n: f.name for n, f in args.functions.functions.items()}
         queues = {k: q.name for k, q in self._queues(args).items()}
         machines = {n: m.arn for n, m in args.state_machines.state_machines.items()}
+
+        values: dict[str, Any] = {}
 
         def widget(title: str, metrics: Sequence[Sequence[Any]], stat: str = "Sum") -> Any:
             return {
@@ -271,7 +272,7 @@ class Monitoring(pulumi.ComponentResource):
                 "height": 6,
                 "properties": {
                     "title": title,
-                    "region": region,
+                    "region": values["region"],
                     "period": PERIOD_S,
                     "stat": stat,
                     "view": "timeSeries",
@@ -279,7 +280,8 @@ class Monitoring(pulumi.ComponentResource):
                 },
             }
 
-        def body(values: dict[str, Any]) -> str:
+        def body(resolved: dict[str, Any]) -> str:
+            values.update(resolved)
             api, table = values["api"], values["table"]
             widgets = [
                 widget(
@@ -359,6 +361,7 @@ class Monitoring(pulumi.ComponentResource):
             return json.dumps({"widgets": widgets}, separators=(",", ":"))
 
         return pulumi.Output.all(
+            region=args.deployment.region,
             api=args.api.api.id,
             table=args.data.name,
             functions=functions,

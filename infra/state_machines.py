@@ -147,6 +147,7 @@ class StateMachines(pulumi.ComponentResource):
         rule, queue, retry = rule_with_dead_letters(
             f"{base}-start",
             workflow.started_by,
+            deployment=env,
             bus_name=wiring.bus_name,
             key_arn=wiring.key_arn,
             parent=self,
@@ -166,6 +167,7 @@ class StateMachines(pulumi.ComponentResource):
         )
         aws.cloudwatch.EventTarget(
             f"{base}-start-target",
+            target_id=f"state-machine-{workflow.name}",
             rule=rule.name,
             event_bus_name=wiring.bus_name,
             arn=machine.arn,

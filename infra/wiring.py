@@ -185,11 +185,7 @@ class Wiring:
                 (["s3:DeleteObject", "s3:DeleteObjectVersion"], [objects]),
             ],
             "bus.publish": [(["events:PutEvents"], [self.bus_arn])],
-            "workflow.respond": (
-                [(["states:SendTaskSuccess", "states:SendTaskFailure"], machines)]
-                if machines
-                else []
-            ),
+            "workflow.respond": ([(["states:SendTaskSuccess"], machines)] if machines else []),
             "queue.send": [(["sqs:SendMessage"], [queue_arn])] if queue_arn is not None else [],
         }
 

@@ -3,7 +3,9 @@
 Started by the `ApprovalRequested` event (the whole EventBridge event is the input), it:
 
 1. asks: puts `ApprovalTokenIssued` on the bus with its task token
-   (`events:putEvents.waitForTaskToken`) and waits, at most the stack's approval timeout;
+   (`events:putEvents.waitForTaskToken`) and waits, at most the stack's approval timeout; a
+   failed PutEvents is retried with backoff (a retry puts a new token, which the consumer
+   keeps in place of the old);
 2. on a decision (SendTaskSuccess, sent once the API has recorded it), succeeds with it;
 3. on timeout, puts `ApprovalTimedOut` on the bus and succeeds: a consumer expires the approval
    through taskcore, which cancels the task.
@@ -38,18 +40,27 @@ def _put(bus_name: str, detail_type: str, detail: dict[str, str]) -> dict[str, A
     }
 
 
+# Every Task state retries a failed PutEvents: throttling and service errors reach the state
+# machine as task failures (`EventBridge.FailedEntry` when EventBridge refused an entry), and
+# `States.TaskFailed` matches them all but `States.Timeout`, which the waiting step catches.
+# Nothing sends SendTaskFailure, so a retry never repeats a refusal. Backoff: 2, 4, 8, 16, 32 s
+# (capped at 60, with full jitter so throttled executions do not retry in step).
+RETRY = [
+    {
+        "ErrorEquals": ["States.TaskFailed"],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 6,
+        "BackoffRate": 2.0,
+        "MaxDelaySeconds": 60,
+        "JitterStrategy": "FULL",
+    }
+]
+
+
 def approval_definition(*, bus_name: str, timeout_seconds: int) -> dict[str, Any]:
     if timeout_seconds < 1:
         raise ValueError("the approval timeout must be at least one second")
     task = {"taskId.$": "$.detail.taskId", "ownerId.$": "$.detail.ownerId"}
-    retry = [
-        {
-            "ErrorEquals": ["States.TaskFailed", "EventBridge.EventBridgeException"],
-            "IntervalSeconds": 2,
-            "MaxAttempts": 5,
-            "BackoffRate": 2.0,
-        }
-    ]
     return {
         "Comment": "Ask approvers for a decision on a high or critical task; expire it on timeout.",
         "StartAt": "AskApprovers",
@@ -61,6 +72,7 @@ def approval_definition(*, bus_name: str, timeout_seconds: int) -> dict[str, Any
                     bus_name, TOKEN_ISSUED, {**task, "taskToken.$": "$$.Task.Token"}
                 ),
                 "TimeoutSeconds": timeout_seconds,
+                "Retry": RETRY,
                 "ResultPath": "$.decision",
                 "Catch": [
                     {
@@ -76,7 +88,7 @@ def approval_definition(*, bus_name: str, timeout_seconds: int) -> dict[str, Any
                 "Type": "Task",
                 "Resource": "arn:aws:states:::events:putEvents",
                 "Parameters": _put(bus_name, TIMED_OUT, task),
-                "Retry": retry,
+                "Retry": RETRY,
                 "ResultPath": "$.announced",
                 "Next": "TimedOut",
             },

@@ -61,7 +61,7 @@ VOCABULARY: Mapping[str, Sequence[tuple[Sequence[str], str]]] = {
         (["s3:DeleteObject", "s3:DeleteObjectVersion"], "objects"),
     ],
     "bus.publish": [(["events:PutEvents"], "bus")],
-    "workflow.respond": [(["states:SendTaskSuccess", "states:SendTaskFailure"], "state machines")],
+    "workflow.respond": [(["states:SendTaskSuccess"], "state machines")],
     "queue.send": [(["sqs:SendMessage"], "own queue")],
 }
 
@@ -472,6 +472,8 @@ def test_infra_knows_every_word_of_the_manifests_vocabulary() -> None:
             config=StackConfig.from_stack_file("dev"),
             account_id=pulumi.Output.from_input("1"),
             partition=pulumi.Output.from_input("aws"),
+            region=pulumi.Output.from_input("eu-west-1"),
+            dns_suffix=pulumi.Output.from_input("amazonaws.com"),
         ),
         key_arn="k",
         cursor_secret="s",

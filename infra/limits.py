@@ -1,0 +1,810 @@
+"""What AWS refuses, for every input the program sends it: one table from a Pulumi type and
+input property to the AWS API operation and member that receives it, and the constraints of
+that member read from botocore's service models (`min`, `max`, `pattern`, `enum`), never typed
+here.
+
+Three things are written by hand, each tied to its source:
+- where a member's model holds no machine-readable limit but its documentation states one,
+  a `Documented` limit quotes that sentence, and `documented_sentences_hold()` checks the
+  sentence is still in botocore's documentation of that member (S3's bucket names, whose
+  rules the model only links to, cite the S3 User Guide);
+- API Gateway v2's model names its string shapes after their limits
+  (`StringWithLengthBetween1And128`) without stating them: the name is read;
+- `AUTONAMED`, the properties pulumi-aws fills in itself when the program leaves them out,
+  with the provider's maximum (pulumi-aws `provider/resources.go`; every other input named
+  `name` gets its default of 255, `provider/autonaming.go`).
+
+`violations(type, inputs)` is what the mocks (`infra/mocks.py`) refuse a registration with,
+and what the policy pack (`policy/`) reports at `pulumi preview`. A resource type that is not
+in `LIMITS` is itself a violation, so a new type cannot slip past unchecked.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import botocore.model
+import botocore.session
+import regex
+
+
+@attrs.frozen
+class Documented:
+    """A limit stated in prose: `says` is quoted from the member's documentation in botocore's
+    model (or from `source`, a URL, where the model only links to the rules)."""
+
+    says: str
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    source: str = "botocore"
+
+
+@attrs.frozen
+class Api:
+    """The member of an AWS API operation's input that receives a property: `path` walks the
+    input shape, `[]` stepping into a list's members. `shape` names the model's shape to check
+    instead, where the member takes a name or an ARN and the name's own shape is narrower."""
+
+    service: str
+    operation: str
+    path: str
+    documented: Documented | None = None
+    shape: str | None = None
+
+
+@attrs.frozen
+class Unchecked:
+    """A property no name or enum rule applies to, and why."""
+
+    reason: str
+
+
+REFERENCE = Unchecked("another resource's id, name or ARN: checked where that resource is made")
+DOCUMENT = Unchecked("a JSON document: its content is checked by the policy rules")
+NOT_AWS = Unchecked("not sent to AWS")
+
+
+@attrs.frozen
+class AutoName:
+    """A property pulumi-aws fills in when it is left out: `<logical name>-<7 hex>`, at most
+    `max_length` characters (longer refuses the preview), lower-cased where `lower`."""
+
+    property: str
+    max_length: int
+    lower: bool = False
+
+
+RANDOM_HEX = 7  # pulumi-terraform-bridge's random suffix, after a "-"
+
+# pulumi-aws's auto-named properties other than `name` (255), and its narrower maximums
+# (`provider/resource_overrides.go`; pulumi-terraform-bridge's `AutoName` refuses rather than
+# truncates a name that does not fit with its suffix).
+AUTONAMED: Mapping[str, AutoName] = {
+    "aws:cloudwatch/eventRule:EventRule": AutoName("name", 64),
+    "aws:cloudwatch/eventTarget:EventTarget": AutoName("targetId", 255),
+    "aws:iam/role:Role": AutoName("name", 64),
+    "aws:kms/alias:Alias": AutoName("name", 238),
+    "aws:lambda/function:Function": AutoName("name", 64),
+    "aws:lambda/permission:Permission": AutoName("statementId", 100),
+    "aws:s3/bucket:Bucket": AutoName("bucket", 63, lower=True),
+    "aws:sns/topic:Topic": AutoName("name", 80),
+    "aws:sqs/queue:Queue": AutoName("name", 80),
+}
+DEFAULT_AUTONAME_MAX = 255
+
+_APIGW = "apigatewayv2"
+_LAMBDA_NAME = Documented(
+    "If you specify only the function name, it is limited to 64 characters in length.",
+    max_length=64,
+    pattern=r"[a-zA-Z0-9-_]+",
+)
+
+
+def _tags(service: str, operation: str, member: str) -> Api:
+    return Api(service, operation, member)
+
+
+LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
+    "aws:apigatewayv2/api:Api": {
+        "name": Api(_APIGW, "CreateApi", "Name"),
+        "protocolType": Api(_APIGW, "CreateApi", "ProtocolType"),
+        "corsConfiguration.allowHeaders[]": Api(
+            _APIGW, "CreateApi", "CorsConfiguration.AllowHeaders[]"
+        ),
+        "corsConfiguration.allowMethods[]": Api(
+            _APIGW, "CreateApi", "CorsConfiguration.AllowMethods[]"
+        ),
+        "corsConfiguration.allowOrigins[]": Api(
+            _APIGW, "CreateApi", "CorsConfiguration.AllowOrigins[]"
+        ),
+        "corsConfiguration.exposeHeaders[]": Api(
+            _APIGW, "CreateApi", "CorsConfiguration.ExposeHeaders[]"
+        ),
+        "corsConfiguration.maxAge": Api(_APIGW, "CreateApi", "CorsConfiguration.MaxAge"),
+        "tags": _tags(_APIGW, "CreateApi", "Tags"),
+    },
+    "aws:apigatewayv2/apiMapping:ApiMapping": {
+        "apiId": REFERENCE,
+        "domainName": Api(_APIGW, "CreateApiMapping", "DomainName"),
+        "stage": Api(_APIGW, "CreateApiMapping", "Stage"),
+    },
+    "aws:apigatewayv2/authorizer:Authorizer": {
+        "apiId": REFERENCE,
+        "name": Api(_APIGW, "CreateAuthorizer", "Name"),
+        "authorizerType": Api(_APIGW, "CreateAuthorizer", "AuthorizerType"),
+        "identitySources[]": Api(_APIGW, "CreateAuthorizer", "IdentitySource[]"),
+        "jwtConfiguration.audiences[]": Api(
+            _APIGW, "CreateAuthorizer", "JwtConfiguration.Audience[]"
+        ),
+        "jwtConfiguration.issuer": Api(_APIGW, "CreateAuthorizer", "JwtConfiguration.Issuer"),
+    },
+    "aws:apigatewayv2/domainName:DomainName": {
+        "domainName": Api(_APIGW, "CreateDomainName", "DomainName"),
+        "domainNameConfiguration.certificateArn": REFERENCE,
+        "domainNameConfiguration.endpointType": Api(
+            _APIGW, "CreateDomainName", "DomainNameConfigurations[].EndpointType"
+        ),
+        "domainNameConfiguration.securityPolicy": Api(
+            _APIGW, "CreateDomainName", "DomainNameConfigurations[].SecurityPolicy"
+        ),
+        "tags": _tags(_APIGW, "CreateDomainName", "Tags"),
+    },
+    "aws:apigatewayv2/integration:Integration": {
+        "apiId": REFERENCE,
+        "integrationUri": REFERENCE,
+        "integrationType": Api(_APIGW, "CreateIntegration", "IntegrationType"),
+        "payloadFormatVersion": Api(_APIGW, "CreateIntegration", "PayloadFormatVersion"),
+    },
+    "aws:apigatewayv2/route:Route": {
+        "apiId": REFERENCE,
+        "authorizerId": REFERENCE,
+        "target": REFERENCE,
+        "routeKey": Api(_APIGW, "CreateRoute", "RouteKey"),
+        "authorizationType": Api(_APIGW, "CreateRoute", "AuthorizationType"),
+    },
+    "aws:apigatewayv2/stage:Stage": {
+        "apiId": REFERENCE,
+        "accessLogSettings.destinationArn": REFERENCE,
+        "name": Api(_APIGW, "CreateStage", "StageName"),
+        "accessLogSettings.format": Api(_APIGW, "CreateStage", "AccessLogSettings.Format"),
+        "tags": _tags(_APIGW, "CreateStage", "Tags"),
+    },
+    "aws:cloudwatch/dashboard:Dashboard": {
+        "dashboardBody": DOCUMENT,
+        "dashboardName": Api(
+            "cloudwatch",
+            "PutDashboard",
+            "DashboardName",
+            Documented(
+                'The maximum length is 255, and valid characters are A-Z, a-z, 0-9, "-", and "_".',
+                min_length=1,
+                max_length=255,
+                pattern=r"[A-Za-z0-9_-]+",
+            ),
+        ),
+    },
+    "aws:cloudwatch/eventBus:EventBus": {
+        "name": Api("events", "CreateEventBus", "Name"),
+        "description": Api("events", "CreateEventBus", "Description"),
+        "tags": _tags("events", "CreateEventBus", "Tags"),
+    },
+    "aws:cloudwatch/eventRule:EventRule": {
+        "name": Api("events", "PutRule", "Name"),
+        "description": Api("events", "PutRule", "Description"),
+        "eventBusName": Api("events", "PutRule", "EventBusName"),
+        "eventPattern": Api("events", "PutRule", "EventPattern"),
+        "tags": _tags("events", "PutRule", "Tags"),
+    },
+    "aws:cloudwatch/eventTarget:EventTarget": {
+        "arn": REFERENCE,
+        "roleArn": REFERENCE,
+        "deadLetterConfig.arn": REFERENCE,
+        "targetId": Api("events", "PutTargets", "Targets[].Id"),
+        "rule": Api("events", "PutTargets", "Rule"),
+        "eventBusName": Api("events", "PutTargets", "EventBusName"),
+        "retryPolicy.maximumRetryAttempts": Api(
+            "events", "PutTargets", "Targets[].RetryPolicy.MaximumRetryAttempts"
+        ),
+        "retryPolicy.maximumEventAgeInSeconds": Api(
+            "events", "PutTargets", "Targets[].RetryPolicy.MaximumEventAgeInSeconds"
+        ),
+    },
+    "aws:cloudwatch/logGroup:LogGroup": {
+        "kmsKeyId": REFERENCE,
+        "name": Api("logs", "CreateLogGroup", "logGroupName"),
+        "tags": _tags("logs", "CreateLogGroup", "tags"),
+    },
+    "aws:cloudwatch/metricAlarm:MetricAlarm": {
+        "alarmActions[]": REFERENCE,
+        "okActions[]": REFERENCE,
+        "name": Api("cloudwatch", "PutMetricAlarm", "AlarmName"),
+        "alarmDescription": Api("cloudwatch", "PutMetricAlarm", "AlarmDescription"),
+        "comparisonOperator": Api("cloudwatch", "PutMetricAlarm", "ComparisonOperator"),
+        "statistic": Api("cloudwatch", "PutMetricAlarm", "Statistic"),
+        "extendedStatistic": Api("cloudwatch", "PutMetricAlarm", "ExtendedStatistic"),
+        "metricName": Api("cloudwatch", "PutMetricAlarm", "MetricName"),
+        "namespace": Api("cloudwatch", "PutMetricAlarm", "Namespace"),
+        "treatMissingData": Api("cloudwatch", "PutMetricAlarm", "TreatMissingData"),
+        "dimensions": Api("cloudwatch", "PutMetricAlarm", "Dimensions"),
+        "period": Api("cloudwatch", "PutMetricAlarm", "Period"),
+        "evaluationPeriods": Api("cloudwatch", "PutMetricAlarm", "EvaluationPeriods"),
+        "datapointsToAlarm": Api("cloudwatch", "PutMetricAlarm", "DatapointsToAlarm"),
+        "metricQueries[].id": Api("cloudwatch", "PutMetricAlarm", "Metrics[].Id"),
+        "metricQueries[].expression": Api("cloudwatch", "PutMetricAlarm", "Metrics[].Expression"),
+        "metricQueries[].label": Api("cloudwatch", "PutMetricAlarm", "Metrics[].Label"),
+        "metricQueries[].metric.metricName": Api(
+            "cloudwatch", "PutMetricAlarm", "Metrics[].MetricStat.Metric.MetricName"
+        ),
+        "metricQueries[].metric.namespace": Api(
+            "cloudwatch", "PutMetricAlarm", "Metrics[].MetricStat.Metric.Namespace"
+        ),
+        "metricQueries[].metric.dimensions": Api(
+            "cloudwatch", "PutMetricAlarm", "Metrics[].MetricStat.Metric.Dimensions"
+        ),
+        "metricQueries[].metric.stat": Api(
+            "cloudwatch", "PutMetricAlarm", "Metrics[].MetricStat.Stat"
+        ),
+        "metricQueries[].metric.period": Api(
+            "cloudwatch", "PutMetricAlarm", "Metrics[].MetricStat.Period"
+        ),
+        "tags": _tags("cloudwatch", "PutMetricAlarm", "Tags"),
+    },
+    "aws:cognito/userGroup:UserGroup": {
+        "userPoolId": REFERENCE,
+        "name": Api("cognito-idp", "CreateGroup", "GroupName"),
+        "description": Api("cognito-idp", "CreateGroup", "Description"),
+    },
+    "aws:cognito/userPool:UserPool": {
+        "name": Api("cognito-idp", "CreateUserPool", "PoolName"),
+        "mfaConfiguration": Api("cognito-idp", "SetUserPoolMfaConfig", "MfaConfiguration"),
+        "deletionProtection": Api("cognito-idp", "CreateUserPool", "DeletionProtection"),
+        "usernameAttributes[]": Api("cognito-idp", "CreateUserPool", "UsernameAttributes[]"),
+        "autoVerifiedAttributes[]": Api(
+            "cognito-idp", "CreateUserPool", "AutoVerifiedAttributes[]"
+        ),
+        "accountRecoverySetting.recoveryMechanisms[].name": Api(
+            "cognito-idp", "CreateUserPool", "AccountRecoverySetting.RecoveryMechanisms[].Name"
+        ),
+        "accountRecoverySetting.recoveryMechanisms[].priority": Api(
+            "cognito-idp", "CreateUserPool", "AccountRecoverySetting.RecoveryMechanisms[].Priority"
+        ),
+        "passwordPolicy.minimumLength": Api(
+            "cognito-idp", "CreateUserPool", "Policies.PasswordPolicy.MinimumLength"
+        ),
+        "passwordPolicy.temporaryPasswordValidityDays": Api(
+            "cognito-idp",
+            "CreateUserPool",
+            "Policies.PasswordPolicy.TemporaryPasswordValidityDays",
+        ),
+        "tags": _tags("cognito-idp", "CreateUserPool", "UserPoolTags"),
+    },
+    "aws:cognito/userPoolClient:UserPoolClient": {
+        "userPoolId": REFERENCE,
+        "name": Api("cognito-idp", "CreateUserPoolClient", "ClientName"),
+        "explicitAuthFlows[]": Api("cognito-idp", "CreateUserPoolClient", "ExplicitAuthFlows[]"),
+        "preventUserExistenceErrors": Api(
+            "cognito-idp", "CreateUserPoolClient", "PreventUserExistenceErrors"
+        ),
+        "tokenValidityUnits.accessToken": Api(
+            "cognito-idp", "CreateUserPoolClient", "TokenValidityUnits.AccessToken"
+        ),
+        "tokenValidityUnits.idToken": Api(
+            "cognito-idp", "CreateUserPoolClient", "TokenValidityUnits.IdToken"
+        ),
+        "tokenValidityUnits.refreshToken": Api(
+            "cognito-idp", "CreateUserPoolClient", "TokenValidityUnits.RefreshToken"
+        ),
+        "accessTokenValidity": Api("cognito-idp", "CreateUserPoolClient", "AccessTokenValidity"),
+        "idTokenValidity": Api("cognito-idp", "CreateUserPoolClient", "IdTokenValidity"),
+        "refreshTokenValidity": Api("cognito-idp", "CreateUserPoolClient", "RefreshTokenValidity"),
+    },
+    "aws:dynamodb/table:Table": {
+        "serverSideEncryption.kmsKeyArn": REFERENCE,
+        # CreateTable takes a name or an ARN; as a name it is the model's `TableName` shape.
+        "name": Api("dynamodb", "CreateTable", "TableName", shape="TableName"),
+        "billingMode": Api("dynamodb", "CreateTable", "BillingMode"),
+        "attributes[].name": Api("dynamodb", "CreateTable", "AttributeDefinitions[].AttributeName"),
+        "attributes[].type": Api("dynamodb", "CreateTable", "AttributeDefinitions[].AttributeType"),
+        "hashKey": Api("dynamodb", "CreateTable", "KeySchema[].AttributeName"),
+        "rangeKey": Api("dynamodb", "CreateTable", "KeySchema[].AttributeName"),
+        "globalSecondaryIndexes[].name": Api(
+            "dynamodb", "CreateTable", "GlobalSecondaryIndexes[].IndexName"
+        ),
+        "globalSecondaryIndexes[].keySchemas[].attributeName": Api(
+            "dynamodb", "CreateTable", "GlobalSecondaryIndexes[].KeySchema[].AttributeName"
+        ),
+        "globalSecondaryIndexes[].keySchemas[].keyType": Api(
+            "dynamodb", "CreateTable", "GlobalSecondaryIndexes[].KeySchema[].KeyType"
+        ),
+        "globalSecondaryIndexes[].projectionType": Api(
+            "dynamodb", "CreateTable", "GlobalSecondaryIndexes[].Projection.ProjectionType"
+        ),
+        "localSecondaryIndexes[].name": Api(
+            "dynamodb", "CreateTable", "LocalSecondaryIndexes[].IndexName"
+        ),
+        "localSecondaryIndexes[].rangeKey": Api(
+            "dynamodb", "CreateTable", "LocalSecondaryIndexes[].KeySchema[].AttributeName"
+        ),
+        "localSecondaryIndexes[].projectionType": Api(
+            "dynamodb", "CreateTable", "LocalSecondaryIndexes[].Projection.ProjectionType"
+        ),
+        "streamViewType": Api("dynamodb", "CreateTable", "StreamSpecification.StreamViewType"),
+        "ttl.attributeName": Api(
+            "dynamodb", "UpdateTimeToLive", "TimeToLiveSpecification.AttributeName"
+        ),
+        "tags": _tags("dynamodb", "CreateTable", "Tags"),
+    },
+    "aws:iam/role:Role": {
+        "name": Api("iam", "CreateRole", "RoleName"),
+        "description": Api("iam", "CreateRole", "Description"),
+        "assumeRolePolicy": Api("iam", "CreateRole", "AssumeRolePolicyDocument"),
+        "maxSessionDuration": Api("iam", "CreateRole", "MaxSessionDuration"),
+        "tags": _tags("iam", "CreateRole", "Tags"),
+    },
+    "aws:iam/rolePolicy:RolePolicy": {
+        "name": Api("iam", "PutRolePolicy", "PolicyName"),
+        "role": Api("iam", "PutRolePolicy", "RoleName"),
+        "policy": Api("iam", "PutRolePolicy", "PolicyDocument"),
+    },
+    "aws:kms/alias:Alias": {
+        "targetKeyId": REFERENCE,
+        "name": Api("kms", "CreateAlias", "AliasName"),
+    },
+    "aws:kms/key:Key": {
+        "description": Api("kms", "CreateKey", "Description"),
+        "policy": Api("kms", "CreateKey", "Policy"),
+        "deletionWindowInDays": Api("kms", "ScheduleKeyDeletion", "PendingWindowInDays"),
+        "tags": _tags("kms", "CreateKey", "Tags"),
+    },
+    "aws:lambda/eventSourceMapping:EventSourceMapping": {
+        "functionName": REFERENCE,
+        "eventSourceArn": REFERENCE,
+        "destinationConfig.onFailure.destinationArn": REFERENCE,
+        "functionResponseTypes[]": Api(
+            "lambda", "CreateEventSourceMapping", "FunctionResponseTypes[]"
+        ),
+        "startingPosition": Api("lambda", "CreateEventSourceMapping", "StartingPosition"),
+        "batchSize": Api("lambda", "CreateEventSourceMapping", "BatchSize"),
+        "maximumBatchingWindowInSeconds": Api(
+            "lambda", "CreateEventSourceMapping", "MaximumBatchingWindowInSeconds"
+        ),
+        "maximumRetryAttempts": Api("lambda", "CreateEventSourceMapping", "MaximumRetryAttempts"),
+        "maximumRecordAgeInSeconds": Api(
+            "lambda", "CreateEventSourceMapping", "MaximumRecordAgeInSeconds"
+        ),
+        "tags": _tags("lambda", "CreateEventSourceMapping", "Tags"),
+    },
+    "aws:lambda/function:Function": {
+        "kmsKeyArn": REFERENCE,
+        "layers[]": REFERENCE,
+        "role": REFERENCE,
+        "name": Api("lambda", "CreateFunction", "FunctionName", _LAMBDA_NAME),
+        "description": Api("lambda", "CreateFunction", "Description"),
+        "handler": Api("lambda", "CreateFunction", "Handler"),
+        "runtime": Api("lambda", "CreateFunction", "Runtime"),
+        "architectures[]": Api("lambda", "CreateFunction", "Architectures[]"),
+        "memorySize": Api("lambda", "CreateFunction", "MemorySize"),
+        "timeout": Api("lambda", "CreateFunction", "Timeout"),
+        "environment.variables": Api("lambda", "CreateFunction", "Environment.Variables"),
+        "tracingConfig.mode": Api("lambda", "CreateFunction", "TracingConfig.Mode"),
+        "loggingConfig.logFormat": Api("lambda", "CreateFunction", "LoggingConfig.LogFormat"),
+        "loggingConfig.logGroup": Api("lambda", "CreateFunction", "LoggingConfig.LogGroup"),
+        "loggingConfig.applicationLogLevel": Api(
+            "lambda", "CreateFunction", "LoggingConfig.ApplicationLogLevel"
+        ),
+        "loggingConfig.systemLogLevel": Api(
+            "lambda", "CreateFunction", "LoggingConfig.SystemLogLevel"
+        ),
+        "reservedConcurrentExecutions": Api(
+            "lambda", "PutFunctionConcurrency", "ReservedConcurrentExecutions"
+        ),
+        "tags": _tags("lambda", "CreateFunction", "Tags"),
+    },
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": {
+        "destinationConfig.onFailure.destination": REFERENCE,
+        "functionName": Api("lambda", "PutFunctionEventInvokeConfig", "FunctionName", _LAMBDA_NAME),
+        "maximumRetryAttempts": Api(
+            "lambda", "PutFunctionEventInvokeConfig", "MaximumRetryAttempts"
+        ),
+        "maximumEventAgeInSeconds": Api(
+            "lambda", "PutFunctionEventInvokeConfig", "MaximumEventAgeInSeconds"
+        ),
+    },
+    "aws:lambda/layerVersion:LayerVersion": {
+        "layerName": Api("lambda", "PublishLayerVersion", "LayerName"),
+        "description": Api("lambda", "PublishLayerVersion", "Description"),
+        "compatibleRuntimes[]": Api("lambda", "PublishLayerVersion", "CompatibleRuntimes[]"),
+        "compatibleArchitectures[]": Api(
+            "lambda", "PublishLayerVersion", "CompatibleArchitectures[]"
+        ),
+    },
+    "aws:lambda/permission:Permission": {
+        "statementId": Api("lambda", "AddPermission", "StatementId"),
+        "action": Api("lambda", "AddPermission", "Action"),
+        "function": Api("lambda", "AddPermission", "FunctionName", _LAMBDA_NAME),
+        "principal": Api("lambda", "AddPermission", "Principal"),
+        "sourceArn": Api("lambda", "AddPermission", "SourceArn"),
+    },
+    "aws:s3/bucket:Bucket": {
+        "bucket": Api(
+            "s3",
+            "CreateBucket",
+            "Bucket",
+            Documented(
+                "Bucket names must be between 3 (min) and 63 (max) characters long. Bucket "
+                "names can consist only of lowercase letters, numbers, periods (.), and "
+                "hyphens (-). Bucket names must begin and end with a letter or number.",
+                min_length=3,
+                max_length=63,
+                pattern=r"[a-z0-9][a-z0-9.-]*[a-z0-9]",
+                source="https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html",
+            ),
+        ),
+        "tags": _tags("s3", "PutBucketTagging", "Tagging.TagSet"),
+    },
+    "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration": {
+        "bucket": REFERENCE,
+        "corsRules[].allowedHeaders[]": Api(
+            "s3", "PutBucketCors", "CORSConfiguration.CORSRules[].AllowedHeaders[]"
+        ),
+        "corsRules[].allowedMethods[]": Api(
+            "s3", "PutBucketCors", "CORSConfiguration.CORSRules[].AllowedMethods[]"
+        ),
+        "corsRules[].allowedOrigins[]": Api(
+            "s3", "PutBucketCors", "CORSConfiguration.CORSRules[].AllowedOrigins[]"
+        ),
+        "corsRules[].exposeHeaders[]": Api(
+            "s3", "PutBucketCors", "CORSConfiguration.CORSRules[].ExposeHeaders[]"
+        ),
+        "corsRules[].maxAgeSeconds": Api(
+            "s3", "PutBucketCors", "CORSConfiguration.CORSRules[].MaxAgeSeconds"
+        ),
+    },
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": {
+        "bucket": REFERENCE,
+        "rules[].id": Api(
+            "s3", "PutBucketLifecycleConfiguration", "LifecycleConfiguration.Rules[].ID"
+        ),
+        "rules[].status": Api(
+            "s3", "PutBucketLifecycleConfiguration", "LifecycleConfiguration.Rules[].Status"
+        ),
+        "rules[].filter.prefix": Api(
+            "s3", "PutBucketLifecycleConfiguration", "LifecycleConfiguration.Rules[].Filter.Prefix"
+        ),
+    },
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": {
+        "bucket": REFERENCE,
+        "rule.objectOwnership": Api(
+            "s3", "PutBucketOwnershipControls", "OwnershipControls.Rules[].ObjectOwnership"
+        ),
+    },
+    "aws:s3/bucketPolicy:BucketPolicy": {"bucket": REFERENCE, "policy": DOCUMENT},
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": {"bucket": REFERENCE},
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
+        "bucket": REFERENCE,
+        "rules[].applyServerSideEncryptionByDefault.kmsMasterKeyId": REFERENCE,
+        "rules[].applyServerSideEncryptionByDefault.sseAlgorithm": Api(
+            "s3",
+            "PutBucketEncryption",
+            "ServerSideEncryptionConfiguration.Rules[].ApplyServerSideEncryptionByDefault.SSEAlgorithm",
+        ),
+    },
+    "aws:s3/bucketVersioning:BucketVersioning": {
+        "bucket": REFERENCE,
+        "versioningConfiguration.status": Api(
+            "s3", "PutBucketVersioning", "VersioningConfiguration.Status"
+        ),
+    },
+    "aws:sfn/stateMachine:StateMachine": {
+        "roleArn": REFERENCE,
+        "loggingConfiguration.logDestination": REFERENCE,
+        "name": Api(
+            "stepfunctions",
+            "CreateStateMachine",
+            "name",
+            Documented(
+                "To enable logging with CloudWatch Logs, the name should only contain "
+                "0-9, A-Z, a-z, - and _.",
+                pattern=r"[0-9A-Za-z_-]+",
+            ),
+        ),
+        "type": Api("stepfunctions", "CreateStateMachine", "type"),
+        "definition": Api("stepfunctions", "CreateStateMachine", "definition"),
+        "loggingConfiguration.level": Api(
+            "stepfunctions", "CreateStateMachine", "loggingConfiguration.level"
+        ),
+        "tags": _tags("stepfunctions", "CreateStateMachine", "tags"),
+    },
+    "aws:sns/topic:Topic": {
+        "kmsMasterKeyId": REFERENCE,
+        "name": Api(
+            "sns",
+            "CreateTopic",
+            "Name",
+            Documented(
+                "Constraints: Topic names must be made up of only uppercase and lowercase "
+                "ASCII letters, numbers, underscores, and hyphens, and must be between 1 and "
+                "256 characters long.",
+                min_length=1,
+                max_length=256,
+                pattern=r"[A-Za-z0-9_-]+",
+            ),
+        ),
+        "tags": _tags("sns", "CreateTopic", "Tags"),
+    },
+    "aws:sns/topicPolicy:TopicPolicy": {"arn": REFERENCE, "policy": DOCUMENT},
+    "aws:sns/topicSubscription:TopicSubscription": {
+        "topic": REFERENCE,
+        "protocol": Api(
+            "sns",
+            "Subscribe",
+            "Protocol",
+            Documented(
+                "email – delivery of message via SMTP",  # noqa: RUF001 - the model's dash
+                pattern=r"http|https|email|email-json|sms|sqs|application|lambda|firehose",
+            ),
+        ),
+        "endpoint": Api("sns", "Subscribe", "Endpoint"),
+    },
+    "aws:sqs/queue:Queue": {
+        "kmsMasterKeyId": REFERENCE,
+        "name": Api(
+            "sqs",
+            "CreateQueue",
+            "QueueName",
+            Documented(
+                "A queue name can have up to 80 characters.",
+                min_length=1,
+                max_length=80,
+                pattern=r"[A-Za-z0-9_-]+",
+            ),
+        ),
+        "messageRetentionSeconds": Api(
+            "sqs",
+            "CreateQueue",
+            "Attributes",
+            Documented(
+                "An integer from 60 seconds (1 minute) to 1,209,600 seconds (14 days).",
+                minimum=60,
+                maximum=1_209_600,
+            ),
+        ),
+        "tags": _tags("sqs", "CreateQueue", "tags"),
+    },
+    "aws:sqs/queuePolicy:QueuePolicy": {"queueUrl": REFERENCE, "policy": DOCUMENT},
+    "random:index/randomPassword:RandomPassword": {"*": NOT_AWS},
+}
+
+
+# -- the models ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _service(service: str) -> botocore.model.ServiceModel:
+    return botocore.session.get_session().get_service_model(service)
+
+
+def shape_of(api: Api) -> botocore.model.Shape:
+    """The model's shape for `api`'s member (KeyError/ValueError if the path is wrong)."""
+    model = _service(api.service)
+    if api.shape is not None:
+        return model.shape_for(api.shape)
+    shape: botocore.model.Shape | None = model.operation_model(api.operation).input_shape
+    for step in api.path.split("."):
+        name = step.removesuffix("[]")
+        if not isinstance(shape, botocore.model.StructureShape) or name not in shape.members:
+            raise KeyError(f"{api.service} {api.operation}: no member {step!r} in {api.path!r}")
+        shape = shape.members[name]
+        if step.endswith("[]"):
+            if not isinstance(shape, botocore.model.ListShape):
+                raise KeyError(f"{api.service} {api.operation}: {name!r} is not a list")
+            shape = shape.member
+    assert shape is not None
+    return shape
+
+
+def plain_text(documentation: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", documentation)).split())
+
+
+def documented_sentences_hold() -> list[str]:
+    """Every `Documented` limit sourced from botocore whose sentence the model no longer says."""
+    stale = []
+    for type_, properties in LIMITS.items():
+        for path, api in properties.items():
+            if not (
+                isinstance(api, Api) and api.documented and api.documented.source == "botocore"
+            ):
+                continue
+            if plain_text(api.documented.says) not in plain_text(shape_of(api).documentation):
+                stale.append(f"{type_} {path}: {api.documented.says!r}")
+    return stale
+
+
+_APIGW_NAME = re.compile(r"StringWithLengthBetween(\d+)And(\d+)")
+
+
+@attrs.frozen
+class Constraint:
+    min: int | None = None
+    max: int | None = None
+    pattern: str | None = None
+    enum: tuple[str, ...] = ()
+
+    def problems(self, value: Any, *, length: bool) -> Iterator[str]:
+        if length:
+            size = len(value)
+            if self.min is not None and size < self.min:
+                yield f"Member must have length greater than or equal to {self.min}"
+            if self.max is not None and size > self.max:
+                yield f"Member must have length less than or equal to {self.max}"
+        else:
+            if self.min is not None and value < self.min:
+                yield f"Member must have value greater than or equal to {self.min}"
+            if self.max is not None and value > self.max:
+                yield f"Member must have value less than or equal to {self.max}"
+        if self.pattern is not None and isinstance(value, str) and not _full(self.pattern, value):
+            yield f"Member must satisfy regular expression pattern: {self.pattern}"
+        if self.enum and value not in self.enum:
+            yield f"Member must satisfy enum value set: [{', '.join(self.enum)}]"
+
+
+@functools.cache
+def _regex(pattern: str) -> regex.Pattern[str]:
+    """AWS's patterns are Java regular expressions (tag patterns use `\\p{L}` and the like):
+    the `regex` package reads them, `re` does not."""
+    return regex.compile(pattern)
+
+
+def _full(pattern: str, value: str) -> bool:
+    """AWS validates the whole value against the pattern (Java's `matches`)."""
+    return _regex(pattern).fullmatch(value) is not None
+
+
+def constraints(shape: botocore.model.Shape, documented: Documented | None) -> list[Constraint]:
+    """The model's constraints on `shape` and, when given, the documented one."""
+    meta = shape.metadata
+    found = [
+        Constraint(
+            min=meta.get("min"),
+            max=meta.get("max"),
+            pattern=meta.get("pattern"),
+            enum=tuple(getattr(shape, "enum", None) or ()),
+        )
+    ]
+    if shape.type_name == "string" and (named := _APIGW_NAME.fullmatch(shape.name)):
+        found.append(Constraint(min=int(named[1]), max=int(named[2])))
+    if documented is not None:
+        found.append(
+            Constraint(
+                min=documented.min_length
+                if documented.min_length is not None
+                else documented.minimum,
+                max=documented.max_length
+                if documented.max_length is not None
+                else documented.maximum,
+                pattern=documented.pattern,
+            )
+        )
+    return found
+
+
+# -- checking inputs ----------------------------------------------------------------------------
+
+
+def values_at(inputs: Any, path: str) -> Iterator[Any]:
+    """Every value at `path` (`a.b[].c`) in a resource's inputs; none where a step is absent."""
+    head, _, rest = path.partition(".")
+    key = head.removesuffix("[]")
+    if not isinstance(inputs, Mapping) or inputs.get(key) is None:
+        return
+    value = inputs[key]
+    items = (value if isinstance(value, list) else [value]) if head.endswith("[]") else [value]
+    for item in items:
+        if rest:
+            yield from values_at(item, rest)
+        else:
+            yield item
+
+
+def _check(value: Any, shape: botocore.model.Shape, documented: Documented | None) -> list[str]:
+    """Problems of one value against its member's shape, in AWS's wording."""
+    if isinstance(value, Mapping | list):
+        return _check_collection(value, shape)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return []  # a flag, or an unresolved value: nothing to check yet
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    found = constraints(shape, documented)
+    if shape.type_name == "map":
+        found = found[1:]  # a map member (SQS's Attributes) documented for one entry's value
+    return [p for c in found for p in c.problems(value, length=isinstance(value, str))]
+
+
+def _check_collection(
+    value: Mapping[str, Any] | list[Any], shape: botocore.model.Shape
+) -> list[str]:
+    """A map, list or structure against its shape, entry by entry. A Pulumi map (tags,
+    dimensions) may stand for a list of `{Key|Name, Value}` structures."""
+    if not isinstance(shape, botocore.model.MapShape | botocore.model.ListShape):
+        if isinstance(shape, botocore.model.StructureShape) and isinstance(value, Mapping):
+            return [
+                f"{name}: {problem}"
+                for name, member in shape.members.items()
+                if name in value
+                for problem in _check(value[name], member, None)
+            ]
+        return []
+    problems = [p for c in constraints(shape, None) for p in c.problems(value, length=True)]
+    if isinstance(shape, botocore.model.ListShape) and isinstance(value, list):
+        return problems + [p for item in value for p in _check(item, shape.member, None)]
+    if not isinstance(value, Mapping):
+        return problems
+    for key, item in value.items():
+        if isinstance(shape, botocore.model.MapShape):
+            problems += [f"key {key!r}: {p}" for p in _check(key, shape.key, None)]
+            problems += [f"{key!r}: {p}" for p in _check(item, shape.value, None)]
+        else:
+            pair = {"Key": key, "Name": key, "Value": item}
+            problems += [f"{key!r}: {p}" for p in _check(pair, shape.member, None)]
+    return problems
+
+
+def violations(type_: str, inputs: Mapping[str, Any]) -> list[str]:
+    """What AWS would refuse in a registration of `type_` with `inputs` (camelCase, as the
+    engine sees them), in AWS's own words; a type missing from `LIMITS` is refused too."""
+    if type_.startswith("pulumi:") or not type_.startswith(("aws:", "random:")):
+        return []
+    if type_ not in LIMITS:
+        return [f"{type_}: not in infra/limits.py's LIMITS, so nothing checks what AWS refuses"]
+    problems = []
+    for path, api in LIMITS[type_].items():
+        if not isinstance(api, Api):
+            continue
+        shape = shape_of(api)
+        for value in values_at(inputs, path):
+            for problem in _check(value, shape, api.documented):
+                problems.append(
+                    f"{api.service}:{api.operation}: 1 validation error detected: Value "
+                    f"{_shown(value)} at '{path}' failed to satisfy constraint: {problem}"
+                )
+    return problems
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# -- auto-naming --------------------------------------------------------------------------------
+
+
+def autoname(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The property pulumi-aws would fill in for a registration that leaves it out, as
+    `{property: value}` (empty when nothing is auto-named); a name longer than the provider
+    allows raises, as the provider refuses the preview."""
+    rule = AUTONAMED.get(type_)
+    if rule is None:
+        if not type_.startswith("aws:") or "name" not in LIMITS.get(type_, {}):
+            return {}
+        rule = AutoName("name", DEFAULT_AUTONAME_MAX)
+    if inputs.get(rule.property) is not None:
+        return {}
+    if len(name) + 1 + RANDOM_HEX > rule.max_length:
+        raise ValueError(
+            f"{type_} {name!r}: name {name!r} plus {RANDOM_HEX + 1} random chars is longer "
+            f"than maximum length {rule.max_length} (give it a shorter logical name or an "
+            f"explicit {rule.property})"
+        )
+    suffix = hashlib.sha256(f"{type_}/{name}".encode()).hexdigest()[:RANDOM_HEX]
+    value = f"{name}-{suffix}"
+    return {rule.property: value.lower() if rule.lower else value}

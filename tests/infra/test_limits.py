@@ -1,0 +1,210 @@
+"""The mocks refuse what AWS refuses: every input of every resource the program registers is
+held to the constraints of the AWS API member that receives it (botocore's models), and names
+pulumi-aws generates are held to the provider's maximums. A missing type or property fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+from handlers import manifest
+from infra import limits, mocks
+from infra.mocks import Inventory, Refused
+
+
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item, f"{path}[]")
+    else:
+        yield path, value
+
+
+def _covered(properties: dict[str, Any], path: str) -> bool:
+    """`path` is in the table, itself or through a map-valued property that holds it."""
+    return "*" in properties or any(
+        path == known or path.startswith(f"{known}.") for known in properties
+    )
+
+
+def test_every_type_the_program_creates_is_in_the_table(graph: Inventory) -> None:
+    types = {r.type for r in graph.resources if r.custom}
+    assert types <= set(limits.LIMITS), sorted(types - set(limits.LIMITS))
+
+
+def test_every_string_input_is_checked_or_says_why_not(graph: Inventory) -> None:
+    """A new name-, id- or enum-like input cannot slip past: each string an input holds is
+    mapped to its AWS API member, or marked a reference or document."""
+    missing = set()
+    for resource in graph.resources:
+        if not resource.custom:
+            continue
+        properties = dict(limits.LIMITS[resource.type])
+        for path, value in _leaves(dict(resource.provider_inputs)):
+            if isinstance(value, str) and not _covered(properties, path):
+                missing.add(f"{resource.type} {path}")
+    assert not missing, sorted(missing)
+
+
+def test_every_mapped_member_exists_in_botocores_model() -> None:
+    for type_, properties in limits.LIMITS.items():
+        for path, api in properties.items():
+            if isinstance(api, limits.Api):
+                assert limits.shape_of(api) is not None, (type_, path)
+
+
+def test_documented_limits_still_say_what_they_quote() -> None:
+    assert limits.documented_sentences_hold() == []
+
+
+def test_both_stacks_pass_every_check(graph: Inventory) -> None:
+    """The mocks refused nothing (they raise), and a second look agrees."""
+    for resource in graph.resources:
+        assert limits.violations(resource.type, resource.provider_inputs) == [], resource.name
+
+
+def test_names_the_provider_generates_fit_with_their_suffix(graph: Inventory) -> None:
+    for resource in graph.resources:
+        rule = limits.AUTONAMED.get(resource.type)
+        if rule and rule.property in resource.autonamed:
+            generated = resource.autonamed[rule.property]
+            assert generated.startswith(resource.name + "-")
+            assert len(generated) == len(resource.name) + 1 + limits.RANDOM_HEX
+            assert len(generated) <= rule.max_length
+
+
+# -- what the checks refuse ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("type_", "inputs", "refusal"),
+    [
+        # The names today's main deployed with: EventBridge's 64-character rule names...
+        (
+            "aws:cloudwatch/eventRule:EventRule",
+            {"name": "subscriptions-approval-decided-approval-decided-to-workflow-43f2df7"},
+            "at 'name' failed to satisfy constraint: Member must have length less than or "
+            "equal to 64",
+        ),
+        # ...and target ids.
+        (
+            "aws:cloudwatch/eventTarget:EventTarget",
+            {"targetId": "subscriptions-approval-decided-approval-decided-to-workflow-target-1a2"},
+            "at 'targetId' failed to satisfy constraint: Member must have length less than or "
+            "equal to 64",
+        ),
+        (
+            "aws:cloudwatch/eventRule:EventRule",
+            {"name": "tasks dev stats"},
+            r"Member must satisfy regular expression pattern: [\.\-_A-Za-z0-9]+",
+        ),
+        (
+            "aws:lambda/function:Function",
+            {"name": "f" * 65},
+            "Member must have length less than or equal to 64",
+        ),
+        (
+            "aws:lambda/function:Function",
+            {"runtime": "python2.8"},
+            "at 'runtime' failed to satisfy constraint: Member must satisfy enum value set",
+        ),
+        (
+            "aws:lambda/function:Function",
+            {"architectures": ["arm64", "sparc"]},
+            "Member must satisfy enum value set",
+        ),
+        (
+            "aws:lambda/function:Function",
+            {"memorySize": 64.0},
+            "Member must have value greater than or equal to 128",
+        ),
+        (
+            "aws:lambda/function:Function",
+            {"environment": {"variables": {"9LIVES": "x"}}},
+            "key '9LIVES': Member must satisfy regular expression pattern",
+        ),
+        (
+            "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
+            {"maximumRetryAttempts": 3.0},
+            "Member must have value less than or equal to 2",
+        ),
+        (
+            "aws:sqs/queue:Queue",
+            {"name": "q" * 81},
+            "Member must have length less than or equal to 80",
+        ),
+        (
+            "aws:sqs/queue:Queue",
+            {"messageRetentionSeconds": 1_209_601.0},
+            "Member must have value less than or equal to 1209600",
+        ),
+        (
+            "aws:s3/bucket:Bucket",
+            {"bucket": "Storage-Attachments-1a2b3c4"},
+            "Member must satisfy regular expression pattern",
+        ),
+        (
+            "aws:sfn/stateMachine:StateMachine",
+            {"name": "tasks dev approval"},
+            "Member must satisfy regular expression pattern",
+        ),
+        (
+            "aws:iam/role:Role",
+            {"tags": {"Component": "x" * 257}},
+            "'Component': Value: Member must have length less than or equal to 256",
+        ),
+        (
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            {"comparisonOperator": "Above"},
+            "Member must satisfy enum value set",
+        ),
+        (
+            "aws:dynamodb/table:Table",
+            {"name": "t"},
+            "Member must have length greater than or equal to 3",
+        ),
+        ("aws:ec2/vpc:Vpc", {}, "not in infra/limits.py's LIMITS"),
+    ],
+)
+def test_aws_refusals(type_: str, inputs: dict[str, Any], refusal: str) -> None:
+    problems = "\n".join(limits.violations(type_, inputs))
+    assert refusal in problems
+
+
+def test_the_provider_refuses_a_generated_name_that_cannot_fit() -> None:
+    """pulumi-aws adds `-` and 7 hex characters and refuses (never truncates) past its max."""
+    with pytest.raises(ValueError, match="longer than maximum length 64"):
+        limits.autoname("aws:cloudwatch/eventRule:EventRule", "r" * 57, {})
+    assert len(limits.autoname("aws:cloudwatch/eventRule:EventRule", "r" * 56, {})["name"]) == 64
+    assert limits.autoname("aws:cloudwatch/eventRule:EventRule", "r", {"name": "given"}) == {}
+    bucket = limits.autoname("aws:s3/bucket:Bucket", "Storage", {})["bucket"]
+    assert bucket.startswith("storage-")
+
+
+def test_the_program_is_refused_when_a_manifest_name_outgrows_aws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole program, not one resource: a rule name AWS would refuse stops the mocked run
+    as it would stop `pulumi preview`."""
+    stats = manifest.function("stats")
+    long_rule = attrs.evolve(
+        stats.rules[0], name="task-events-to-the-per-user-statistics-consumer-of-the-stack"
+    )
+    longer = attrs.evolve(stats, rules=(long_rule,))
+    monkeypatch.setattr(
+        manifest, "FUNCTIONS", tuple(longer if f is stats else f for f in manifest.FUNCTIONS)
+    )
+    # Pulumi wraps the mock's refusal in a ValueError of its own, with the refusal's text.
+    with pytest.raises(ValueError, match="at 'name' failed to satisfy constraint"):
+        mocks.run("prod")
+
+
+def test_a_run_without_a_region_is_refused_as_the_provider_refuses() -> None:
+    with pytest.raises(Refused, match="no region"):
+        mocks.run("dev", overrides={"aws:region": None})
