@@ -5,12 +5,14 @@ import pulumi
 from handlers.manifest import FUNCTIONS, WORKFLOWS
 from infra import api, data, events, functions, identity, keys, monitoring, packaging, storage
 from infra import state_machines as sm
-from infra.config import StackConfig
+from infra.config import PROJECT, StackConfig
 from infra.context import Deployment
+from infra.tags import tag_everything
 from infra.wiring import Wiring
 
 region = pulumi.Config("aws").get("region")
 config = StackConfig.from_pulumi(pulumi.Config(), stack=pulumi.get_stack(), region=region)
+tag_everything(PROJECT, config.stack, config.tags)
 env = Deployment.current(config)
 key = keys.Keys("keys", keys.KeysArgs(env))
 table = data.Data("data", data.DataArgs(env, key.arn))

@@ -77,6 +77,19 @@ def _custom_domain(instance: StackConfig, _attribute: attrs.Attribute[Any], valu
         raise ValueError("domainName and certificateArn are set together, or neither")
 
 
+def _extra_tags(_instance: Any, _attribute: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
+    reserved = {"Application", "Environment", "Component"}
+    for key, tag in value.items():
+        if key in reserved or key.lower().startswith("aws:"):
+            raise ValueError(f"tag {key!r} is set by the program (or reserved by AWS): not in tags")
+        if not isinstance(tag, str):
+            raise ValueError(f"tag {key!r} must be a string, not {tag!r}")
+
+
+def _frozen_tags(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return dict(sorted((value or {}).items()))
+
+
 class ConfigSource(Protocol):
     """What `pulumi.Config` offers (typed getters over `project:key` values)."""
 
@@ -115,6 +128,9 @@ class StackConfig:
     jwt_audience: str = attrs.field(default="", validator=_audience)
     domain_name: str = ""
     certificate_arn: str = attrs.field(default="", validator=_custom_domain)
+    tags: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_tags, validator=_extra_tags, hash=False
+    )
 
     @property
     def is_production(self) -> bool:

@@ -406,6 +406,8 @@ def _normalised(graph: Inventory) -> dict[tuple[str, str], dict[str, Any]]:
     result = {}
     for r in graph.resources:
         flat = {path: clean(v) for path, v in _flatten(r.inputs)}
+        if "tags.Environment" in flat:  # the stack's name, as names are
+            flat["tags.Environment"] = "STACK"
         flat["<protect>"] = (r.protect, r.retain_on_delete)
         result[(r.type, r.name)] = flat
     return result
