@@ -59,7 +59,7 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy (strict on taskcore)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy taskcore handlers infra local_platform bench tests __main__.py
+	@$(VENV)/bin/mypy taskcore handlers infra policy local_platform bench tests __main__.py
 
 test: deps lint ## install what is needed, lint, type-check and run every test with coverage
 	@echo "==> pytest"
@@ -87,6 +87,9 @@ STACK ?= dev
 plan: $(STAMP) ## print a stack's resource inventory from a mocked run, no AWS: make plan STACK=prod
 	@$(PY) -m infra.plan --stack "$(STACK)"
 
+policy: $(STAMP) ## run the policy pack over a stack's mocked run, no AWS: make policy STACK=prod
+	@$(PY) -m policy.offline --stack "$(STACK)"
+
 layer: $(STAMP) ## build the Lambda code archive and dependency layer (arm64) into .build/
 	@$(PY) -m infra.packaging
 
@@ -97,4 +100,4 @@ fmt: deps ## format the code
 clean: ## remove the environments and caches (keeps .dynamodb/ data)
 	rm -rf $(TOOLS) $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage dist build .build
 
-.PHONY: help deps deps-node java lock lint test bench soak dev token plan layer fmt clean
+.PHONY: help deps deps-node java lock lint test bench soak dev token plan policy layer fmt clean

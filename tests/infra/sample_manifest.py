@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.manifest import EventRule, Function, Route, StreamTrigger, Workflow
+from infra.workflow import RETRY
 
 SAMPLE_HTTP = Function(
     name="sample-http",
@@ -84,6 +85,7 @@ def definition(*, step_arn: str, bus_name: str, timeout_seconds: int) -> dict[st
                 "Type": "Task",
                 "Resource": "arn:aws:states:::lambda:invoke",
                 "Parameters": {"FunctionName": step_arn, "Payload.$": "$"},
+                "Retry": RETRY,
                 "Next": "Announce",
             },
             "Announce": {
@@ -93,6 +95,7 @@ def definition(*, step_arn: str, bus_name: str, timeout_seconds: int) -> dict[st
                     "Entries": [{"EventBusName": bus_name, "Source": "s", "DetailType": "d"}]
                 },
                 "TimeoutSeconds": timeout_seconds,
+                "Retry": RETRY,
                 "End": True,
             },
         },

@@ -1,335 +1,257 @@
-"""Policy rules over every captured resource of the dev and prod stacks (and of the synthetic
-graph, which adds a test-only workflow with a Lambda step and more triggers). One test per rule;
-each is parametrized over the three graphs."""
+"""The policy pack (`policy/rules.py`), run by its own validators over the mocked graphs of both
+stacks (and the synthetic one): no mandatory violation, exactly the advisory ones each stack
+chooses, and every policy shown to catch what it is for."""
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Sequence
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from handlers.manifest import Function, Workflow
-from infra.config import StackConfig
-from infra.mocks import Inventory
+import attrs
+import pytest
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+
+from infra.mocks import Inventory, Resource
+from policy.offline import Violation, check
+from policy.rules import POLICIES
 from tests.infra import graph as g
 
-# Actions IAM cannot scope to a resource (the Service Authorization Reference lists no resource
-# type for them), so "Resource": "*" is the narrowest there is. Written out here, not imported
-# from infra, so that widening infra's list fails this test until someone looks.
-ACTIONS_WITHOUT_RESOURCE_TYPES = frozenset(
-    {
-        "dynamodb:ListStreams",
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-        "xray:GetSamplingRules",
-        "xray:GetSamplingTargets",
-        "logs:CreateLogDelivery",
-        "logs:GetLogDelivery",
-        "logs:UpdateLogDelivery",
-        "logs:DeleteLogDelivery",
-        "logs:ListLogDeliveries",
-        "logs:PutResourcePolicy",
-        "logs:DescribeResourcePolicies",
-        "logs:DescribeLogGroups",
-    }
+SYNTHETIC_CONFIG = {"routes-authorized": {"openRoutes": ["GET /health", "POST /sample/open"]}}
+# The advisory rules each graph breaks on purpose: dev keeps logs a week and has no PITR.
+ADVISORIES = {
+    "dev": {"log-retention-30-days", "table-point-in-time-recovery"},
+    "prod": set(),
+    "synthetic": {"log-retention-30-days", "table-point-in-time-recovery"},
+}
+
+
+def _check(graph: Inventory, graph_name: str, **kwargs: Any) -> list[Violation]:
+    config = SYNTHETIC_CONFIG if graph_name == "synthetic" else None
+    return check(graph, config=config, **kwargs)
+
+
+def test_the_stacks_pass_the_pack(graph: Inventory, graph_name: str) -> None:
+    found = _check(graph, graph_name)
+    mandatory = [str(v) for v in found if v.level == EnforcementLevel.MANDATORY]
+    assert mandatory == []
+    assert {v.policy for v in found} == ADVISORIES[graph_name]
+
+
+def test_every_policy_has_a_level_and_a_description() -> None:
+    assert len({p.name for p in POLICIES}) == len(POLICIES)
+    for policy in POLICIES:
+        assert policy.enforcement_level in {EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY}
+        assert policy.description
+        assert isinstance(policy, ResourceValidationPolicy | StackValidationPolicy)
+
+
+# -- each policy catches what it is for -----------------------------------------------------------
+
+Change = Callable[[Resource], Resource]
+
+
+def _inputs(**changes: Any) -> Change:
+    return lambda r: attrs.evolve(r, inputs={**r.inputs, **changes})
+
+
+def _policy(change: Callable[[dict[str, Any]], None], key: str = "policy") -> Change:
+    def apply(resource: Resource) -> Resource:
+        document = json.loads(resource.inputs[key])
+        change(document)
+        return attrs.evolve(resource, inputs={**resource.inputs, key: json.dumps(document)})
+
+    return apply
+
+
+def _first_statement(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda document: document["Statement"][0].update(changes)
+
+
+def _state_machine_without_retries(resource: Resource) -> Resource:
+    definition = json.loads(resource.inputs["definition"])
+    for state in definition["States"].values():
+        state.pop("Retry", None)
+    return attrs.evolve(resource, inputs={**resource.inputs, "definition": json.dumps(definition)})
+
+
+def _unknown_type(resource: Resource) -> Resource:
+    return attrs.evolve(resource, type="aws:ec2/vpc:Vpc")
+
+
+BREAKAGES: list[tuple[str, str, Change]] = [
+    (
+        "iam-least-privilege",
+        g.ROLE_POLICY,
+        _policy(_first_statement(Action=["dynamodb:*"])),
+    ),
+    ("iam-least-privilege", g.ROLE_POLICY, _policy(_first_statement(Resource="*"))),
+    (
+        "iam-least-privilege",
+        g.ROLE_POLICY,
+        _policy(_first_statement(Resource=["arn:aws:dynamodb:eu-west-1:123456789012:table/*"])),
+    ),
+    (
+        "resource-policies-not-public",
+        "aws:sqs/queuePolicy:QueuePolicy",
+        _policy(_first_statement(Principal="*")),
+    ),
+    (
+        "resource-policies-not-public",
+        "aws:sqs/queuePolicy:QueuePolicy",
+        _policy(_first_statement(Condition={})),
+    ),
+    (
+        "resource-policies-not-public",
+        g.KEY,
+        _policy(_first_statement(Principal={"AWS": "arn:aws:iam::123456789012:user/bob"})),
+    ),
+    (
+        "roles-trust-one-service",
+        g.ROLE,
+        _policy(_first_statement(Principal={"Service": "ec2.amazonaws.com"}), "assumeRolePolicy"),
+    ),
+    (
+        "routes-authorized",
+        g.ROUTE,
+        _inputs(routeKey="DELETE /tasks/{taskId}", authorizationType="NONE", authorizerId=None),
+    ),
+    ("lambda-invoke-permissions-scoped", g.PERMISSION, _inputs(sourceArn=None)),
+    ("lambda-invoke-permissions-scoped", g.PERMISSION, _inputs(principal="s3.amazonaws.com")),
+    (
+        "function-urls-authenticated",
+        g.FUNCTION,
+        lambda r: attrs.evolve(
+            r, type="aws:lambda/functionUrl:FunctionUrl", inputs={"authorizationType": "NONE"}
+        ),
+    ),
+    ("log-groups-encrypted-with-retention", g.LOG_GROUP, _inputs(kmsKeyId=None)),
+    ("log-groups-encrypted-with-retention", g.LOG_GROUP, _inputs(retentionInDays=None)),
+    ("log-retention-30-days", g.LOG_GROUP, _inputs(retentionInDays=14)),
+    ("table-encrypted-with-cmk", g.TABLE, _inputs(serverSideEncryption={"enabled": False})),
+    ("table-point-in-time-recovery", g.TABLE, _inputs(pointInTimeRecovery={"enabled": False})),
+    ("production-data-protected", g.TABLE, lambda r: attrs.evolve(r, protect=False)),
+    ("production-data-protected", g.BUCKET, _inputs(forceDestroy=True)),
+    ("production-data-protected", g.KEY, _inputs(deletionWindowInDays=7)),
+    (
+        "production-data-protected",
+        "aws:cognito/userPool:UserPool",
+        _inputs(deletionProtection="INACTIVE"),
+    ),
+    (
+        "bucket-private-tls-encrypted-versioned",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        _inputs(restrictPublicBuckets=False),
+    ),
+    (
+        "bucket-private-tls-encrypted-versioned",
+        "aws:s3/bucketVersioning:BucketVersioning",
+        _inputs(versioningConfiguration={"status": "Suspended"}),
+    ),
+    (
+        "bucket-private-tls-encrypted-versioned",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        _policy(lambda d: d.update(Statement=d["Statement"][1:])),
+    ),
+    (
+        "bucket-private-tls-encrypted-versioned",
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+        _inputs(rule={"objectOwnership": "ObjectWriter"}),
+    ),
+    (
+        "bucket-private-tls-encrypted-versioned",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        _inputs(rules=[{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]),
+    ),
+    ("kms-key-rotates", g.KEY, _inputs(enableKeyRotation=False)),
+    ("async-failures-kept", g.MAPPING, _inputs(destinationConfig=None)),
+    ("async-failures-kept", g.TARGET, _inputs(deadLetterConfig=None)),
+    ("async-failures-kept", g.INVOKE_CONFIG, _inputs(destinationConfig=None)),
+    ("functions-traced-and-encrypted", g.FUNCTION, _inputs(tracingConfig={"mode": "PassThrough"})),
+    ("functions-on-arm64", g.FUNCTION, _inputs(architectures=["x86_64"])),
+    ("queues-encrypted", g.QUEUE, _inputs(kmsMasterKeyId=None)),
+    ("state-machines-observable-and-retrying", g.STATE_MACHINE, _state_machine_without_retries),
+    (
+        "state-machines-observable-and-retrying",
+        g.STATE_MACHINE,
+        _inputs(tracingConfiguration={"enabled": False}),
+    ),
+    ("stage-throttled-and-logged", g.STAGE, _inputs(accessLogSettings=None)),
+    (
+        "cors-named-origins",
+        g.API,
+        _inputs(corsConfiguration={"allowOrigins": ["http://tasks.example.com"]}),
+    ),
+    (
+        "generated-secrets-long-enough",
+        "random:index/randomPassword:RandomPassword",
+        _inputs(length=16),
+    ),
+    ("aws-api-limits", g.RULE, _inputs(name="r" * 65)),
+    ("aws-api-limits", g.QUEUE, _unknown_type),
+    ("tagged", g.FUNCTION, _inputs(tags={"Application": "tasks", "Environment": "prod"})),
+    (
+        "tagged",
+        g.QUEUE,
+        _inputs(tags={**{"Application": "tasks", "Component": "x"}, "Environment": "dev"}),
+    ),
+]
+
+
+def _broken(graph: Inventory, type_: str, change: Change) -> Inventory:
+    target = graph.of_type(type_)[0]
+    resources = tuple(change(r) if r is target else r for r in graph.resources)
+    return attrs.evolve(graph, resources=resources)
+
+
+@pytest.mark.parametrize(
+    ("policy_name", "type_", "change"),
+    BREAKAGES,
+    ids=[f"{name}-{i}" for i, (name, _, _) in enumerate(BREAKAGES)],
 )
-
-
-def _arns(graph: Inventory, type_: str) -> set[str]:
-    return {r.outputs["arn"] for r in graph.of_type(type_)}
-
-
-def test_no_iam_wildcard_where_a_narrower_grant_exists(graph: Inventory) -> None:
-    """Allow statements name actions one by one; `*` as the resource only for actions that
-    support nothing narrower; a wildcard inside an ARN only as `<bucket>/*` (objects of our
-    bucket) or `<log group>:log-stream:*` (streams of our log group). Key policies may use
-    `*` as the resource (it means the key itself), and only the account root gets `kms:*`."""
-    buckets = _arns(graph, g.BUCKET)
-    log_groups = _arns(graph, g.LOG_GROUP)
-    account_root = "arn:aws:iam::123456789012:root"
-    checked = 0
-    for resource, kind, document in g.policy_documents(graph):
-        for statement in document["Statement"]:
-            if statement["Effect"] != "Allow" or kind == "trust":
-                continue
-            checked += 1
-            actions = g.as_list(statement["Action"])
-            resources = g.as_list(statement.get("Resource", []))
-            where = f"{resource.name}: {statement}"
-            if resource.type == g.KEY and statement["Principal"] == {"AWS": account_root}:
-                continue  # AWS's default key statement: the account administers through IAM
-            assert not [a for a in actions if "*" in a], where
-            for arn in resources:
-                if arn == "*":
-                    assert (
-                        resource.type == g.KEY or set(actions) <= ACTIONS_WITHOUT_RESOURCE_TYPES
-                    ), where
-                elif "*" in arn:
-                    assert (arn.endswith("/*") and arn[:-2] in buckets) or (
-                        arn.endswith(":log-stream:*") and arn[: -len(":log-stream:*")] in log_groups
-                    ), where
-    assert checked > 20
-
-
-def test_no_resource_policy_allows_everyone(graph: Inventory) -> None:
-    """Resource policies allow a named service or account, never `*`; every service grant is
-    tied to this account or to one source ARN."""
-    for resource, kind, document in g.policy_documents(graph):
-        if kind != "resource":
-            continue
-        for statement in document["Statement"]:
-            if statement["Effect"] != "Allow":
-                continue
-            principal = statement["Principal"]
-            assert principal != "*", resource.name
-            assert principal.get("AWS") != "*", resource.name
-            if "Service" in principal:
-                condition = json.dumps(statement.get("Condition", {}))
-                assert (
-                    "aws:SourceAccount" in condition
-                    or "aws:SourceArn" in condition
-                    or ("kms:EncryptionContext:aws:logs:arn" in condition)
-                ), (resource.name, statement)
-
-
-def test_every_route_has_the_authorizer_but_health(
-    graph: Inventory, functions: Sequence[Function]
+def test_each_policy_catches_its_breakage(
+    graphs: dict[str, Inventory], policy_name: str, type_: str, change: Change
 ) -> None:
-    routes = {r.inputs["routeKey"]: r.inputs for r in graph.of_type(g.ROUTE)}
-    authorizer = g.one(graph, g.AUTHORIZER)
-    open_routes = {key for key, route in routes.items() if route["authorizationType"] == "NONE"}
-    declared_open = {r.key for f in functions for r in f.routes if not r.authorized}
-    assert open_routes == declared_open
-    assert "GET /health" in open_routes
-    assert all(key.split()[-1] in {"/health", "/sample/open"} for key in open_routes)
-    for key, route in routes.items():
-        if key not in open_routes:
-            assert route["authorizationType"] == "JWT", key
-            assert route["authorizerId"] == authorizer.id, key
-    assert "$default" in routes
-    assert "$default" not in open_routes
+    (policy,) = [p for p in POLICIES if p.name == policy_name]
+    graph = _broken(graphs["prod"], type_, change)
+    assert [v for v in check(graph, [policy]) if v.policy == policy_name]
 
 
-def test_no_function_url_and_no_invoke_permission_without_source(graph: Inventory) -> None:
-    assert not [r for r in graph.resources if "functionUrl" in r.type]
-    execution_arn = g.one(graph, g.API).outputs["executionArn"]
-    rules = _arns(graph, g.RULE)
-    permissions = graph.of_type(g.PERMISSION)
-    assert permissions
-    for permission in permissions:
-        i = permission.inputs
-        assert i["action"] == "lambda:InvokeFunction"
-        assert i["principal"] in {"apigateway.amazonaws.com", "events.amazonaws.com"}, i
-        if i["principal"] == "apigateway.amazonaws.com":
-            assert i["sourceArn"] == f"{execution_arn}/*"
-        else:
-            assert i["sourceArn"] in rules
-
-
-def test_every_log_group_has_retention_and_the_key(graph: Inventory, config: StackConfig) -> None:
-    key = g.one(graph, g.KEY).outputs["arn"]
-    log_groups = graph.of_type(g.LOG_GROUP)
-    functions = graph.of_type(g.FUNCTION)
-    assert len(log_groups) == len(functions) + 1 + len(graph.of_type(g.STATE_MACHINE))
-    for log_group in log_groups:
-        assert log_group.inputs["retentionInDays"] == config.log_retention_days
-        assert log_group.inputs["kmsKeyId"] == key
-
-
-def test_table_is_encrypted_with_the_stacks_key(graph: Inventory) -> None:
-    table = g.one(graph, g.TABLE).inputs
-    assert table["serverSideEncryption"] == {
-        "enabled": True,
-        "kmsKeyArn": g.one(graph, g.KEY).outputs["arn"],
-    }
-
-
-def test_pitr_deletion_protection_and_retention_follow_config(
-    graph: Inventory, graph_name: str, config: StackConfig
-) -> None:
-    table = g.one(graph, g.TABLE)
-    assert table.inputs["pointInTimeRecovery"]["enabled"] is config.point_in_time_recovery
-    assert table.inputs["deletionProtectionEnabled"] is config.deletion_protection
-    stateful = [table, g.one(graph, g.BUCKET), g.one(graph, g.KEY)]
-    stateful += graph.of_type("aws:cognito/userPool:UserPool")
-    for resource in stateful:
-        assert (resource.protect, resource.retain_on_delete) == (config.deletion_protection,) * 2
-    assert not [r for r in graph.resources if r.protect and r not in stateful]
-    if graph_name == "prod":
-        assert config.point_in_time_recovery
-        assert config.deletion_protection
-        assert g.one(graph, g.BUCKET).inputs["forceDestroy"] is False
-
-
-def test_bucket_is_private_tls_only_encrypted_and_versioned(graph: Inventory) -> None:
-    bucket = g.one(graph, g.BUCKET)
-
-    def setting(type_: str) -> dict[str, object]:
-        found = [r for r in graph.of_type(type_) if r.inputs["bucket"] == bucket.id]
-        assert len(found) == 1, type_
-        return dict(found[0].inputs)
-
-    blocks = setting("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-    assert all(blocks[f] is True for f in flags)
-    ownership = setting("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
-    assert ownership["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
-    encryption = setting(
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+def test_a_function_without_alarms_is_caught(graphs: dict[str, Inventory]) -> None:
+    prod = graphs["prod"]
+    function = g.function(prod, "stats").outputs["name"]
+    resources = tuple(
+        r
+        for r in prod.resources
+        if not (r.type == g.ALARM and r.inputs.get("dimensions") == {"FunctionName": function})
     )
-    default = encryption["rules"][0]["applyServerSideEncryptionByDefault"]  # type: ignore[index]
-    assert default == {
-        "sseAlgorithm": "aws:kms",
-        "kmsMasterKeyId": g.one(graph, g.KEY).outputs["arn"],
-    }
-    versioning = setting("aws:s3/bucketVersioning:BucketVersioning")
-    assert versioning["versioningConfiguration"] == {"status": "Enabled"}
-    policy = json.loads(str(setting("aws:s3/bucketPolicy:BucketPolicy")["policy"]))
-    denies_http = [
-        s
-        for s in policy["Statement"]
-        if s["Effect"] == "Deny"
-        and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        and set(s["Resource"]) == {bucket.outputs["arn"], bucket.outputs["arn"] + "/*"}
+    (policy,) = [p for p in POLICIES if p.name == "everything-alarmed"]
+    found = check(attrs.evolve(prod, resources=resources), [policy])
+    assert [str(v) for v in found] == [
+        "[mandatory] everything-alarmed: functions-stats: no alarm on "
+        "['Duration', 'Errors', 'Throttles']"
     ]
-    assert denies_http
-    lifecycle = setting("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
-    rules = lifecycle["rules"]
-    assert any("abortIncompleteMultipartUpload" in r for r in rules)  # type: ignore[attr-defined]
-    assert any("noncurrentVersionExpiration" in r for r in rules)  # type: ignore[attr-defined]
 
 
-def test_kms_key_rotates(graph: Inventory) -> None:
-    assert g.one(graph, g.KEY).inputs["enableKeyRotation"] is True
+def test_every_policy_is_shown_to_catch_something() -> None:
+    shown = {name for name, _, _ in BREAKAGES} | {"everything-alarmed"}
+    assert shown == {p.name for p in POLICIES}
 
 
-def test_every_async_consumer_has_a_failure_destination(
-    graph: Inventory, functions: Sequence[Function]
-) -> None:
-    queues = _arns(graph, g.QUEUE)
-    mappings = graph.of_type(g.MAPPING)
-    assert len(mappings) == sum(f.stream is not None for f in functions)
-    for mapping in mappings:
-        assert mapping.inputs["destinationConfig"]["onFailure"]["destinationArn"] in queues
-    targets = graph.of_type(g.TARGET)
-    assert targets
-    for target in targets:
-        assert target.inputs["deadLetterConfig"]["arn"] in queues
-        assert target.inputs["retryPolicy"]["maximumRetryAttempts"] >= 0
-    configs = {c.inputs["functionName"]: c.inputs for c in graph.of_type(g.INVOKE_CONFIG)}
-    for function in functions:
-        if function.rules:
-            config = configs[f"tasks-{graph.stack}-{function.name}"]
-            assert config["destinationConfig"]["onFailure"]["destination"] in queues
-
-
-def test_every_function_is_traced_encrypted_and_alarmed(graph: Inventory) -> None:
-    alarms = [a.inputs for a in graph.of_type(g.ALARM)]
-    for function in graph.of_type(g.FUNCTION):
-        i = function.inputs
-        assert i["tracingConfig"] == {"mode": "Active"}
-        assert i["kmsKeyArn"] == g.one(graph, g.KEY).outputs["arn"]
-        watched = {
-            a["metricName"]
-            for a in alarms
-            if a.get("dimensions") == {"FunctionName": i["name"]} and a["alarmActions"]
-        }
-        assert watched == {"Errors", "Throttles", "Duration"}, i["name"]
-
-
-def test_every_queue_is_encrypted_and_alarmed(graph: Inventory) -> None:
-    key = g.one(graph, g.KEY).outputs["arn"]
-    watched = {
-        a.inputs["dimensions"]["QueueName"]
-        for a in graph.of_type(g.ALARM)
-        if a.inputs.get("metricName") == "ApproximateNumberOfMessagesVisible"
-        and a.inputs["threshold"] == 0
-    }
-    queues = graph.of_type(g.QUEUE)
-    assert queues
-    for queue in queues:
-        assert queue.inputs["kmsMasterKeyId"] == key
-        assert queue.outputs["name"] in watched
-
-
-def test_state_machines_log_everything_and_trace(
-    graph: Inventory, workflows: Sequence[Workflow]
-) -> None:
-    machines = graph.of_type(g.STATE_MACHINE)
-    assert len(machines) == len(workflows)
-    log_groups = {r.outputs["arn"] + ":*" for r in graph.of_type(g.LOG_GROUP)}
-    alarms = [a.inputs for a in graph.of_type(g.ALARM)]
-    for machine in machines:
-        logging = machine.inputs["loggingConfiguration"]
-        assert logging["level"] == "ALL"
-        assert logging["includeExecutionData"] is True
-        assert logging["logDestination"] in log_groups
-        assert machine.inputs["tracingConfiguration"] == {"enabled": True}
-        watched = {
-            a["metricName"]
-            for a in alarms
-            if a.get("dimensions") == {"StateMachineArn": machine.outputs["arn"]}
-        }
-        assert watched == {"ExecutionsFailed", "ExecutionsTimedOut"}
-
-
-def test_stage_throttles_and_writes_access_logs(graph: Inventory, config: StackConfig) -> None:
-    stage = g.one(graph, g.STAGE).inputs
-    assert stage["name"] == "$default"
-    assert stage["autoDeploy"] is True
-    assert stage["defaultRouteSettings"]["throttlingRateLimit"] == config.throttle_rate_limit
-    assert stage["defaultRouteSettings"]["throttlingBurstLimit"] == config.throttle_burst_limit
-    logs = stage["accessLogSettings"]
-    assert logs["destinationArn"] in _arns(graph, g.LOG_GROUP)
-    assert json.loads(logs["format"])["requestId"] == "$context.requestId"
-
-
-def test_cors_allows_the_stacks_origins_never_star_in_prod(
-    graph: Inventory, graph_name: str, config: StackConfig
-) -> None:
-    api = g.one(graph, g.API).inputs["corsConfiguration"]
-    bucket = g.one(graph, "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration").inputs
-    for origins in (api["allowOrigins"], bucket["corsRules"][0]["allowedOrigins"]):
-        assert origins == list(config.cors_allow_origins)
-        if graph_name == "prod":
-            assert "*" not in origins
-            assert all(o.startswith("https://") for o in origins)
-
-
-def test_roles_are_assumed_by_one_service_on_this_accounts_behalf(graph: Inventory) -> None:
-    for resource, kind, document in g.policy_documents(graph):
-        if kind != "trust":
-            continue
-        (statement,) = document["Statement"]
-        (service,) = g.as_list(statement["Principal"]["Service"])
-        assert service in {"lambda.amazonaws.com", "states.amazonaws.com", "events.amazonaws.com"}
-        if service != "lambda.amazonaws.com":  # Lambda's own trust takes no source condition
-            assert statement["Condition"] == {
-                "StringEquals": {"aws:SourceAccount": "123456789012"}
-            }, resource.name
-
-
-def test_every_resource_belongs_to_a_tasks_component(graph: Inventory) -> None:
-    components = {r.urn: r for r in graph.resources if not r.custom}
-    assert {c.type.split(":")[1] for c in components.values()} == {
-        "keys",
-        "data",
-        "storage",
-        "identity",
-        "events",
-        "functions",
-        "api",
-        "state_machines",
-        "monitoring",
-    }
-    assert all(re.fullmatch(r"tasks:\w+:[A-Z]\w+", c.type) for c in components.values())
-    for resource in graph.resources:
-        if resource.custom:
-            parent = components[resource.parent]
-            assert resource.name.startswith(parent.name + "-"), resource.name
-
-
-def test_the_cursor_secret_is_generated_and_never_exported(graph: Inventory) -> None:
-    secret = g.one(graph, "random:index/randomPassword:RandomPassword")
-    assert secret.inputs["length"] >= 32
-    assert secret.outputs["result"] not in json.dumps(graph.outputs)
+def test_the_pack_starts_as_crossguard_starts_it(tmp_path: Path) -> None:
+    """The analyzer runs the pack's directory with the pack's interpreter; the pack then serves
+    on a port it prints. It loads here from outside the repository, as it would there."""
+    pack = Path(__file__).resolve().parents[2] / "policy"
+    process = subprocess.Popen(
+        [sys.executable, str(pack)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().decode().strip()
+        assert port.isdigit(), process.stderr.read().decode() if process.stderr else port
+    finally:
+        process.kill()
+        process.wait(timeout=10)

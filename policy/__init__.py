@@ -1,0 +1,1 @@
+"""The stack's CrossGuard policy pack (`rules.py`), and a runner over mocked graphs."""

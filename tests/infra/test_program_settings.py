@@ -1,0 +1,150 @@
+"""What the program builds follows the manifest and the stack config: open routes, log groups,
+data protection, CORS origins, throttling, components and the generated secret. The security
+rules these settings must also satisfy are the policy pack's (`policy/rules.py`), run over the
+same graphs in `test_policy.py`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+from handlers.manifest import Function, Workflow
+from infra.config import StackConfig
+from infra.mocks import Inventory
+from tests.infra import graph as g
+
+
+def _arns(graph: Inventory, type_: str) -> set[str]:
+    return {r.outputs["arn"] for r in graph.of_type(type_)}
+
+
+def test_every_route_has_the_authorizer_but_health(
+    graph: Inventory, functions: Sequence[Function]
+) -> None:
+    routes = {r.inputs["routeKey"]: r.inputs for r in graph.of_type(g.ROUTE)}
+    authorizer = g.one(graph, g.AUTHORIZER)
+    open_routes = {key for key, route in routes.items() if route["authorizationType"] == "NONE"}
+    declared_open = {r.key for f in functions for r in f.routes if not r.authorized}
+    assert open_routes == declared_open
+    assert "GET /health" in open_routes
+    assert all(key.split()[-1] in {"/health", "/sample/open"} for key in open_routes)
+    for key, route in routes.items():
+        if key not in open_routes:
+            assert route["authorizationType"] == "JWT", key
+            assert route["authorizerId"] == authorizer.id, key
+    assert "$default" in routes
+    assert "$default" not in open_routes
+
+
+def test_no_function_url_and_no_invoke_permission_without_source(graph: Inventory) -> None:
+    assert not [r for r in graph.resources if "functionUrl" in r.type]
+    execution_arn = g.one(graph, g.API).outputs["executionArn"]
+    rules = _arns(graph, g.RULE)
+    permissions = graph.of_type(g.PERMISSION)
+    assert permissions
+    for permission in permissions:
+        i = permission.inputs
+        assert i["action"] == "lambda:InvokeFunction"
+        assert i["principal"] in {"apigateway.amazonaws.com", "events.amazonaws.com"}, i
+        if i["principal"] == "apigateway.amazonaws.com":
+            assert i["sourceArn"] == f"{execution_arn}/*"
+        else:
+            assert i["sourceArn"] in rules
+
+
+def test_every_log_group_has_retention_and_the_key(graph: Inventory, config: StackConfig) -> None:
+    key = g.one(graph, g.KEY).outputs["arn"]
+    log_groups = graph.of_type(g.LOG_GROUP)
+    functions = graph.of_type(g.FUNCTION)
+    assert len(log_groups) == len(functions) + 1 + len(graph.of_type(g.STATE_MACHINE))
+    for log_group in log_groups:
+        assert log_group.inputs["retentionInDays"] == config.log_retention_days
+        assert log_group.inputs["kmsKeyId"] == key
+
+
+def test_pitr_deletion_protection_and_retention_follow_config(
+    graph: Inventory, graph_name: str, config: StackConfig
+) -> None:
+    table = g.one(graph, g.TABLE)
+    assert table.inputs["pointInTimeRecovery"]["enabled"] is config.point_in_time_recovery
+    assert table.inputs["deletionProtectionEnabled"] is config.deletion_protection
+    stateful = [table, g.one(graph, g.BUCKET), g.one(graph, g.KEY)]
+    stateful += graph.of_type("aws:cognito/userPool:UserPool")
+    for resource in stateful:
+        assert (resource.protect, resource.retain_on_delete) == (config.deletion_protection,) * 2
+    assert not [r for r in graph.resources if r.protect and r not in stateful]
+    if graph_name == "prod":
+        assert config.point_in_time_recovery
+        assert config.deletion_protection
+        assert g.one(graph, g.BUCKET).inputs["forceDestroy"] is False
+
+
+def test_state_machines_log_everything_and_trace(
+    graph: Inventory, workflows: Sequence[Workflow]
+) -> None:
+    machines = graph.of_type(g.STATE_MACHINE)
+    assert len(machines) == len(workflows)
+    log_groups = {r.outputs["arn"] + ":*" for r in graph.of_type(g.LOG_GROUP)}
+    alarms = [a.inputs for a in graph.of_type(g.ALARM)]
+    for machine in machines:
+        logging = machine.inputs["loggingConfiguration"]
+        assert logging["level"] == "ALL"
+        assert logging["includeExecutionData"] is True
+        assert logging["logDestination"] in log_groups
+        assert machine.inputs["tracingConfiguration"] == {"enabled": True}
+        watched = {
+            a["metricName"]
+            for a in alarms
+            if a.get("dimensions") == {"StateMachineArn": machine.outputs["arn"]}
+        }
+        assert watched == {"ExecutionsFailed", "ExecutionsTimedOut"}
+
+
+def test_stage_throttles_and_writes_access_logs(graph: Inventory, config: StackConfig) -> None:
+    stage = g.one(graph, g.STAGE).inputs
+    assert stage["name"] == "$default"
+    assert stage["autoDeploy"] is True
+    assert stage["defaultRouteSettings"]["throttlingRateLimit"] == config.throttle_rate_limit
+    assert stage["defaultRouteSettings"]["throttlingBurstLimit"] == config.throttle_burst_limit
+    logs = stage["accessLogSettings"]
+    assert logs["destinationArn"] in _arns(graph, g.LOG_GROUP)
+    assert json.loads(logs["format"])["requestId"] == "$context.requestId"
+
+
+def test_cors_allows_the_stacks_origins_never_star_in_prod(
+    graph: Inventory, graph_name: str, config: StackConfig
+) -> None:
+    api = g.one(graph, g.API).inputs["corsConfiguration"]
+    bucket = g.one(graph, "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration").inputs
+    for origins in (api["allowOrigins"], bucket["corsRules"][0]["allowedOrigins"]):
+        assert origins == list(config.cors_allow_origins)
+        if graph_name == "prod":
+            assert "*" not in origins
+            assert all(o.startswith("https://") for o in origins)
+
+
+def test_every_resource_belongs_to_a_tasks_component(graph: Inventory) -> None:
+    components = {r.urn: r for r in graph.resources if not r.custom}
+    assert {c.type.split(":")[1] for c in components.values()} == {
+        "keys",
+        "data",
+        "storage",
+        "identity",
+        "events",
+        "functions",
+        "api",
+        "state_machines",
+        "monitoring",
+    }
+    assert all(re.fullmatch(r"tasks:\w+:[A-Z]\w+", c.type) for c in components.values())
+    for resource in graph.resources:
+        if resource.custom:
+            parent = components[resource.parent]
+            assert resource.name.startswith(parent.name + "-"), resource.name
+
+
+def test_the_cursor_secret_is_generated_and_never_exported(graph: Inventory) -> None:
+    secret = g.one(graph, "random:index/randomPassword:RandomPassword")
+    assert secret.inputs["length"] >= 32
+    assert secret.outputs["result"] not in json.dumps(graph.outputs)
