@@ -591,3 +591,21 @@ def test_the_api_allows_what_the_local_gateway_allows() -> None:
     assert api.CORS_EXPOSE_HEADERS == gateway.CORS_EXPOSE_HEADERS
     assert api.CORS_MAX_AGE_S == gateway.CORS_MAX_AGE_S
     assert set(api.allowed_methods(manifest.FUNCTIONS)) <= set(gateway.CORS_ALLOW_METHODS)
+
+
+def test_the_region_is_the_providers_wherever_it_comes_from() -> None:
+    """With no `aws:region` in the stack (the provider took it from AWS_REGION or a profile),
+    every ARN, service principal, issuer and dashboard names the provider's region."""
+    graph = mocks.run("prod", overrides={"aws:region": None}, provider_region="ap-southeast-2")
+    text = json.dumps([(r.inputs, r.outputs) for r in graph.resources], default=str)
+    assert "eu-west-1" not in text
+    key_policy = json.loads(g.one(graph, g.KEY).inputs["policy"])
+    principals = [s["Principal"] for s in key_policy["Statement"]]
+    assert {"Service": "logs.ap-southeast-2.amazonaws.com"} in principals
+    assert graph.outputs["jwtIssuer"].startswith(
+        "https://cognito-idp.ap-southeast-2.amazonaws.com/"
+    )
+    dashboard = json.loads(
+        g.one(graph, "aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"]
+    )
+    assert {w["properties"]["region"] for w in dashboard["widgets"]} == {"ap-southeast-2"}
