@@ -139,22 +139,51 @@ def settings(resource: Resource) -> str:  # noqa: PLR0911, PLR0912 - one case pe
     return str(i.get("name", "")) if isinstance(i.get("name"), str) else ""
 
 
+NAME_PROPERTIES = ("name", "dashboardName", "layerName", "bucket", "targetId", "statementId")
+
+
+def physical_name(resource: Resource) -> str:
+    """The name AWS will know the resource by: the program's, or the one pulumi-aws generates
+    (marked `*`; the suffix here is the mocks', a deploy draws its own)."""
+    inputs = resource.provider_inputs
+    for key in NAME_PROPERTIES:
+        if isinstance(inputs.get(key), str):
+            return inputs[key] + ("*" if key in resource.autonamed else "")
+    return ""
+
+
+def _tag_line(children: Sequence[Resource]) -> str:
+    tagged = [r for r in children if r.inputs.get("tags")]
+    if not tagged:
+        return ""
+    common = dict.fromkeys(sorted(tagged[0].inputs["tags"].items()))
+    for resource in tagged[1:]:
+        common = {kv: None for kv in common if kv in resource.inputs["tags"].items()}
+    pairs = " ".join(f"{k}={v}" for k, v in common)
+    return f"  tags on {len(tagged)} of {len(children)} resources: {pairs}"
+
+
 def render(inventory: Inventory) -> str:
     components = [r for r in inventory.resources if not r.custom]
     lines = [
         f"stack {inventory.stack}: {len(inventory.resources) - len(components)} resources "
-        f"in {len(components)} components (mocked run: account {ACCOUNT_ID}, no AWS call)",
+        f"in {len(components)} components (mocked run: account {ACCOUNT_ID}, no AWS call; "
+        "* = a name pulumi-aws generates)",
         "",
     ]
     for component in sorted(components, key=lambda c: c.name):
         children = [r for r in inventory.resources if r.parent == component.urn and r.custom]
         lines.append(f"{component.name}  [{component.type}]")
+        if tag_line := _tag_line(children):
+            lines.append(tag_line)
         width = max((len(r.kind) for r in children), default=0)
         for child in sorted(children, key=lambda r: (r.kind, r.name)):
             flags = " [protected, retained]" if child.protect else ""
-            lines.append(
-                f"  {child.kind:<{width}}  {child.name}{flags}  {settings(child)}".rstrip()
-            )
+            name, details = physical_name(child), settings(child)
+            if name and details.startswith(name.rstrip("*")):
+                details = details[len(name.rstrip("*")) :].lstrip()
+            shown = f"{child.name} -> {name}" if name else child.name
+            lines.append(f"  {child.kind:<{width}}  {shown}{flags}  {details}".rstrip())
         lines.append("")
     lines.append("outputs")
     for key, value in inventory.outputs.items():

@@ -46,3 +46,15 @@ def test_the_plan_flags_what_prod_protects(graphs: dict[str, Inventory]) -> None
     protected = [line.split()[1] for line in lines if "[protected, retained]" in line]
     assert sorted(protected) == ["data-tasks", "identity-users", "keys-cmk", "storage-attachments"]
     assert "[protected" not in plan.render(graphs["dev"])
+
+
+def test_the_plan_shows_names_and_tags(graphs: dict[str, Inventory]) -> None:
+    """What AWS will call each resource (`*` where pulumi-aws generates it) and each
+    component's tags."""
+    text = plan.render(graphs["prod"])
+    assert "-> tasks-prod-task-events-to-stats " in text  # an EventBridge rule, named by us
+    assert "-> tasks-prod-task-events-to-stats-dlq " in text
+    assert "-> stats " in text  # its target id
+    assert "storage-attachments -> storage-attachments-" in text
+    for component in ("api", "data", "functions", "subscriptions", "monitoring"):
+        assert f"Application=tasks Component={component} Environment=prod" in text
