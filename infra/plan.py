@@ -147,8 +147,9 @@ def physical_name(resource: Resource) -> str:
     (marked `*`; the suffix here is the mocks', a deploy draws its own)."""
     inputs = resource.provider_inputs
     for key in NAME_PROPERTIES:
-        if isinstance(inputs.get(key), str):
-            return inputs[key] + ("*" if key in resource.autonamed else "")
+        value = inputs.get(key)
+        if isinstance(value, str):
+            return value + ("*" if key in resource.autonamed else "")
     return ""
 
 
