@@ -54,12 +54,14 @@ lock: $(UV) ## re-pin requirements/*.txt with hashes after changing pyproject.to
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 pyproject.toml --extra aws --group dev -o requirements/dev.txt
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.12 --python-platform aarch64-manylinux2014 pyproject.toml --extra aws --group lambda -o requirements/lambda.txt
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy (strict on taskcore)
+lint: $(STAMP) ## ruff (lint + format check), mypy (strict on taskcore), actionlint (workflows)
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@echo "==> mypy"
 	@$(VENV)/bin/mypy taskcore handlers infra policy local_platform bench tests __main__.py
+	@echo "==> actionlint"
+	@$(VENV)/bin/actionlint .github/workflows/*.yml
 
 test: deps lint ## install what is needed, lint, type-check and run every test with coverage
 	@echo "==> pytest"
@@ -90,6 +92,9 @@ plan: $(STAMP) ## print a stack's resource inventory from a mocked run, no AWS: 
 policy: $(STAMP) ## run the policy pack over a stack's mocked run, no AWS: make policy STACK=prod
 	@$(PY) -m policy.offline --stack "$(STACK)"
 
+smoke: $(STAMP) ## check a deployed stack (AWS credentials, Pulumi CLI): make smoke STACK=dev
+	@$(PY) -m infra.smoke --stack "$(STACK)"
+
 layer: $(STAMP) ## build the Lambda code archive and dependency layer (arm64) into .build/
 	@$(PY) -m infra.packaging
 
@@ -100,4 +105,4 @@ fmt: deps ## format the code
 clean: ## remove the environments and caches (keeps .dynamodb/ data)
 	rm -rf $(TOOLS) $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .coverage dist build .build
 
-.PHONY: help deps deps-node java lock lint test bench soak dev token plan policy layer fmt clean
+.PHONY: help deps deps-node java lock lint test bench soak dev token plan policy smoke layer fmt clean

@@ -1,0 +1,95 @@
+"""`make smoke`: its round trip against the local platform (the same handlers, bus and workflow
+as a deployed stack), and its Cognito part (users, SRP sign-in, clean-up) against moto."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+
+from infra import smoke
+from local_platform.process import Platform
+
+
+def _moto_stepfunctions(platform: Platform) -> Any:
+    line = next(line for line in platform.output if "S3, bus, SFN" in line)
+    endpoint = re.search(r"http://127\.0\.0\.1:\d+", line)
+    assert endpoint is not None
+    return boto3.client(
+        "stepfunctions",
+        endpoint_url=endpoint.group(0),
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(proxies={}),
+    )
+
+
+def test_the_round_trip_passes_on_the_local_platform(platform: Platform) -> None:
+    stepfunctions = _moto_stepfunctions(platform)
+    (machine,) = stepfunctions.list_state_machines()["stateMachines"]
+    target = smoke.Target(
+        api_url=platform.url,
+        owner_token=platform.token("smoke-owner"),
+        approver_token=platform.token("smoke-approver", "approvers"),
+        stepfunctions=stepfunctions,
+        state_machine_arn=machine["stateMachineArn"],
+    )
+    said: list[str] = []
+    task_id = smoke.round_trip(target, said.append, seconds=60)
+    assert said[-1] == "ok  DELETE /tasks/{id}"
+    assert any("workflow's execution succeeded" in line for line in said)
+    assert smoke.workflow_succeeded(target, task_id)
+
+
+def test_the_round_trip_fails_loudly_when_the_api_refuses(platform: Platform) -> None:
+    target = smoke.Target(
+        api_url=platform.url,
+        owner_token="not-a-token",
+        approver_token="not-a-token",
+        stepfunctions=None,
+        state_machine_arn="",
+    )
+    with pytest.raises(smoke.SmokeFailed, match="POST /tasks: 401"):
+        smoke.round_trip(target, lambda _: None, seconds=5)
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
+
+
+@mock_aws
+def test_throwaway_users_sign_in_with_srp_and_are_deleted() -> None:
+    cognito = boto3.client("cognito-idp", region_name="eu-west-1")
+    pool = cognito.create_user_pool(PoolName="tasks-dev-users", UsernameAttributes=["email"])
+    pool_id = pool["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="tasks-dev-api",
+        GenerateSecret=False,
+        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    cognito.create_group(UserPoolId=pool_id, GroupName="approvers")
+    said: list[str] = []
+    with smoke.throwaway_users(cognito, pool_id, client_id, said.append) as (owner, approver):
+        assert _claims(owner)["client_id"] == client_id
+        assert _claims(approver)["cognito:groups"] == ["approvers"]
+        assert "cognito:groups" not in _claims(owner)
+        assert len(cognito.list_users(UserPoolId=pool_id)["Users"]) == 2
+    assert cognito.list_users(UserPoolId=pool_id)["Users"] == []
+    assert said[-1] == "ok  deleted 2 smoke users"
+
+
+def test_a_stack_with_an_external_issuer_is_told_what_to_do() -> None:
+    with pytest.raises(smoke.SmokeFailed, match="external issuer"):
+        smoke.check_stack({"userPoolId": "", "apiUrl": "https://api.example.com"})
