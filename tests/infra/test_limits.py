@@ -208,3 +208,20 @@ def test_the_program_is_refused_when_a_manifest_name_outgrows_aws(
 def test_a_run_without_a_region_is_refused_as_the_provider_refuses() -> None:
     with pytest.raises(Refused, match="no region"):
         mocks.run("dev", overrides={"aws:region": None})
+
+
+def test_the_optional_resources_are_covered_too() -> None:
+    """A custom domain adds resource types the stacks' own graphs lack; the mocks check them as
+    they are registered, and the table covers every string they hold."""
+    graph = mocks.run(
+        "prod",
+        overrides={
+            "tasks:domainName": "api.tasks.example.com",
+            "tasks:certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc",
+            "tasks:jwtIssuer": "https://login.example.com/",
+            "tasks:jwtAudience": "tasks-api",
+        },
+    )
+    assert graph.of_type("aws:apigatewayv2/domainName:DomainName")
+    test_every_type_the_program_creates_is_in_the_table(graph)
+    test_every_string_input_is_checked_or_says_why_not(graph)
