@@ -59,7 +59,7 @@ lint: $(STAMP) ## ruff (lint + format check), mypy (strict on taskcore), actionl
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy taskcore handlers infra policy local_platform bench tests __main__.py
+	@$(VENV)/bin/mypy taskcore stack handlers infra policy local_platform bench tests __main__.py
 	@echo "==> actionlint"
 	@$(VENV)/bin/actionlint .github/workflows/*.yml
 

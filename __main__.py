@@ -2,13 +2,13 @@
 
 import pulumi
 
-from handlers.manifest import FUNCTIONS, WORKFLOWS
 from infra import api, data, events, functions, identity, keys, monitoring, packaging, storage
 from infra import state_machines as sm
-from infra.config import PROJECT, StackConfig
 from infra.context import Deployment
 from infra.tags import tag_everything
-from infra.wiring import Wiring
+from infra.wiring import Wiring, state_machine_arn
+from stack.config import PROJECT, StackConfig
+from stack.manifest import FUNCTIONS, WORKFLOWS
 
 region = pulumi.Config("aws").get("region")
 config = StackConfig.from_pulumi(pulumi.Config(), stack=pulumi.get_stack(), region=region)
@@ -19,7 +19,20 @@ table = data.Data("data", data.DataArgs(env, key.arn))
 bucket = storage.Storage("storage", storage.StorageArgs(env, key.arn))
 users = identity.Identity("identity", identity.IdentityArgs(env))
 bus = events.Bus("events", events.BusArgs(env))
-wiring = Wiring.of(env, keys=key, data=table, storage=bucket, bus=bus, workflows=WORKFLOWS)
+wiring = Wiring(
+    deployment=env,
+    key_arn=key.arn,
+    cursor_secret=key.cursor_secret,
+    table_name=table.name,
+    table_arn=table.arn,
+    table_indexes=table.index_names,
+    stream_arn=table.stream_arn,
+    bucket_name=bucket.name,
+    bucket_arn=bucket.arn,
+    bus_name=bus.name,
+    bus_arn=bus.arn,
+    state_machine_arns=[state_machine_arn(env, workflow) for workflow in WORKFLOWS],
+)
 code = pulumi.FileArchive(str(packaging.build_code_archive()))
 layer = pulumi.FileArchive(str(packaging.build_layer()))
 fns = functions.Functions("functions", functions.FunctionsArgs(env, FUNCTIONS, wiring, code, layer))

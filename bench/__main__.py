@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import dynamodb_requests, events, exports, handler_timing, load, sizes
-from handlers.manifest import FUNCTIONS
 from local_platform.dynamodb_local import DynamoDBLocal
+from stack.manifest import FUNCTIONS
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
 SECTIONS = ("requests", "cold", "warm", "load", "events", "export", "sizes")

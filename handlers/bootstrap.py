@@ -44,7 +44,7 @@ class Container:
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> Container:
-    """Wire the AWS adapters from the function's environment (see handlers/manifest.py)."""
+    """Wire the AWS adapters from the function's environment (see stack/manifest.py)."""
     from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository
     from taskcore.adapters.s3 import S3AttachmentStore
 

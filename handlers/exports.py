@@ -1,6 +1,6 @@
 """The export worker: an `ExportRequested` event off the bus in, one NDJSON object in S3 out.
 
-The event comes from an EventBridge rule (see `handlers.manifest.EXPORTS`), which the stream
+The event comes from an EventBridge rule (see `stack.manifest.EXPORTS`), which the stream
 handler feeds when an export record is inserted; its detail names the export and its owner
 (`{"exportId": ..., "ownerId": ...}`), taken from the record's keys. Delivery is at least once,
 so `ExportService.run_export` is idempotent: a redelivered event for a running or completed
@@ -23,7 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap
-from handlers.manifest import EVENT_SOURCE
+from stack.manifest import EVENT_SOURCE
 from taskcore.model import ExportId, UserId
 from taskcore.services import ExportService, is_ulid
 

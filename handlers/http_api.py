@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap
-from handlers.manifest import API, Route
+from stack.manifest import API, Route
 from taskcore import errors
 from taskcore.commands import (
     parse_attachment,

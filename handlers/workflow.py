@@ -1,6 +1,6 @@
 """The approval workflow's Lambda steps, each triggered by an event on the bus.
 
-The state machine (infra/workflow.py) asks for a decision with a task token and waits; these
+The state machine (stack/workflows.py) asks for a decision with a task token and waits; these
 functions connect it to the domain: remember the token, release the workflow once the decision
 is known (the token and the decision may arrive in either order), and expire the approval when
 the workflow's timeout fires. Every state change goes through taskcore's rules, as conditional

@@ -17,10 +17,10 @@ import attrs
 import pulumi
 import pulumi_aws as aws
 
-from handlers.manifest import Function
 from infra.context import Deployment
 from infra.functions import Functions, serves_http
 from infra.identity import Identity
+from stack.manifest import Function
 
 STAGE = "$default"
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "idempotency-key", "if-match")

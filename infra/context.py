@@ -10,7 +10,7 @@ import attrs
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import StackConfig
+from stack.config import StackConfig
 
 PROJECT = "tasks"
 

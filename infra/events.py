@@ -20,10 +20,11 @@ import attrs
 import pulumi
 import pulumi_aws as aws
 
-from handlers.manifest import EventRule, Function
-from infra.context import Deployment, policy
-from infra.functions import QUEUE_RETENTION_S, Functions
+from infra.context import Deployment
+from infra.functions import Functions
+from infra.queues import dead_letter_queue
 from infra.wiring import Wiring
+from stack.manifest import EventRule, Function
 
 
 def pattern_json(pattern: Mapping[str, Any]) -> str:
@@ -59,29 +60,12 @@ def rule_with_dead_letters(
         description=description,
         opts=child,
     )
-    queue = aws.sqs.Queue(
+    queue = dead_letter_queue(
         f"{name}-dlq",
-        name=f"{deployment.prefix}-{rule.name}-dlq",
-        kms_master_key_id=key_arn,
-        message_retention_seconds=QUEUE_RETENTION_S,
-        opts=child,
-    )
-    aws.sqs.QueuePolicy(
-        f"{name}-dlq-policy",
-        queue_url=queue.url,
-        policy=policy(
-            [
-                {
-                    "Sid": "OnlyThisRuleDeadLetters",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "events.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue.arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": event_rule.arn}},
-                }
-            ]
-        ),
-        opts=child,
+        physical=f"{deployment.prefix}-{rule.name}-dlq",
+        key_arn=key_arn,
+        rule_arn=event_rule.arn,
+        parent=parent,
     )
     retry = aws.cloudwatch.EventTargetRetryPolicyArgs(
         maximum_retry_attempts=rule.max_retries,

@@ -24,12 +24,11 @@ import attrs
 import pulumi
 import pulumi_aws as aws
 
-from handlers.manifest import ASYNC_RETRIES, Function
 from infra import packaging
 from infra.context import Deployment, policy, trust
+from infra.queues import failure_queue
 from infra.wiring import TRACING, Wiring, allow
-
-QUEUE_RETENTION_S = 14 * 24 * 3600  # SQS's maximum: two weeks to look and redrive
+from stack.manifest import ASYNC_RETRIES, Function
 
 
 def is_async_consumer(function: Function) -> bool:
@@ -101,17 +100,16 @@ class Functions(pulumi.ComponentResource):
         )
         queue = None
         if is_async_consumer(function):
-            queue = aws.sqs.Queue(
+            queue = failure_queue(
                 f"{base}-failures",
-                name=f"{physical}-failures",
-                kms_master_key_id=wiring.key_arn,
-                message_retention_seconds=QUEUE_RETENTION_S,
-                opts=child,
+                physical=f"{physical}-failures",
+                key_arn=wiring.key_arn,
+                parent=self,
             )
             self.failure_queues[function.name] = queue
         role = aws.iam.Role(
             f"{base}-role",
-            description=f"{physical}: what handlers/manifest.py lets it do",
+            description=f"{physical}: what stack/manifest.py lets it do",
             assume_role_policy=trust("lambda"),
             opts=child,
         )

@@ -33,7 +33,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra import limits
-from infra.config import PROJECT, ROOT
+from stack.config import PROJECT, ROOT
 
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"

@@ -1,7 +1,7 @@
 """Lambda packaging: one code archive and one dependency layer, both byte-for-byte reproducible.
 
-- The code archive holds `taskcore/` and `handlers/` (no tests, no bytecode). Every function
-  runs from it; only the handler setting differs.
+- The code archive holds `taskcore/`, `stack/` and `handlers/` (no tests, no bytecode). Every
+  function runs from it; only the handler setting differs.
 - The layer holds the third-party dependencies from `requirements/lambda.txt` (hash-locked,
   resolved for CPython 3.12 on arm64 Linux), installed for that platform whatever machine builds
   it: only binary wheels, hashes checked. boto3/botocore are in it too, although the Lambda
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".build"
 LOCK_FILE = ROOT / "requirements" / "lambda.txt"
-CODE_PACKAGES = ("taskcore", "handlers")
+CODE_PACKAGES = ("taskcore", "stack", "handlers")
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
@@ -78,7 +78,7 @@ def code_entries(root: Path = ROOT) -> list[tuple[str, Path]]:
 
 
 def build_code_archive(root: Path = ROOT, build_dir: Path = BUILD_DIR) -> Path:
-    """The functions' code: `taskcore/` and `handlers/`. Cheap, so built on every run."""
+    """The functions' code: `taskcore/`, `stack/` and `handlers/`. Cheap, so built on every run."""
     return deterministic_zip(code_entries(root), build_dir / "code.zip")
 
 

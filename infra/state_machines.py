@@ -1,6 +1,6 @@
 """State machines: one Step Functions state machine per manifest `Workflow`.
 
-The ASL comes from the workflow's `definition` function (e.g. `infra.workflow:approval_definition`,
+The ASL comes from the workflow's `definition` function (e.g. `stack.workflows:approval_definition`,
 a pure function returning a dict), called with the workflow's `steps` resolved to Lambda ARNs
 and its `arguments` resolved to resource values. Each state machine logs every event (level
 ALL, with execution data) to a KMS-encrypted log group, is traced with X-Ray, and has its own
@@ -23,11 +23,11 @@ import attrs
 import pulumi
 import pulumi_aws as aws
 
-from handlers.manifest import Function, Workflow
 from infra.context import Deployment, policy, trust
 from infra.events import rule_with_dead_letters
 from infra.functions import Functions
 from infra.wiring import ENCRYPTED, UNSCOPED_ACTIONS, Wiring, allow, state_machine_name
+from stack.manifest import Function, Workflow
 
 LOG_DELIVERY = sorted(a for a in UNSCOPED_ACTIONS if a.startswith("logs:"))
 TRACING = sorted(a for a in UNSCOPED_ACTIONS if a.startswith("xray:"))

@@ -1,6 +1,6 @@
 """The manifest's vocabulary, resolved to this stack's resources.
 
-`handlers/manifest.py` says what a function (or workflow) needs in words: permissions such as
+`stack/manifest.py` says what a function (or workflow) needs in words: permissions such as
 `table.read` or `bus.publish`, environment values such as `table.name`. This module is the one
 place those words become IAM statements on exactly one resource each, and values. A word it
 does not know is an error, never a silent `*`.
@@ -12,20 +12,14 @@ The only `"Resource": "*"` statements are for actions that AWS does not scope to
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import pulumi
 
 from infra.context import Deployment
 from infra.keys import KEY_USE
-
-if TYPE_CHECKING:
-    from handlers.manifest import Workflow
-    from infra.data import Data
-    from infra.events import Bus
-    from infra.keys import Keys
-    from infra.storage import Storage
+from stack.manifest import Workflow
 
 # Actions that support no resource-level permission (IAM requires "Resource": "*" for them).
 UNSCOPED_ACTIONS = frozenset(
@@ -68,7 +62,8 @@ def allow(actions: Sequence[str], resources: Sequence[pulumi.Input[str]] | str) 
 
 @attrs.frozen(kw_only=True)
 class Wiring:
-    """Every resource the vocabulary names. Outputs, so it can be built before they exist."""
+    """Every resource the vocabulary names. Outputs, so it can be built before they exist; the
+    program (`__main__.py`) builds it from the components that hold them."""
 
     deployment: Deployment
     key_arn: pulumi.Input[str]
@@ -83,32 +78,6 @@ class Wiring:
     bus_arn: pulumi.Input[str]
     state_machine_arns: Sequence[pulumi.Input[str]] = ()
     stage_name: str = "$default"
-
-    @classmethod
-    def of(
-        cls,
-        deployment: Deployment,
-        *,
-        keys: Keys,
-        data: Data,
-        storage: Storage,
-        bus: Bus,
-        workflows: Sequence[Workflow],
-    ) -> Wiring:
-        return cls(
-            deployment=deployment,
-            key_arn=keys.arn,
-            cursor_secret=keys.cursor_secret,
-            table_name=data.name,
-            table_arn=data.arn,
-            table_indexes=data.index_names,
-            stream_arn=data.stream_arn,
-            bucket_name=storage.name,
-            bucket_arn=storage.arn,
-            bus_name=bus.name,
-            bus_arn=bus.arn,
-            state_machine_arns=[state_machine_arn(deployment, w) for w in workflows],
-        )
 
     def value(self, resource: str) -> pulumi.Input[Any]:
         """A manifest resource reference (`table.name`, ...) as the value it stands for."""

@@ -15,7 +15,6 @@ from typing import Any
 
 import uvicorn
 
-from handlers.manifest import FUNCTIONS, Function
 from local_platform.auth import DevIssuer
 from local_platform.gateway import build_app, invoke_handler, lambda_context
 from local_platform.platform import (
@@ -27,6 +26,7 @@ from local_platform.platform import (
     event_plumbing,
     running,
 )
+from stack.manifest import FUNCTIONS, Function
 
 
 def invoke_for_event(function: Function, event: dict[str, Any]) -> Any:

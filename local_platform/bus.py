@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from handlers.manifest import ASYNC_RETRIES, EventRule, Function, Workflow
+from stack.manifest import ASYNC_RETRIES, EventRule, Function, Workflow
 
 log = logging.getLogger("local_platform.bus")
 

@@ -51,9 +51,9 @@ import anyio.to_thread
 import attrs
 from starlette.types import Receive, Scope, Send
 
-from handlers.manifest import Function, Route
-from infra.config import StackConfig
 from local_platform.auth import DevIssuer, Unauthorized
+from stack.config import StackConfig
+from stack.manifest import Function, Route
 
 logger = logging.getLogger(__name__)
 

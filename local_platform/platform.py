@@ -30,7 +30,12 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from handlers.manifest import (
+from local_platform.bus import Invoke, LocalBus
+from local_platform.dynamodb_local import DynamoDBLocal, free_port
+from local_platform.events_relay import EventsRelay
+from local_platform.streams import StreamPoller
+from stack.config import StackConfig
+from stack.manifest import (
     EVENT_SOURCE,
     FUNCTIONS,
     WORKFLOW_SOURCE,
@@ -39,11 +44,6 @@ from handlers.manifest import (
     Resource,
     Workflow,
 )
-from infra.config import StackConfig
-from local_platform.bus import Invoke, LocalBus
-from local_platform.dynamodb_local import DynamoDBLocal, free_port
-from local_platform.events_relay import EventsRelay
-from local_platform.streams import StreamPoller
 from taskcore.adapters.dynamodb import create_table
 
 ROOT = Path(__file__).resolve().parent.parent

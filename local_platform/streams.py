@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from handlers.manifest import StreamTrigger
+from stack.manifest import StreamTrigger
 
 log = logging.getLogger("local_platform.streams")
 

@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 
 from handlers import bootstrap, workflow
-from infra.workflow import WORKFLOW_SOURCE, approval_definition
+from stack.workflows import WORKFLOW_SOURCE, approval_definition
 from taskcore.adapters.approvals import DynamoApprovalWorkflow, _Table
 from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
 from taskcore.adapters.eventbridge import StepFunctionsCallback

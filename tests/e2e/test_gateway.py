@@ -25,8 +25,6 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from handlers.manifest import Function, Route
-from infra.config import StackConfig
 from local_platform import auth
 from local_platform.auth import DevIssuer, Unauthorized
 from local_platform.gateway import (
@@ -38,6 +36,8 @@ from local_platform.gateway import (
     invoke_handler,
     stringify_claim,
 )
+from stack.config import StackConfig
+from stack.manifest import Function, Route
 from tests.e2e.fake_handlers import PNG
 
 ORIGIN = "http://localhost:3000"  # allowed by Pulumi.dev.yaml

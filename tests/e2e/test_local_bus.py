@@ -14,11 +14,11 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from handlers.manifest import FUNCTIONS, WORKFLOWS, EventRule, Function
 from local_platform.bus import LocalBus, check_pattern, matches
 from local_platform.dynamodb_local import free_port
 from local_platform.events_relay import EventsRelay, delivered_events
 from local_platform.platform import start_moto
+from stack.manifest import FUNCTIONS, WORKFLOWS, EventRule, Function
 
 TASK_COMPLETED = {"source": "tasks", "detail-type": "TaskCompleted", "detail": {"taskId": "t"}}
 

@@ -18,8 +18,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from handlers import bootstrap, exports
-from handlers.manifest import EXPORTS, function
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
+from stack.manifest import EXPORTS, function
 from taskcore.adapters.dynamodb import DynamoTaskRepository, create_table
 from taskcore.adapters.s3 import build_client
 from taskcore.commands import CreateTask

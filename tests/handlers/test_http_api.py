@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from handlers import bootstrap, http_api
-from handlers.manifest import API
+from stack.manifest import API
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
 from taskcore.testing import (

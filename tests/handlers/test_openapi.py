@@ -27,7 +27,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from handlers import bootstrap, http_api
-from handlers.manifest import API
+from stack.manifest import API
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
 from taskcore.testing import (

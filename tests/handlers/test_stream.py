@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from handlers import stream
-from handlers.manifest import StreamTrigger
 from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.streams import StreamPoller
+from stack.manifest import StreamTrigger
 from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
 from taskcore.commands import CreateTask, UpdateTask
 from taskcore.cursors import CursorCodec

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from handlers import manifest
-from handlers.manifest import Function, Workflow
 from infra import mocks
-from infra.config import StackConfig
 from infra.mocks import Inventory
+from stack import manifest
+from stack.config import StackConfig
+from stack.manifest import Function, Workflow
 from tests.infra.sample_manifest import SAMPLE_FUNCTIONS, SAMPLE_WORKFLOW
 
 STACKS = ("dev", "prod")

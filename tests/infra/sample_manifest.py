@@ -1,7 +1,7 @@
 """Test-only manifest entries: every trigger and permission kind the components support, so
 each code path runs under mocks whatever the real manifest holds today.
 
-`definition` is a sample workflow's ASL (a pure function, as `infra.workflow`'s is): one Lambda
+`definition` is a sample workflow's ASL (a pure function, as `stack.workflows`'s are): one Lambda
 step, then an `events:putEvents`, then a wait bounded by the approval timeout.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.manifest import EventRule, Function, Route, StreamTrigger, Workflow
-from infra.workflow import RETRY
+from stack.manifest import EventRule, Function, Route, StreamTrigger, Workflow
+from stack.workflows import RETRY
 
 SAMPLE_HTTP = Function(
     name="sample-http",

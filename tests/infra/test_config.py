@@ -7,8 +7,8 @@ import contextvars
 import pulumi
 import pytest
 
-from infra.config import StackConfig
 from infra.mocks import stack_config
+from stack.config import StackConfig
 from tests.infra.conftest import STACKS
 
 

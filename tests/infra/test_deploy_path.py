@@ -24,14 +24,14 @@ import pytest
 import yaml
 
 from infra import packaging
-from infra.config import ROOT
+from stack.config import ROOT
 
 PROGRAM_MODULES = (
     "infra.data",
     "infra.functions",
     "infra.limits",
     "infra.tags",
-    "handlers.manifest",
+    "stack.manifest",
     "taskcore.adapters.dynamodb",
     "pynamodb",
     "pulumi_aws",

@@ -10,9 +10,9 @@ from typing import Any
 import attrs
 import pytest
 
-from handlers import manifest
 from infra import limits, mocks
 from infra.mocks import Inventory, Refused
+from stack import manifest
 
 
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:

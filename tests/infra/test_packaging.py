@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.manifest import FUNCTIONS
 from infra import packaging
+from stack.manifest import FUNCTIONS
 
 ELF_MACHINE_AARCH64 = 183
 PURE_TAG = re.compile(r"^py[23](\.py3)?-none-any$")
@@ -96,13 +96,13 @@ def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return packaging.build_code_archive(build_dir=tmp_path_factory.mktemp("code"))
 
 
-def test_the_code_archive_holds_taskcore_and_handlers_and_no_tests(code: Path) -> None:
+def test_the_code_archive_holds_taskcore_stack_and_handlers_and_no_tests(code: Path) -> None:
     with zipfile.ZipFile(code) as archive:
         infos = archive.infolist()
     names = [i.filename for i in infos]
     assert names == sorted(names)
-    assert {n.split("/")[0] for n in names} == {"taskcore", "handlers"}
-    assert {"taskcore/__init__.py", "taskcore/model.py", "handlers/manifest.py"} <= set(names)
+    assert {n.split("/")[0] for n in names} == {"taskcore", "stack", "handlers"}
+    assert {"taskcore/__init__.py", "taskcore/model.py", "stack/manifest.py"} <= set(names)
     for function in FUNCTIONS:
         assert f"{function.module.replace('.', '/')}.py" in names, function.handler
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import ROOT
+from stack.config import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 WORKFLOW = WORKFLOWS / "deploy.yml"

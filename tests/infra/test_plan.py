@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 
-from handlers.manifest import FUNCTIONS, WORKFLOWS
 from infra import plan
-from infra.config import ROOT
 from infra.mocks import Inventory
+from stack.config import ROOT
+from stack.manifest import FUNCTIONS, WORKFLOWS
 
 
 def test_make_plan_lists_the_table_the_api_and_every_function() -> None:

@@ -1,6 +1,6 @@
 """The program builds what the manifest declares, and dev differs from prod only by config.
 
-Expectations come from `handlers/manifest.py` (and the sample entries), never from a list
+Expectations come from `stack/manifest.py` (and the sample entries), never from a list
 kept here, so the tests keep holding as functions, routes and rules are added.
 """
 
@@ -15,14 +15,14 @@ import pulumi
 import pytest
 import yaml
 
-from handlers import manifest
-from handlers.manifest import Function, Permission, Resource, Workflow
 from infra import mocks, packaging
-from infra.config import ROOT, StackConfig
 from infra.context import Deployment
 from infra.mocks import Inventory
 from infra.state_machines import check_steps, load_definition
 from infra.wiring import Wiring
+from stack import manifest
+from stack.config import ROOT, StackConfig
+from stack.manifest import Function, Permission, Resource, Workflow
 from taskcore.adapters.dynamodb import table_definition
 from tests.infra import graph as g
 from tests.infra.sample_manifest import SAMPLE_STEP, SAMPLE_WORKFLOW

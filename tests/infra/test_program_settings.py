@@ -9,9 +9,9 @@ import json
 import re
 from collections.abc import Sequence
 
-from handlers.manifest import Function, Workflow
-from infra.config import StackConfig
 from infra.mocks import Inventory
+from stack.config import StackConfig
+from stack.manifest import Function, Workflow
 from tests.infra import graph as g
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from infra import mocks
-from infra.config import StackConfig
 from infra.mocks import Inventory, Resource
 from infra.tags import accepts_tags
+from stack.config import StackConfig
 
 
 def _component(graph: Inventory, resource: Resource) -> str:

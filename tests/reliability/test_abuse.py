@@ -68,10 +68,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from infra.config import StackConfig
 from local_platform.auth import DevIssuer
 from local_platform.gateway import MAX_PAYLOAD_BYTES
 from local_platform.process import ROOT, Platform
+from stack.config import StackConfig
 from tests.e2e.test_api_e2e import assert_schema, create, describe, list_all, new_user
 from tests.e2e.test_gateway import _unauthorized_headers, b64url, claims_for
 from tests.reliability.ledger import LEDGER, counting, scale

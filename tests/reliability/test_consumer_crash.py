@@ -29,11 +29,11 @@ import attrs
 import pytest
 
 from handlers import bootstrap, consumers, stream
-from handlers.manifest import FUNCTIONS, Function
 from local_platform.__main__ import invoke_for_event
 from local_platform.bus import LocalBus, matches
 from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.streams import StreamPoller
+from stack.manifest import FUNCTIONS, Function
 from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
 from taskcore.commands import CreateTask, UpdateTask
 from taskcore.cursors import CursorCodec

@@ -42,8 +42,8 @@ from typing import Any
 import attrs
 import httpx
 
-from handlers.manifest import FUNCTIONS
 from local_platform.process import Platform, start_platform
+from stack.manifest import FUNCTIONS
 from tests.reliability.ledger import LEDGER, Part, scale
 
 PART = "faults: dynamodb outage"

@@ -267,7 +267,7 @@ EXPORTS = Function(
 APPROVAL = Workflow(
     name="approval",
     description="Ask approvers for a decision on a high or critical task; expire it on timeout",
-    definition="infra.workflow:approval_definition",
+    definition="stack.workflows:approval_definition",
     started_by=on("ApprovalRequested", name="approval-requested-to-workflow"),
     arguments={"bus_name": "bus.name", "timeout_seconds": "approval.timeout"},
     permissions=frozenset({"bus.publish"}),
