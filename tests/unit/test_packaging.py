@@ -1,5 +1,5 @@
 """A second service can `pip install ./` and use taskcore.testing: build the wheel, install it in
-a fresh virtualenv outside the checkout, and run the README snippet there."""
+a fresh virtualenv outside the checkout, and run the snippet of docs/taskcore.md there."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.unit.test_readme import readme_snippet
+from tests.unit.test_taskcore_snippet import taskcore_snippet
 
 ROOT = Path(__file__).parents[2]
 
@@ -42,7 +42,7 @@ def test_wheel_installs_and_serves_another_service(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    code, expected = readme_snippet()
+    code, expected = taskcore_snippet()
     (tmp_path / "service_test.py").write_text(code)
     out = subprocess.run(
         [str(python), "service_test.py"], cwd=tmp_path, check=True, capture_output=True, text=True
