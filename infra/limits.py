@@ -585,6 +585,39 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
 }
 
 
+# Names AWS keeps unique, and within what: two resources of one type with one name would not be
+# refused by every API (CreateQueue and PutRule return or update the existing one), they would
+# silently become one. `(name property, scope property or None for the account and region)`.
+UNIQUE_NAMES: Mapping[str, tuple[str, str | None]] = {
+    "aws:cloudwatch/eventBus:EventBus": ("name", None),
+    "aws:cloudwatch/eventRule:EventRule": ("name", "eventBusName"),
+    "aws:cloudwatch/eventTarget:EventTarget": ("targetId", "rule"),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", None),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("name", None),
+    "aws:cloudwatch/dashboard:Dashboard": ("dashboardName", None),
+    "aws:dynamodb/table:Table": ("name", None),
+    "aws:iam/role:Role": ("name", None),
+    "aws:iam/rolePolicy:RolePolicy": ("name", "role"),
+    "aws:kms/alias:Alias": ("name", None),
+    "aws:lambda/function:Function": ("name", None),
+    "aws:lambda/permission:Permission": ("statementId", "function"),
+    "aws:s3/bucket:Bucket": ("bucket", None),
+    "aws:sfn/stateMachine:StateMachine": ("name", None),
+    "aws:sns/topic:Topic": ("name", None),
+    "aws:sqs/queue:Queue": ("name", None),
+    "aws:cognito/userPool:UserPool": ("name", None),
+    "aws:apigatewayv2/api:Api": ("name", None),
+}
+
+
+def unique_key(type_: str, inputs: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
+    """What must not repeat within a stack for a resource of `type_` (None if nothing)."""
+    if type_ not in UNIQUE_NAMES:
+        return None
+    prop, scope = UNIQUE_NAMES[type_]
+    return (type_, inputs.get(scope) if scope else None, inputs.get(prop))
+
+
 # -- the models ---------------------------------------------------------------------------------
 
 

@@ -187,11 +187,18 @@ def fake_id(type_: str, name: str, state: Mapping[str, Any], region: str) -> str
 class CapturingMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
+        self.names: dict[tuple[str, Any, Any], str] = {}
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
         inputs = provider_inputs(args.typ, args.name, _plain(args.inputs))
+        key = limits.unique_key(args.typ, inputs)
+        if key is not None and (other := self.names.setdefault(key, args.name)) != args.name:
+            raise Refused(
+                f"{args.typ} {args.name!r} and {other!r} are both named {key[2]!r}: in AWS "
+                "they would be one resource"
+            )
         state = fake_state(args.typ, args.name, inputs, self.region)
         return fake_id(args.typ, args.name, state, self.region), state
 

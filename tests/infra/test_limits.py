@@ -225,3 +225,16 @@ def test_the_optional_resources_are_covered_too() -> None:
     assert graph.of_type("aws:apigatewayv2/domainName:DomainName")
     test_every_type_the_program_creates_is_in_the_table(graph)
     test_every_string_input_is_checked_or_says_why_not(graph)
+
+
+def test_two_rules_with_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PutRule with an existing name updates that rule: two manifest rules of one name would
+    silently become one on AWS. The mocks refuse it."""
+    stats, cleanup = manifest.function("stats"), manifest.function("attachment-cleanup")
+    same = attrs.evolve(cleanup, rules=(attrs.evolve(cleanup.rules[0], name=stats.rules[0].name),))
+    monkeypatch.setattr(
+        manifest, "FUNCTIONS", tuple(same if f is cleanup else f for f in manifest.FUNCTIONS)
+    )
+    # The rule, or its dead-letter queue, whichever registers first.
+    with pytest.raises(ValueError, match="are both named 'tasks-dev-task-events-to-stats"):
+        mocks.run("dev")
