@@ -21,7 +21,7 @@ from taskcore.errors import ConcurrentModification, NotFound
 from taskcore.model import Priority, Status, Task, UserId
 from taskcore.ports import IdempotencyKeyTaken, IdempotencyRecord
 from taskcore.stats import StatsDelta
-from tests.contract.conftest import Backend
+from tests.contract.backends import Backend
 
 pytestmark = pytest.mark.parametrize("backend", ["memory", "dynamodb_local"], indirect=True)
 

@@ -30,7 +30,7 @@ from taskcore.model import (
 )
 from taskcore.ports import IdempotencyKeyTaken, IdempotencyRecord, StoredPage
 from taskcore.stats import StatsDelta, UserStats
-from tests.contract.conftest import Backend
+from tests.contract.backends import Backend
 
 ALICE = UserId("alice")
 BOB = UserId("bob")

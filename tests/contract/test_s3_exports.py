@@ -35,7 +35,7 @@ from taskcore.ports import MIN_PART_SIZE, ExportRepository, ObjectSink
 from taskcore.serialization import task_to_json
 from taskcore.services import NDJSON, ExportService, export_key
 from taskcore.testing import FixedClock, InMemoryExportRepository, SequentialIds
-from tests.contract.conftest import REGION, START, Backend
+from tests.contract.backends import REGION, START, Backend
 from tests.contract.object_sink_contract import CONTRACT, SinkUnderTest
 
 

@@ -7,9 +7,6 @@ Driven in-process through `starlette.testclient.TestClient`, against handlers in
 from __future__ import annotations
 
 import base64
-import functools
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -39,6 +36,7 @@ from local_platform.gateway import (
 from stack.config import StackConfig
 from stack.manifest import Function, Route
 from tests.e2e.fake_handlers import PNG
+from tests.e2e.tokens import claims_for, private_key, unauthorized_headers_for
 
 ORIGIN = "http://localhost:3000"  # allowed by Pulumi.dev.yaml
 BASE_URL = "http://127.0.0.1:8000"
@@ -198,17 +196,6 @@ def echoed(response: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     event: dict[str, Any] = response.json()["event"]
     return event
-
-
-def b64url(data: bytes | dict[str, Any]) -> str:
-    raw = json.dumps(data).encode() if isinstance(data, dict) else data
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def claims_for(issuer: DevIssuer, **overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims = {"iss": issuer.issuer, "aud": issuer.audience, "sub": "mallory"}
-    return claims | {"iat": now, "nbf": now, "exp": now + 3600} | overrides
 
 
 # --- the event ------------------------------------------------------------------------------
@@ -560,7 +547,7 @@ def test_identity_source_forms_aws_accepts(
 def test_access_token_with_client_id_and_no_aud(client: TestClient, issuer: DevIssuer) -> None:
     claims = claims_for(issuer, client_id=issuer.audience, token_use="access")
     del claims["aud"]
-    token = jwt.encode(claims, _private_key(issuer), algorithm="RS256", headers={"kid": issuer.kid})
+    token = jwt.encode(claims, private_key(issuer), algorithm="RS256", headers={"kid": issuer.kid})
     assert client.get("/tasks", headers=bearer(token)).status_code == 200
 
 
@@ -569,79 +556,12 @@ def test_aud_list_containing_the_audience(client: TestClient, issuer: DevIssuer)
     assert client.get("/tasks", headers=bearer(token)).status_code == 200
 
 
-def _private_key(issuer: DevIssuer) -> Any:
-    return _load_private_key(issuer.key_dir, issuer.kid)
-
-
-@functools.cache
-def _load_private_key(key_dir: Path, kid: str) -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.load_pem_private_key(
-        (key_dir / auth.PRIVATE_KEY_FILE).read_bytes(), password=None
-    )
-
-
-def _public_pem(issuer: DevIssuer) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    public_key = _private_key(issuer).public_key()
-    pem: bytes = public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return pem
-
-
 @pytest.fixture(scope="session")
 def unauthorized_headers(
     issuer: DevIssuer, other_issuer: DevIssuer
 ) -> dict[str, dict[str, str] | None]:
     """Authorization headers the authorizer must refuse, by case name."""
-    return _unauthorized_headers(issuer, other_issuer)
-
-
-def _unauthorized_headers(issuer: DevIssuer, other: DevIssuer) -> dict[str, dict[str, str] | None]:
-    now = int(time.time())
-    good = issuer.mint("alice")
-    header, _, signature = good.split(".")
-    forged_payload = b64url(claims_for(issuer, sub="mallory"))
-    unsigned = f"{b64url({'alg': 'none', 'typ': 'JWT', 'kid': issuer.kid})}.{forged_payload}."
-    hs_header = b64url({"alg": "HS256", "typ": "JWT", "kid": issuer.kid})
-    hs_input = f"{hs_header}.{forged_payload}".encode()
-    hs_signature = b64url(hmac.new(_public_pem(issuer), hs_input, hashlib.sha256).digest())
-    other_key_our_kid = jwt.encode(
-        claims_for(issuer), _private_key(other), algorithm="RS256", headers={"kid": issuer.kid}
-    )
-    no_exp = claims_for(issuer)
-    del no_exp["exp"]
-    cases: dict[str, str | None] = {
-        "missing-header": None,
-        "empty-header": "",
-        "wrong-scheme": "Basic YWxpY2U6cGFzc3dvcmQ=",
-        "bearer-without-token": "Bearer ",
-        "not-a-jwt": "Bearer not.a.jwt",
-        "expired": f"Bearer {issuer.mint('alice', ttl=timedelta(seconds=-1))}",
-        "nbf-in-future": f"Bearer {issuer.mint('alice', nbf=now + 600)}",
-        "no-exp": "Bearer "
-        + jwt.encode(no_exp, _private_key(issuer), algorithm="RS256", headers={"kid": issuer.kid}),
-        "wrong-iss": f"Bearer {issuer.mint('alice', iss='https://evil.example/dev-issuer')}",
-        "iss-trailing-slash": f"Bearer {issuer.mint('alice', iss=issuer.issuer + '/')}",
-        "wrong-aud": f"Bearer {issuer.mint('alice', aud='someone-else')}",
-        "aud-list-without-ours": f"Bearer {issuer.mint('alice', aud=['a', 'b'])}",
-        "client-id-ignored-when-aud-present": "Bearer "
-        + issuer.mint("alice", aud="someone-else", client_id=issuer.audience),
-        "tampered-payload": f"Bearer {header}.{forged_payload}.{signature}",
-        "tampered-signature": f"Bearer {header}.{good.split('.')[1]}.{signature[::-1]}",
-        "alg-none": f"Bearer {unsigned}",
-        "hs256-with-public-key-as-secret": f"Bearer {hs_header}.{forged_payload}.{hs_signature}",
-        "unknown-kid": f"Bearer {other.mint('alice')}",
-        "other-key-with-our-kid": f"Bearer {other_key_our_kid}",
-        "no-kid": "Bearer "
-        + jwt.encode(claims_for(issuer), _private_key(issuer), algorithm="RS256"),
-    }
-    return {
-        name: None if value is None else {"Authorization": value} for name, value in cases.items()
-    }
+    return unauthorized_headers_for(issuer, other_issuer)
 
 
 UNAUTHORIZED_CASES = [
@@ -1072,7 +992,7 @@ def test_key_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in key_dir.iterdir()) == [auth.JWKS_FILE, auth.PRIVATE_KEY_FILE]
 
 
-def test_jwks_file_is_rewritten_from_the_private_key(tmp_path: Path) -> None:
+def test_jwks_file_is_rewritten_from_theprivate_key(tmp_path: Path) -> None:
     assert DevIssuer(key_dir=tmp_path).kid
     (tmp_path / auth.JWKS_FILE).write_text("{}")
     issuer = DevIssuer(key_dir=tmp_path)

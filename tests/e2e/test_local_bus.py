@@ -19,6 +19,7 @@ from local_platform.dynamodb_local import free_port
 from local_platform.events_relay import EventsRelay, delivered_events
 from local_platform.platform import start_moto
 from stack.manifest import FUNCTIONS, WORKFLOWS, EventRule, Function
+from tests.e2e.fake_aws import FakeSqs, FakeStepFunctions
 
 TASK_COMPLETED = {"source": "tasks", "detail-type": "TaskCompleted", "detail": {"taskId": "t"}}
 
@@ -54,34 +55,6 @@ class TestMatches:
                 check_pattern(rule.pattern)
         for workflow in WORKFLOWS:
             check_pattern(workflow.started_by.pattern)
-
-
-class FakeSqs:
-    def __init__(self, bodies: list[dict[str, Any]]) -> None:
-        self.messages = [
-            {"Body": json.dumps(b), "ReceiptHandle": str(i)} for i, b in enumerate(bodies)
-        ]
-        self.deleted: list[str] = []
-
-    def receive_message(self, **_: Any) -> dict[str, Any]:
-        batch, self.messages = self.messages[:10], self.messages[10:]
-        return {"Messages": batch}
-
-    def delete_message(self, ReceiptHandle: str, **_: Any) -> None:
-        self.deleted.append(ReceiptHandle)
-
-
-class FakeStepFunctions:
-    def __init__(self) -> None:
-        self.started: list[tuple[str, dict[str, Any]]] = []
-        self.names: set[tuple[str, str]] = set()
-
-    def start_execution(self, stateMachineArn: str, name: str, input: str) -> None:
-        if (stateMachineArn, name) in self.names:
-            error = {"Error": {"Code": "ExecutionAlreadyExists", "Message": name}}
-            raise ClientError(error, "StartExecution")  # type: ignore[arg-type]
-        self.names.add((stateMachineArn, name))
-        self.started.append((stateMachineArn, json.loads(input)))
 
 
 def consumer(name: str, *detail_types: str) -> Function:

@@ -19,9 +19,9 @@ from infra.mocks import Inventory
 from stack import manifest
 from stack.config import StackConfig
 from stack.manifest import Function, Workflow
+from tests.infra.graph import STACKS
 from tests.infra.sample_manifest import SAMPLE_FUNCTIONS, SAMPLE_WORKFLOW
 
-STACKS = ("dev", "prod")
 GRAPHS = (*STACKS, "synthetic")
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from infra.mocks import Inventory, Resource
 
+STACKS = ("dev", "prod")  # the stacks with a Pulumi.<stack>.yaml
+
 FUNCTION = "aws:lambda/function:Function"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"

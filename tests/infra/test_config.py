@@ -9,7 +9,7 @@ import pytest
 
 from infra.mocks import stack_config
 from stack.config import StackConfig
-from tests.infra.conftest import STACKS
+from tests.infra.graph import STACKS
 
 
 def _from_pulumi(stack: str, **overrides: object) -> StackConfig:

@@ -72,8 +72,8 @@ from local_platform.auth import DevIssuer
 from local_platform.gateway import MAX_PAYLOAD_BYTES
 from local_platform.process import ROOT, Platform
 from stack.config import StackConfig
-from tests.e2e.test_api_e2e import assert_schema, create, describe, list_all, new_user
-from tests.e2e.test_gateway import _unauthorized_headers, b64url, claims_for
+from tests.e2e.api_client import assert_schema, create, describe, list_all, new_user
+from tests.e2e.tokens import b64url, claims_for, unauthorized_headers_for
 from tests.reliability.ledger import LEDGER, counting, scale
 
 PART = "abuse"
@@ -618,7 +618,7 @@ def forged_headers(platform: Platform, people: People, tmp: Path) -> dict[str, d
     other = DevIssuer(key_dir=tmp / "other-issuer")
     cases = {  # HTTP strips a value's surrounding spaces, and httpx refuses to send them
         name: {key: value.strip() for key, value in headers.items()}
-        for name, headers in _unauthorized_headers(issuer, other).items()
+        for name, headers in unauthorized_headers_for(issuer, other).items()
         if headers is not None
     }
     cases["missing-header"] = {}

@@ -39,7 +39,7 @@ import attrs
 import httpx
 
 from local_platform.process import Platform
-from tests.e2e.test_api_e2e import (
+from tests.e2e.api_client import (
     check_response,
     create,
     describe,

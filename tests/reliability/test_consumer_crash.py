@@ -49,7 +49,7 @@ from taskcore.testing import (
     SequentialIds,
     principal,
 )
-from tests.e2e.test_local_bus import FakeSqs, FakeStepFunctions
+from tests.e2e.fake_aws import FakeSqs, FakeStepFunctions
 from tests.handlers.bus import bus_event
 from tests.reliability.ledger import LEDGER, scale
 

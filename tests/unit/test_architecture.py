@@ -92,3 +92,16 @@ def test_infra_modules_import_each_other_without_a_cycle() -> None:
 
 def test_the_parts_are_the_folders() -> None:
     assert all((ROOT / part / "__init__.py").is_file() for part in PARTS)
+
+
+def test_tests_lean_on_helper_modules_not_on_each_other() -> None:
+    """A test module imports helpers (plain modules) and fixtures (through pytest), never
+    another test module or a conftest."""
+    found = {
+        f"{module} imports {name}"
+        for module, names in part_imports("tests").items()
+        for name in names
+        if name.startswith("tests.")
+        and any(p.startswith("test_") or p == "conftest" for p in name.split(".")[1:])
+    }
+    assert found == set()

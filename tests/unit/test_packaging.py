@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.unit.test_taskcore_snippet import taskcore_snippet
+from tests.unit.snippets import taskcore_snippet
 
 ROOT = Path(__file__).parents[2]
 
