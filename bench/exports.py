@@ -100,6 +100,7 @@ LAUNCH = ["/bin/sh", "-c", '"$@"; exit $?', "sh"]
 
 def child_export(owner: str, export_id: str) -> dict[str, Any]:
     from handlers import bootstrap, exports
+    from taskcore.events import EVENT_SOURCE, EXPORT_REQUESTED
     from tests.handlers.events import FakeContext
 
     class Context(FakeContext):
@@ -113,8 +114,8 @@ def child_export(owner: str, export_id: str) -> dict[str, Any]:
     event = {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "source": "tasks",
-        "detail-type": "ExportRequested",
+        "source": EVENT_SOURCE,
+        "detail-type": EXPORT_REQUESTED,
         "detail": {"exportId": export_id, "ownerId": owner},
     }
     started = time.perf_counter()

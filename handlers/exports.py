@@ -23,11 +23,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap
-from stack.manifest import EVENT_SOURCE
+from taskcore.events import EVENT_SOURCE, EXPORT_REQUESTED
 from taskcore.model import ExportId, UserId
 from taskcore.services import ExportService, is_ulid
-
-DETAIL_TYPE = "ExportRequested"
 
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 
@@ -48,8 +46,8 @@ class ExportRequest:
 def parse_event(event: object) -> ExportRequest:
     if not isinstance(event, Mapping):
         raise MalformedEvent("the event is not a JSON object")
-    if event.get("source") != EVENT_SOURCE or event.get("detail-type") != DETAIL_TYPE:
-        raise MalformedEvent(f"not an {DETAIL_TYPE} event from source {EVENT_SOURCE!r}")
+    if event.get("source") != EVENT_SOURCE or event.get("detail-type") != EXPORT_REQUESTED:
+        raise MalformedEvent(f"not an {EXPORT_REQUESTED} event from source {EVENT_SOURCE!r}")
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise MalformedEvent("the event has no detail object")

@@ -36,15 +36,15 @@ from local_platform.events_relay import EventsRelay
 from local_platform.streams import StreamPoller
 from stack.config import StackConfig
 from stack.manifest import (
-    EVENT_SOURCE,
     FUNCTIONS,
-    WORKFLOW_SOURCE,
     WORKFLOWS,
     Function,
     Resource,
     Workflow,
 )
+from stack.workflows import WORKFLOW_SOURCE
 from taskcore.adapters.dynamodb import create_table
+from taskcore.events import EVENT_SOURCE
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local"

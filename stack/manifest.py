@@ -13,6 +13,18 @@ from typing import Any, Literal
 
 import attrs
 
+from stack.workflows import TIMED_OUT, TOKEN_ISSUED, WORKFLOW_SOURCE
+from taskcore.events import (
+    EVENT_SOURCE,
+    EXPORT_REQUESTED,
+    ApprovalDecided,
+    ApprovalRequested,
+    TaskCompleted,
+    TaskCreated,
+    TaskDeleted,
+    TaskUpdated,
+)
+
 # What a function may do, in the manifest's vocabulary; infra maps each to IAM actions on the
 # one resource it names, and nothing else.
 Permission = Literal[
@@ -38,7 +50,6 @@ Resource = Literal[
     "api.max_body_bytes",
 ]
 
-EVENT_SOURCE = "tasks"  # the `source` of every domain event on the bus
 ASYNC_RETRIES = 2
 """Lambda's own retries of an event a consumer failed on (0-2), before its on-failure
 destination: infra configures them, the local bus keeps them."""
@@ -166,8 +177,7 @@ class Workflow:
     permissions: frozenset[Permission] = frozenset()
 
 
-WORKFLOW_SOURCE = "tasks.workflow"  # events the approval state machine puts on the bus
-TASK_EVENTS = ["TaskCreated", "TaskUpdated", "TaskCompleted", "TaskDeleted"]
+TASK_EVENTS = [e.kind for e in (TaskCreated, TaskUpdated, TaskCompleted, TaskDeleted)]
 
 
 def on(*detail_types: str, source: str = EVENT_SOURCE, name: str) -> EventRule:
@@ -199,7 +209,7 @@ ATTACHMENT_CLEANUP = Function(
     name="attachment-cleanup",
     handler="handlers.consumers:remove_attachments",
     description="Delete a deleted task's attachments (every version) from the bucket",
-    rules=(on("TaskDeleted", name="task-deleted-to-cleanup"),),
+    rules=(on(TaskDeleted.kind, name="task-deleted-to-cleanup"),),
     permissions=frozenset({"bucket.delete"}),
     environment={"BUCKET_NAME": "bucket.name"},
     memory_mb=256,
@@ -210,7 +220,7 @@ COMPLETION_METRICS = Function(
     name="completion-metrics",
     handler="handlers.consumers:completion_metrics",
     description="EMF metrics for completed tasks (count, time to complete), once per event",
-    rules=(on("TaskCompleted", name="task-completed-to-metrics"),),
+    rules=(on(TaskCompleted.kind, name="task-completed-to-metrics"),),
     permissions=frozenset({"table.write"}),
     environment={"TABLE_NAME": "table.name"},
     memory_mb=256,
@@ -220,7 +230,7 @@ APPROVAL_TOKEN = Function(
     name="approval-token",
     handler="handlers.workflow:token_issued",
     description="Keep the approval workflow's task token; release it if already decided",
-    rules=(on("ApprovalTokenIssued", source=WORKFLOW_SOURCE, name="approval-token-issued"),),
+    rules=(on(TOKEN_ISSUED, source=WORKFLOW_SOURCE, name="approval-token-issued"),),
     permissions=frozenset({"table.read", "table.write", "workflow.respond"}),
     environment={"TABLE_NAME": "table.name"},
     memory_mb=256,
@@ -230,7 +240,7 @@ APPROVAL_DECIDED = Function(
     name="approval-decided",
     handler="handlers.workflow:decided",
     description="Release the approval workflow once the API has recorded a decision",
-    rules=(on("ApprovalDecided", name="approval-decided-to-workflow"),),
+    rules=(on(ApprovalDecided.kind, name="approval-decided-to-workflow"),),
     permissions=frozenset({"table.read", "table.write", "workflow.respond"}),
     environment={"TABLE_NAME": "table.name"},
     memory_mb=256,
@@ -240,7 +250,7 @@ APPROVAL_TIMEOUT = Function(
     name="approval-timeout",
     handler="handlers.workflow:timed_out",
     description="Expire an approval the workflow waited for in vain (cancels the task)",
-    rules=(on("ApprovalTimedOut", source=WORKFLOW_SOURCE, name="approval-timed-out"),),
+    rules=(on(TIMED_OUT, source=WORKFLOW_SOURCE, name="approval-timed-out"),),
     permissions=frozenset({"table.read", "table.write"}),
     environment={"TABLE_NAME": "table.name"},
     memory_mb=256,
@@ -253,7 +263,7 @@ EXPORTS = Function(
     rules=(
         EventRule(
             name="export-requested",
-            pattern={"source": [EVENT_SOURCE], "detail-type": ["ExportRequested"]},
+            pattern={"source": [EVENT_SOURCE], "detail-type": [EXPORT_REQUESTED]},
         ),
     ),
     permissions=frozenset({"table.read", "table.write", "bucket.write"}),
@@ -268,7 +278,7 @@ APPROVAL = Workflow(
     name="approval",
     description="Ask approvers for a decision on a high or critical task; expire it on timeout",
     definition="stack.workflows:approval_definition",
-    started_by=on("ApprovalRequested", name="approval-requested-to-workflow"),
+    started_by=on(ApprovalRequested.kind, name="approval-requested-to-workflow"),
     arguments={"bus_name": "bus.name", "timeout_seconds": "approval.timeout"},
     permissions=frozenset({"bus.publish"}),
 )

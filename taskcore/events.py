@@ -17,6 +17,8 @@ import attrs
 from taskcore.model import MUTABLE_FIELDS, Approval, Status, Task, TaskId, UserId
 
 SCHEMA_VERSION = 1
+EVENT_SOURCE = "tasks"  # the `source` of every domain event on the bus
+EXPORT_REQUESTED = "ExportRequested"  # the detail type of the event that starts an export
 CHANGE_FIELDS = (*MUTABLE_FIELDS, "status", "approval", "attachments")
 
 
@@ -107,8 +109,8 @@ class Envelope:
 def export_requested(owner_id: str, export_id: str) -> Envelope:
     """The event that starts an export, derived from the export record's keys."""
     return Envelope(
-        event_id=f"{export_id}:ExportRequested",
-        detail_type="ExportRequested",
+        event_id=f"{export_id}:{EXPORT_REQUESTED}",
+        detail_type=EXPORT_REQUESTED,
         detail={"exportId": export_id, "ownerId": owner_id},
     )
 

@@ -20,9 +20,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskcore.errors import Unavailable
-from taskcore.events import Envelope
+from taskcore.events import EVENT_SOURCE, Envelope
 
-SOURCE = "tasks"
 MAX_BATCH = 10
 
 
@@ -92,7 +91,7 @@ class EventBridgePublisher:
     def entry(self, envelope: Envelope) -> dict[str, Any]:
         return {
             "EventBusName": self.bus_name,
-            "Source": SOURCE,
+            "Source": EVENT_SOURCE,
             "DetailType": envelope.detail_type,
             "Detail": json.dumps(envelope.detail, separators=(",", ":")),
         }
