@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -14,7 +15,16 @@ from botocore.config import Config
 from moto import mock_aws
 
 from infra import smoke
-from local_platform.process import Platform
+from local_platform.process import Platform, start_platform
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    """A platform of this module's own: the moto endpoint is read from its banner, which the
+    session platform's output (a bounded buffer) has long scrolled past by the time this runs."""
+    running = start_platform("--no-throttle")
+    yield running
+    assert running.stop() == 0, "\n".join(running.output)
 
 
 def _moto_stepfunctions(platform: Platform) -> Any:
