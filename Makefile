@@ -51,6 +51,7 @@ java:
 
 lock: $(UV) ## re-pin requirements/*.txt with hashes after changing pyproject.toml
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 requirements/tools.in -o requirements/tools.txt
+	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 requirements/audit.in -o requirements/audit.txt
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 pyproject.toml --extra aws --group dev -o requirements/dev.txt
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.12 --python-platform aarch64-manylinux2014 pyproject.toml --extra aws --group lambda -o requirements/lambda.txt
 
