@@ -16,7 +16,8 @@ from typing import Any
 import uvicorn
 
 from local_platform.auth import DevIssuer
-from local_platform.gateway import build_app, invoke_handler, lambda_context
+from local_platform.gateway import build_app
+from local_platform.lambda_runtime import invoke_handler, lambda_context
 from local_platform.platform import (
     REGION,
     ROOT,

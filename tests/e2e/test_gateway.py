@@ -27,12 +27,11 @@ from local_platform.auth import DevIssuer, Unauthorized
 from local_platform.gateway import (
     MAX_PAYLOAD_BYTES,
     Gateway,
-    LambdaContext,
     build_app,
     decode_path,
-    invoke_handler,
     stringify_claim,
 )
+from local_platform.lambda_runtime import LambdaContext, invoke_handler
 from stack.config import StackConfig
 from stack.manifest import Function, Route
 from tests.e2e.fake_handlers import PNG
