@@ -1,4 +1,4 @@
-"""Shared pytest configuration: the DynamoDB Local engine and the local platform are available
-to every test folder (both start lazily, on first use)."""
+"""Shared pytest configuration: the DynamoDB Local engine, a moto server and the local platform
+are available to every test folder (each starts lazily, on first use)."""
 
-pytest_plugins = ["tests.fixtures_dynamodb", "tests.fixtures_platform"]
+pytest_plugins = ["tests.fixtures_dynamodb", "tests.fixtures_moto", "tests.fixtures_platform"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,8 @@ import attrs
 import httpx
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
+from local_platform.dynamodb_local import free_port
 from taskcore.adapters.s3 import S3AttachmentStore, content_disposition
 from taskcore.errors import Unavailable
 from taskcore.ports import AttachmentStore
@@ -30,23 +29,6 @@ from taskcore.testing import FixedClock, InMemoryAttachmentStore
 
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 SIGNATURE_FIELDS = {"x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-security-token"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from taskcore.adapters.dynamodb import (
@@ -37,17 +36,6 @@ from taskcore.services import NDJSON, ExportService, export_key
 from taskcore.testing import FixedClock, InMemoryExportRepository, SequentialIds
 from tests.contract.backends import REGION, START, Backend
 from tests.contract.object_sink_contract import CONTRACT, SinkUnderTest
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

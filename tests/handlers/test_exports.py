@@ -15,10 +15,9 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from handlers import bootstrap, exports
-from local_platform.dynamodb_local import DynamoDBLocal, free_port
+from local_platform.dynamodb_local import DynamoDBLocal
 from stack.manifest import EXPORTS, function
 from taskcore.adapters.dynamodb import DynamoTaskRepository, create_table
 from taskcore.adapters.s3 import build_client
@@ -180,17 +179,6 @@ def test_the_entry_point_logs_and_emits_metrics(
 
 
 # -- end to end: the real worker on DynamoDB Local and moto's S3 --------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
