@@ -44,6 +44,7 @@ monitoring.Monitoring(
 )
 
 pulumi.export("apiUrl", http.url)
+pulumi.export("region", env.region)
 pulumi.export("tableName", table.name)
 pulumi.export("bucketName", bucket.name)
 pulumi.export("busName", bus.name)

@@ -10,9 +10,7 @@ import attrs
 import pulumi
 import pulumi_aws as aws
 
-from stack.config import StackConfig
-
-PROJECT = "tasks"
+from stack.config import PROJECT, StackConfig
 
 
 @attrs.frozen(kw_only=True)

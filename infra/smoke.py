@@ -231,7 +231,7 @@ def check_stack(outputs: Mapping[str, Any], say: Say = print, **clients: Any) ->
             "the stack uses an external issuer (tasks:jwtIssuer): get two tokens from it and "
             "run infra.smoke.round_trip yourself"
         )
-    region = outputs["jwtIssuer"].split(".")[1]  # https://cognito-idp.<region>.amazonaws.com/...
+    region = outputs["region"]
     cognito = clients.get("cognito") or boto3.client("cognito-idp", region_name=region)
     stepfunctions = clients.get("stepfunctions") or boto3.client(
         "stepfunctions", region_name=region

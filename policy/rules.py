@@ -39,10 +39,10 @@ from pulumi_policy import (
 
 from infra import limits
 from infra.tags import STANDARD, accepts_tags
+from stack.config import PROJECT
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
-PROJECT = "tasks"
 PRODUCTION = "prod"
 
 # Actions IAM cannot scope to a resource (the Service Authorization Reference lists no resource

@@ -327,6 +327,7 @@ def test_the_table_is_table_definition(graph: Inventory) -> None:
 def test_stack_outputs(graph: Inventory) -> None:
     outputs = graph.outputs
     assert outputs["apiUrl"] == g.one(graph, g.API).outputs["apiEndpoint"]
+    assert outputs["region"] == "eu-west-1"
     assert outputs["tableName"] == g.one(graph, g.TABLE).outputs["name"]
     assert outputs["bucketName"] == g.one(graph, g.BUCKET).outputs["bucket"]
     assert outputs["busName"] == f"tasks-{graph.stack}"
@@ -599,6 +600,7 @@ def test_the_region_is_the_providers_wherever_it_comes_from() -> None:
     graph = mocks.run("prod", overrides={"aws:region": None}, provider_region="ap-southeast-2")
     text = json.dumps([(r.inputs, r.outputs) for r in graph.resources], default=str)
     assert "eu-west-1" not in text
+    assert graph.outputs["region"] == "ap-southeast-2"
     key_policy = json.loads(g.one(graph, g.KEY).inputs["policy"])
     principals = [s["Principal"] for s in key_policy["Statement"]]
     assert {"Service": "logs.ap-southeast-2.amazonaws.com"} in principals
