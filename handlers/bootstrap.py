@@ -1,17 +1,17 @@
-"""The composition root: builds the adapters and the service once per Lambda container.
+"""The composition root: builds the adapters and the services once per Lambda container.
 
-Everything environment-specific is read here and nowhere else. Tests build a `Container` from
-the in-memory adapters instead (see `taskcore.testing`).
+The function's configuration is read here, once (`handlers.settings.Settings`); every adapter
+is built here from it, and only when the function first uses it. Tests build a `Container`
+from the in-memory adapters instead (see `taskcore.testing`), or call the `build_*` functions
+with settings of their own.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from aws_lambda_powertools import Metrics
@@ -19,19 +19,25 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 
+from handlers.settings import DEFAULT_MAX_BODY_BYTES, Settings
 from taskcore.cursors import CursorCodec
 from taskcore.ports import (
     ApprovalWorkflow,
     AttachmentStore,
     Clock,
     EventMarkers,
+    EventPublisher,
     StatsStore,
     TaskRepository,
 )
 from taskcore.services import ExportService, TaskService
 from taskcore.system import SystemClock, UlidGenerator
 
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
+if TYPE_CHECKING:
+    from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository
+    from taskcore.adapters.s3 import S3AttachmentStore
+
+CURSOR_TTL = timedelta(hours=24)
 
 
 @attrs.frozen(kw_only=True)
@@ -43,63 +49,100 @@ class Container:
     """The export routes' service; None in containers built for other routes only."""
 
 
-def from_environment(environ: Mapping[str, str] = os.environ) -> Container:
-    """Wire the AWS adapters from the function's environment (see stack/manifest.py)."""
-    from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository
+# -- building, from settings -------------------------------------------------------------------
+# The adapters' modules are imported when first built: a function that never builds one never
+# pays for its import (botocore's S3 or PynamoDB's models) in its cold start.
+
+
+def build_task_repository(settings: Settings) -> DynamoTaskRepository:
+    from taskcore.adapters.dynamodb import DynamoTaskRepository
+
+    return DynamoTaskRepository(
+        settings.require("table_name"),
+        endpoint_url=settings.endpoints.dynamodb,
+        region=settings.region,
+    )
+
+
+def build_stats_store(settings: Settings) -> DynamoStatsStore:
+    from taskcore.adapters.dynamodb import DynamoStatsStore
+
+    return DynamoStatsStore(
+        settings.require("table_name"),
+        endpoint_url=settings.endpoints.dynamodb,
+        region=settings.region,
+    )
+
+
+def build_attachment_store(settings: Settings) -> S3AttachmentStore:
     from taskcore.adapters.s3 import S3AttachmentStore
 
-    secret = environ.get("CURSOR_SECRET", "")
-    if len(secret) < 32:
-        raise RuntimeError("CURSOR_SECRET must be set to at least 32 characters")
-    clock = SystemClock()
-    tasks = DynamoTaskRepository.from_environment(environ)
-    service = TaskService(
-        tasks=tasks,
-        stats=DynamoStatsStore.from_environment(environ),
-        attachments=S3AttachmentStore.from_environment(environ),
-        workflow=None,
-        clock=clock,
-        ids=UlidGenerator(),
-        cursors=CursorCodec(secret.encode(), ttl=timedelta(hours=24)),
+    return S3AttachmentStore(
+        settings.require("bucket_name"), endpoint_url=settings.endpoints.s3, region=settings.region
     )
-    max_body = int(environ.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-    exports = export_service_from_environment(environ, tasks=tasks, clock=clock)
-    return Container(service=service, clock=clock, max_body_bytes=max_body, exports=exports)
 
 
-def export_service_from_environment(
-    environ: Mapping[str, str] = os.environ,
-    *,
-    tasks: TaskRepository | None = None,
-    clock: Clock | None = None,
+def build_export_service(
+    settings: Settings, *, tasks: TaskRepository | None = None, clock: Clock | None = None
 ) -> ExportService:
-    """The export use cases on DynamoDB (records, tasks) and S3 (the objects). Needs
-    `TABLE_NAME` and `BUCKET_NAME` only: the worker has no cursor secret."""
-    from taskcore.adapters.dynamodb import DynamoExportRepository, DynamoTaskRepository
+    """The export use cases on DynamoDB (records, tasks) and S3 (the objects). Needs the table
+    and the bucket only: the worker has no cursor secret."""
+    from taskcore.adapters.dynamodb import DynamoExportRepository
     from taskcore.adapters.s3 import S3ObjectSink
 
+    exports = DynamoExportRepository(
+        settings.require("table_name"),
+        endpoint_url=settings.endpoints.dynamodb,
+        region=settings.region,
+    )
+    objects = S3ObjectSink(
+        settings.require("bucket_name"), endpoint_url=settings.endpoints.s3, region=settings.region
+    )
     return ExportService(
-        exports=DynamoExportRepository.from_environment(environ),
-        tasks=tasks or DynamoTaskRepository.from_environment(environ),
-        objects=S3ObjectSink.from_environment(environ),
+        exports=exports,
+        tasks=tasks or build_task_repository(settings),
+        objects=objects,
         clock=clock or SystemClock(),
         ids=UlidGenerator(),
     )
 
 
+def build_container(settings: Settings) -> Container:
+    """The HTTP API's services, on DynamoDB and S3."""
+    secret = settings.require("cursor_secret")
+    clock = SystemClock()
+    tasks = build_task_repository(settings)
+    service = TaskService(
+        tasks=tasks,
+        stats=build_stats_store(settings),
+        attachments=build_attachment_store(settings),
+        workflow=None,
+        clock=clock,
+        ids=UlidGenerator(),
+        cursors=CursorCodec(secret.encode(), ttl=CURSOR_TTL),
+    )
+    exports = build_export_service(settings, tasks=tasks, clock=clock)
+    return Container(
+        service=service, clock=clock, max_body_bytes=settings.max_body_bytes, exports=exports
+    )
+
+
+# -- this container's, built on first use and kept for its life --------------------------------
+
+
 @functools.cache
-def export_service() -> ExportService:
-    """The export worker's service, built on first use and kept for the container's life."""
-    return export_service_from_environment()
+def settings() -> Settings:
+    return Settings.from_environment()
 
 
 @functools.cache
 def container() -> Container:
-    """The container of this process, built on first use and kept for the container's life."""
-    return from_environment()
+    return build_container(settings())
 
 
-# -- single adapters, for the event-driven functions: each builds only what it uses ------------
+@functools.cache
+def export_service() -> ExportService:
+    return build_export_service(settings())
 
 
 @functools.cache
@@ -109,37 +152,56 @@ def clock() -> Clock:
 
 @functools.cache
 def task_repository() -> TaskRepository:
-    from taskcore.adapters.dynamodb import DynamoTaskRepository
-
-    return DynamoTaskRepository.from_environment()
+    return build_task_repository(settings())
 
 
 @functools.cache
 def stats_store() -> StatsStore:
-    from taskcore.adapters.dynamodb import DynamoStatsStore
-
-    return DynamoStatsStore.from_environment()
+    return build_stats_store(settings())
 
 
 @functools.cache
 def attachment_store() -> AttachmentStore:
-    from taskcore.adapters.s3 import S3AttachmentStore
-
-    return S3AttachmentStore.from_environment()
+    return build_attachment_store(settings())
 
 
 @functools.cache
 def approval_workflow() -> ApprovalWorkflow:
-    from taskcore.adapters.approvals import DynamoApprovalWorkflow
+    from taskcore.adapters.approvals import DynamoApprovalWorkflow, TableClient
+    from taskcore.adapters.stepfunctions import StepFunctionsCallback
 
-    return DynamoApprovalWorkflow.from_environment()
+    config = settings()
+    table = TableClient(
+        config.require("table_name"), endpoint_url=config.endpoints.dynamodb, region=config.region
+    )
+    callback = StepFunctionsCallback(
+        endpoint_url=config.endpoints.stepfunctions, region=config.region
+    )
+    return DynamoApprovalWorkflow(table, callback)
 
 
 @functools.cache
 def event_markers() -> EventMarkers:
-    from taskcore.adapters.approvals import DynamoEventMarkers
+    from taskcore.adapters.approvals import DynamoEventMarkers, TableClient
 
-    return DynamoEventMarkers.from_environment()
+    config = settings()
+    return DynamoEventMarkers(
+        TableClient(
+            config.require("table_name"),
+            endpoint_url=config.endpoints.dynamodb,
+            region=config.region,
+        )
+    )
+
+
+@functools.cache
+def event_publisher() -> EventPublisher:
+    from taskcore.adapters.eventbridge import EventBridgePublisher
+
+    config = settings()
+    return EventBridgePublisher(
+        config.require("bus_name"), endpoint_url=config.endpoints.events, region=config.region
+    )
 
 
 # -- metrics -----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ consumers are idempotent by event id, so redelivery is safe.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap
 from taskcore.adapters.dynamodb import task_from_image
-from taskcore.adapters.eventbridge import MAX_BATCH, EventBridgePublisher
+from taskcore.adapters.eventbridge import MAX_BATCH
 from taskcore.events import Envelope, derive_events, export_requested
 from taskcore.ports import EventPublisher
 from taskcore.serialization import envelope
@@ -87,16 +86,11 @@ def publish_records(records: Sequence[Mapping[str, Any]], publisher: EventPublis
     return list(dict.fromkeys(failed))
 
 
-@functools.cache
-def publisher() -> EventPublisher:
-    return EventBridgePublisher.from_environment()
-
-
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event.get("Records") or []
-    failed = publish_records(records, publisher())
+    failed = publish_records(records, bootstrap.event_publisher())
     metrics.add_metric(name="StreamRecords", unit=MetricUnit.Count, value=len(records))
     if failed:
         metrics.add_metric(name="StreamRecordsFailed", unit=MetricUnit.Count, value=len(failed))

@@ -13,7 +13,6 @@ Also here: the markers that make consumers idempotent by event id.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -22,7 +21,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskcore.adapters.dynamodb import TTL_ATTRIBUTE, bind_models, user_pk
-from taskcore.adapters.eventbridge import StepFunctionsCallback
+from taskcore.adapters.stepfunctions import StepFunctionsCallback
 from taskcore.errors import Unavailable
 from taskcore.model import Task, TaskId, UserId
 from taskcore.ports import Clock
@@ -33,15 +32,11 @@ RECORD_TTL = timedelta(days=30)
 MARKER_TTL = timedelta(days=7)
 
 
-def _environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        "endpoint_url": environ.get("DYNAMODB_ENDPOINT") or None,
-        "region": environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
-    }
-
-
 @attrs.define
-class _Table:
+class TableClient:
+    """The table's low-level client (PynamoDB's connection's), a failed condition raised as
+    botocore's `ClientError` and every other failure as `Unavailable`."""
+
     table_name: str
     endpoint_url: str | None = None
     region: str | None = None
@@ -65,16 +60,9 @@ class _Table:
 class DynamoApprovalWorkflow:
     """`ApprovalWorkflow` on the table, releasing the state machine through Step Functions."""
 
-    table: _Table
+    table: TableClient
     callback: StepFunctionsCallback
     clock: Clock = attrs.field(factory=SystemClock)
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DynamoApprovalWorkflow:
-        return cls(
-            _Table(environ["TABLE_NAME"], **_environment(environ)),
-            StepFunctionsCallback.from_environment(environ),
-        )
 
     def _set(self, owner_id: str, task_id: str, name: str, value: str) -> dict[str, Any]:
         expires = int((self.clock.now() + RECORD_TTL).timestamp())
@@ -108,12 +96,8 @@ class DynamoEventMarkers:
     """`EventMarkers` on the table: a conditional put per (consumer, event id), kept 7 days
     (longer than EventBridge retries an event)."""
 
-    table: _Table
+    table: TableClient
     clock: Clock = attrs.field(factory=SystemClock)
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DynamoEventMarkers:
-        return cls(_Table(environ["TABLE_NAME"], **_environment(environ)))
 
     def first_time(self, consumer: str, event_id: str) -> bool:
         expires = int((self.clock.now() + MARKER_TTL).timestamp())

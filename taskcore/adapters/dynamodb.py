@@ -19,7 +19,6 @@ botocore/PynamoDB errors never leave this module: they become `taskcore.errors` 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -397,14 +396,6 @@ class DynamoTaskRepository:
     def __attrs_post_init__(self) -> None:
         self.models = bind_models(self.table_name, self.endpoint_url, self.region, self.retries)
 
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DynamoTaskRepository:
-        return cls(
-            environ["TABLE_NAME"],
-            endpoint_url=environ.get("DYNAMODB_ENDPOINT") or None,
-            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
-        )
-
     def get(self, owner_id: UserId, task_id: TaskId) -> Task | None:
         with _storage_errors():
             try:
@@ -567,14 +558,6 @@ class DynamoStatsStore:
     def _client(self) -> Any:
         connection = bind_models(self.table_name, self.endpoint_url, self.region).connection
         return connection.client
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DynamoStatsStore:
-        return cls(
-            environ["TABLE_NAME"],
-            endpoint_url=environ.get("DYNAMODB_ENDPOINT") or None,
-            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
-        )
 
     def get(self, owner_id: UserId) -> UserStats:
         with _client_errors():
@@ -748,14 +731,6 @@ class DynamoExportRepository:
     def __attrs_post_init__(self) -> None:
         self.model = bind_export_model(
             self.table_name, self.endpoint_url, self.region, self.retries
-        )
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DynamoExportRepository:
-        return cls(
-            environ["TABLE_NAME"],
-            endpoint_url=environ.get("DYNAMODB_ENDPOINT") or None,
-            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
         )
 
     def add(self, export: Export) -> None:

@@ -11,20 +11,17 @@ botocore errors never leave this module: they become `taskcore.errors.Unavailabl
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import attrs
-import botocore.session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from taskcore.adapters import clients
 from taskcore.errors import DomainError, NotFound, StorageRejected, Unavailable
 from taskcore.ports import MAX_PARTS, Clock, PresignedUpload, UploadedPart
 from taskcore.system import SystemClock
@@ -89,32 +86,9 @@ def _require_prefix(prefix: str) -> None:
 def build_client(
     endpoint_url: str | None, region: str | None, *, retries: int = 3, timeout_s: float = 5.0
 ) -> Any:
-    """A botocore S3 client signing with SigV4 (presigned URLs and POSTs included).
-
-    A local endpoint (moto, MinIO) gets path-style addressing and dummy credentials: real ones
-    are never sent to an emulator.
-    """
-    local = endpoint_url is not None
-    if local:
-        region = region or "us-east-1"  # an emulator ignores it; botocore needs one
-    config = Config(
-        signature_version="s3v4",
-        s3={"addressing_style": "path"} if local else None,
-        retries={"mode": "standard", "total_max_attempts": retries + 1},
-        connect_timeout=timeout_s,
-        read_timeout=timeout_s,
-    )
-    dummy = "local" if local else None  # None: the default credential chain (the role)
-    # botocore, not boto3: S3 clients get generate_presigned_post from botocore itself, and
-    # boto3's import would add ~50 ms to every cold start.
-    return botocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=config,
-        aws_access_key_id=dummy,
-        aws_secret_access_key=dummy,
-    )
+    """A botocore S3 client signing with SigV4 (presigned URLs and POSTs included); see
+    `taskcore.adapters.clients`."""
+    return clients.build_client("s3", endpoint_url, region, retries=retries, timeout_s=timeout_s)
 
 
 @attrs.define
@@ -130,28 +104,18 @@ class S3AttachmentStore:
     clock: Clock = attrs.field(factory=SystemClock, kw_only=True)
     retries: int = attrs.field(default=3, kw_only=True)
 
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _lazy: clients.LazyClient = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._lazy = clients.LazyClient(
+            "s3", self.endpoint_url, self.region, self.retries, 5.0, client=self._client
+        )
 
     @property
     def client(self) -> Any:
         """Built on first use: most requests never touch attachments, and an S3 client costs
         ~65 ms of cold start (measured by `make bench`)."""
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = build_client(
-                        self.endpoint_url, self.region, retries=self.retries
-                    )
-        return self._client
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> S3AttachmentStore:
-        return cls(
-            environ["BUCKET_NAME"],
-            endpoint_url=environ.get("S3_ENDPOINT") or None,
-            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
-            sse_kms_key_id=environ.get("BUCKET_KMS_KEY_ID") or None,
-        )
+        return self._lazy.get()
 
     def presign_upload(
         self, key: str, *, content_type: str, size: int, expires_in: int
@@ -276,31 +240,18 @@ class S3ObjectSink:
     timeout_s: float = attrs.field(default=30.0, kw_only=True)
     """Per request: a part is up to 8 MiB, more than the attachment store ever sends."""
 
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _lazy: clients.LazyClient = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._lazy = clients.LazyClient(
+            "s3", self.endpoint_url, self.region, self.retries, self.timeout_s, client=self._client
+        )
 
     @property
     def client(self) -> Any:
         """Built on first use, like `S3AttachmentStore.client`: the API only needs it to
         presign the download of a completed export."""
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = build_client(
-                        self.endpoint_url,
-                        self.region,
-                        retries=self.retries,
-                        timeout_s=self.timeout_s,
-                    )
-        return self._client
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> S3ObjectSink:
-        return cls(
-            environ["BUCKET_NAME"],
-            endpoint_url=environ.get("S3_ENDPOINT") or None,
-            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
-            sse_kms_key_id=environ.get("BUCKET_KMS_KEY_ID") or None,
-        )
+        return self._lazy.get()
 
     def start_upload(self, key: str, *, content_type: str) -> str:
         extra: dict[str, str] = {}

@@ -20,9 +20,9 @@ from moto import mock_aws
 
 from handlers import bootstrap, workflow
 from stack.workflows import WORKFLOW_SOURCE, approval_definition
-from taskcore.adapters.approvals import DynamoApprovalWorkflow, _Table
+from taskcore.adapters.approvals import DynamoApprovalWorkflow, TableClient
 from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
-from taskcore.adapters.eventbridge import StepFunctionsCallback
+from taskcore.adapters.stepfunctions import StepFunctionsCallback
 from taskcore.commands import CreateTask
 from taskcore.cursors import CursorCodec
 from taskcore.errors import Forbidden, NotFound
@@ -115,7 +115,7 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
         events.put_targets(Rule="workflow", EventBusName="bus", Targets=[{"Id": "q", "Arn": arn}])
         repository = DynamoTaskRepository(table, region="us-east-1")
         approvals = DynamoApprovalWorkflow(
-            _Table(table, region="us-east-1"), StepFunctionsCallback(region="us-east-1")
+            TableClient(table, region="us-east-1"), StepFunctionsCallback(region="us-east-1")
         )
         service = TaskService(
             tasks=repository,

@@ -20,6 +20,8 @@ import httpx
 import pytest
 from botocore.stub import Stubber
 
+from handlers.bootstrap import build_attachment_store
+from handlers.settings import Settings
 from local_platform.dynamodb_local import free_port
 from taskcore.adapters.s3 import S3AttachmentStore, content_disposition
 from taskcore.errors import Unavailable
@@ -90,9 +92,11 @@ def test_satisfies_the_port(store: S3AttachmentStore) -> None:
     assert port is store
 
 
-def test_from_environment_reads_bucket_endpoint_and_region() -> None:
-    store = S3AttachmentStore.from_environment(
-        {"BUCKET_NAME": "files", "S3_ENDPOINT": "http://127.0.0.1:1", "AWS_REGION": "eu-west-1"}
+def test_built_from_settings_with_bucket_endpoint_and_region() -> None:
+    store = build_attachment_store(
+        Settings.from_environment(
+            {"BUCKET_NAME": "files", "S3_ENDPOINT": "http://127.0.0.1:1", "AWS_REGION": "eu-west-1"}
+        )
     )
     assert (store.bucket, store.endpoint_url, store.region) == (
         "files",

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from handlers.bootstrap import build_export_service
+from handlers.settings import Settings
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from taskcore.adapters.dynamodb import (
     DynamoExportRepository,
@@ -124,10 +126,19 @@ def test_kms_key_is_requested_when_configured(sink: S3ObjectSink) -> None:
     assert calls[0]["SSEKMSKeyId"] == "alias/tasks"
 
 
-def test_from_environment() -> None:
-    sink = S3ObjectSink.from_environment(
-        {"BUCKET_NAME": "b", "S3_ENDPOINT": "http://127.0.0.1:1", "AWS_REGION": "eu-west-1"}
+def test_built_from_settings() -> None:
+    service = build_export_service(
+        Settings.from_environment(
+            {
+                "TABLE_NAME": "t",
+                "BUCKET_NAME": "b",
+                "S3_ENDPOINT": "http://127.0.0.1:1",
+                "AWS_REGION": "eu-west-1",
+            }
+        )
     )
+    sink = service.objects
+    assert isinstance(sink, S3ObjectSink)
     assert (sink.bucket, sink.endpoint_url, sink.region, sink.sse_kms_key_id) == (
         "b",
         "http://127.0.0.1:1",

@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from handlers import bootstrap, exports
+from handlers.settings import Settings
 from local_platform.dynamodb_local import DynamoDBLocal
 from stack.manifest import EXPORTS, function
-from taskcore.adapters.dynamodb import DynamoTaskRepository, create_table
+from taskcore.adapters.dynamodb import create_table
 from taskcore.adapters.s3 import build_client
 from taskcore.commands import CreateTask
 from taskcore.errors import DeadlineExceeded, Unavailable
@@ -214,7 +215,7 @@ def environment(
 
 def seed(env: dict[str, str], owner: str, count: int) -> list[Task]:
     """`count` tasks, written straight through the repository by 16 threads; newest first."""
-    repo = DynamoTaskRepository.from_environment(env)
+    repo = bootstrap.build_task_repository(Settings.from_environment(env))
     ids = SequentialIds()
     start = datetime(2030, 1, 1, 9, 0, 0, 123456, tzinfo=UTC)
     tasks = [
@@ -237,7 +238,7 @@ def test_worker_exports_5000_tasks_end_to_end(environment: dict[str, str]) -> No
     expected = seed(environment, "alice", 5000)
     seed(environment, "bob", 50)
     # The API side: what POST /exports does (same adapters, from the same environment).
-    api = bootstrap.export_service_from_environment(environment)
+    api = bootstrap.build_export_service(Settings.from_environment(environment))
     requested = api.request_export(ALICE)
     event = export_requested(requested.id, "alice")
 
@@ -268,10 +269,12 @@ def test_worker_exports_5000_tasks_end_to_end(environment: dict[str, str]) -> No
 
 def test_two_workers_racing_on_one_event_export_once(environment: dict[str, str]) -> None:
     expected = seed(environment, "alice", 300)
-    api = bootstrap.export_service_from_environment(environment)
+    api = bootstrap.build_export_service(Settings.from_environment(environment))
     requested = api.request_export(ALICE)
     event = export_requested(requested.id, "alice")
-    services = [bootstrap.export_service_from_environment(environment) for _ in range(2)]
+    services = [
+        bootstrap.build_export_service(Settings.from_environment(environment)) for _ in range(2)
+    ]
     with ThreadPoolExecutor(2) as pool:
         results = list(
             pool.map(lambda service: exports.handle(event, WorkerContext(), service), services)

@@ -12,6 +12,7 @@ import attrs
 import pytest
 
 from handlers import bootstrap, http_api
+from handlers.settings import Settings
 from stack.manifest import API
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
@@ -545,8 +546,10 @@ class TestGroups:
 
 def test_container_needs_a_cursor_secret() -> None:
     with pytest.raises(RuntimeError, match="CURSOR_SECRET"):
-        bootstrap.from_environment(
-            {"TABLE_NAME": "t", "BUCKET_NAME": "b", "CURSOR_SECRET": "short"}
+        bootstrap.build_container(
+            Settings.from_environment(
+                {"TABLE_NAME": "t", "BUCKET_NAME": "b", "CURSOR_SECRET": "short"}
+            )
         )
 
 

@@ -26,7 +26,7 @@ from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from handlers import bootstrap, http_api
+from handlers import bootstrap, http_api, settings
 from stack.manifest import API
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
@@ -54,7 +54,7 @@ EXPORT = "/exports/{exportId}"
 JSON_CT = {"content-type": "application/json"}
 APPROVER: dict[str, Any] = {"user": "bob", "groups": ("approvers", "staff")}
 UNKNOWN_ID = "01JD00000000000000000000AB"  # a well-formed ULID no task has
-TOO_BIG = "x" * (bootstrap.DEFAULT_MAX_BODY_BYTES + 1)
+TOO_BIG = "x" * (settings.DEFAULT_MAX_BODY_BYTES + 1)
 
 
 def _escape(segment: str) -> str:

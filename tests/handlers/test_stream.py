@@ -182,7 +182,7 @@ class TestHandler:
         everything = InMemoryEventPublisher()
         stream.publish_records(history, everything)
         publisher = InMemoryEventPublisher(fail_ids={everything.published[-1].event_id})
-        monkeypatch.setattr(stream, "publisher", lambda: publisher)
+        monkeypatch.setattr(stream.bootstrap, "event_publisher", lambda: publisher)
         result = stream.handler({"Records": history}, FakeContext())
         assert result == {
             "batchItemFailures": [{"itemIdentifier": history[-1]["dynamodb"]["SequenceNumber"]}]

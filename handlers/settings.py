@@ -1,0 +1,102 @@
+"""A function's configuration: read from its environment once, in the composition root
+(`handlers.bootstrap`), typed and checked there, and nowhere else.
+
+The names are the ones the manifest declares (`stack/manifest.py`, `Function.environment`), which
+infra resolves to the deployed resources and the local platform to its stand-ins. Each function
+gets only the variables it needs; asking for one it was not given fails with the variable's
+name. The endpoints are set by the local platform only: on AWS every client talks to AWS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import attrs
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+MIN_CURSOR_SECRET = 32
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is missing something, or holds something unusable: a
+    deployment error, reported at the first invocation (as a cold-start failure)."""
+
+
+@attrs.frozen(kw_only=True)
+class Endpoints:
+    """Where the local platform's stand-ins listen; None: AWS itself."""
+
+    dynamodb: str | None = None
+    s3: str | None = None
+    events: str | None = None
+    stepfunctions: str | None = None
+
+
+VARIABLES = {
+    "table_name": "TABLE_NAME",
+    "bucket_name": "BUCKET_NAME",
+    "bus_name": "BUS_NAME",
+    "cursor_secret": "CURSOR_SECRET",
+    "max_body_bytes": "MAX_BODY_BYTES",
+}
+"""Each setting a manifest entry may declare, and its environment variable."""
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ConfigurationError(f"{name} must be a positive integer, not {value!r}")
+    return number
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    region: str | None = None
+    endpoints: Endpoints = Endpoints()
+    table_name: str | None = None
+    bucket_name: str | None = None
+    bus_name: str | None = None
+    cursor_secret: str | None = attrs.field(default=None, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        def get(name: str) -> str | None:
+            return environ.get(name) or None
+
+        secret = get("CURSOR_SECRET")
+        if secret is not None and len(secret) < MIN_CURSOR_SECRET:
+            raise ConfigurationError(
+                f"CURSOR_SECRET must be set to at least {MIN_CURSOR_SECRET} characters"
+            )
+        max_body = get("MAX_BODY_BYTES")
+        return cls(
+            region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
+            endpoints=Endpoints(
+                dynamodb=get("DYNAMODB_ENDPOINT"),
+                s3=get("S3_ENDPOINT"),
+                events=get("EVENTS_ENDPOINT"),
+                stepfunctions=get("STEPFUNCTIONS_ENDPOINT"),
+            ),
+            table_name=get("TABLE_NAME"),
+            bucket_name=get("BUCKET_NAME"),
+            bus_name=get("BUS_NAME"),
+            cursor_secret=secret,
+            max_body_bytes=(
+                _positive_int("MAX_BODY_BYTES", max_body) if max_body else DEFAULT_MAX_BODY_BYTES
+            ),
+        )
+
+    def require(self, setting: str) -> str:
+        """The value of a setting this function needs (a `VARIABLES` key)."""
+        value = getattr(self, setting)
+        if not value:
+            raise ConfigurationError(
+                f"{VARIABLES[setting]} is not set: declare it in the function's environment "
+                "in stack/manifest.py"
+            )
+        return str(value)
