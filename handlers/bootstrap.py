@@ -9,15 +9,10 @@ with settings of their own.
 from __future__ import annotations
 
 import functools
-import threading
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-    AmazonCloudWatchEMFProvider,
-)
 
 from handlers.settings import DEFAULT_MAX_BODY_BYTES, Settings
 from taskcore.cursors import CursorCodec
@@ -202,81 +197,3 @@ def event_publisher() -> EventPublisher:
     return EventBridgePublisher(
         config.require("bus_name"), endpoint_url=config.endpoints.events, region=config.region
     )
-
-
-# -- metrics -----------------------------------------------------------------------------------
-
-
-class SandboxMetricsProvider(AmazonCloudWatchEMFProvider):
-    """CloudWatch EMF metrics whose pending set (metrics, dimensions, metadata, timestamp) is
-    this instance's and this thread's own.
-
-    Powertools' `Metrics` keeps pending metrics in class attributes, one set for every instance
-    in the process. On Lambda a process runs one invocation of one function at a time; the
-    local platform runs every function's sandboxes as threads of one process, where a flush
-    then printed another invocation's metrics under its own name, cleared them, or failed with
-    "Must contain at least one metric" (a 500) when another thread cleared the set between its
-    check and its write. A thread runs one invocation at a time, as a sandbox does.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._local = threading.local()
-        super().__init__(**kwargs)
-
-    def _state(self) -> Any:
-        state = self._local
-        if not hasattr(state, "metric_set"):
-            defaults = getattr(self, "default_dimensions", {})  # unset while __init__ runs
-            state.metric_set = {}
-            state.dimension_set = {name: str(value) for name, value in defaults.items()}
-            state.metadata_set = {}
-            state.timestamp = None
-            state.dimension_sets = []
-        return state
-
-    @property
-    def metric_set(self) -> dict[str, Any]:
-        return self._state().metric_set  # type: ignore[no-any-return]
-
-    @metric_set.setter
-    def metric_set(self, value: dict[str, Any]) -> None:
-        self._state().metric_set = value
-
-    @property
-    def dimension_set(self) -> dict[str, Any]:
-        return self._state().dimension_set  # type: ignore[no-any-return]
-
-    @dimension_set.setter
-    def dimension_set(self, value: dict[str, Any]) -> None:
-        self._state().dimension_set = value
-
-    @property
-    def metadata_set(self) -> dict[str, Any]:
-        return self._state().metadata_set  # type: ignore[no-any-return]
-
-    @metadata_set.setter
-    def metadata_set(self, value: dict[str, Any]) -> None:
-        self._state().metadata_set = value
-
-    @property
-    def timestamp(self) -> int | None:
-        return self._state().timestamp  # type: ignore[no-any-return]
-
-    @timestamp.setter
-    def timestamp(self, value: int | None) -> None:
-        self._state().timestamp = value
-
-    @property
-    def dimension_sets(self) -> list[dict[str, str]]:
-        return self._state().dimension_sets  # type: ignore[no-any-return]
-
-    @dimension_sets.setter
-    def dimension_sets(self, value: list[dict[str, str]]) -> None:
-        self._state().dimension_sets = value
-
-
-def sandbox_metrics(service: str, namespace: str = "tasks") -> Metrics:
-    """A function's `Metrics`, its pending set its own and per thread (see
-    `SandboxMetricsProvider`); on Lambda the same as `Metrics(namespace=..., service=...)`."""
-    provider = SandboxMetricsProvider(namespace=namespace, service=service)
-    return Metrics(namespace=namespace, service=service, provider=provider)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -20,7 +20,7 @@ from taskcore.events import Event, TaskCompleted
 from taskcore.serialization import event_from_json
 
 logger = Logger(service="tasks-consumers")
-metrics = bootstrap.sandbox_metrics("consumers")
+metrics = Metrics(namespace="tasks", service="consumers")
 
 
 def domain_event(bus_event: dict[str, Any]) -> Event:

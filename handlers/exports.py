@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -30,7 +30,7 @@ from taskcore.services import ExportService, is_ulid
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 
 logger = Logger(service="tasks-exports")
-metrics = bootstrap.sandbox_metrics("exports")
+metrics = Metrics(namespace="tasks", service="exports")
 
 
 class MalformedEvent(ValueError):

@@ -12,13 +12,12 @@ import base64
 import binascii
 import json
 import re
-import threading
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import attrs
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -46,7 +45,7 @@ ETAG = re.compile(r'^"(\d{1,12})"$')  # strong tags only: If-Match compares stro
 warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 
 logger = Logger(service="tasks-api")
-metrics = bootstrap.sandbox_metrics("api")
+metrics = Metrics(namespace="tasks", service="api")
 
 
 class HttpProblem(Exception):
@@ -415,44 +414,9 @@ def _template(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)) + "$")
 
 
-class SandboxResolver(APIGatewayHttpResolver):
-    """A resolver whose current event and context are its own.
-
-    Powertools keeps them on the `BaseRouter` *class*, shared by every resolver in the process.
-    On Lambda a process resolves one event at a time; the local platform runs sandboxes as
-    threads, each with its own resolver (`resolver()`), and through the class one sandbox read
-    another's event mid-request: its route, body, `If-Match` and caller. Instance properties
-    shadow the class attributes, so `current_event` here, and everywhere Powertools reads it
-    through `self`, is the event this resolver is resolving.
-    """
-
-    _event: Any = None
-    _context: Any = None
-
-    @property
-    def current_event(self) -> Any:
-        return self._event
-
-    @current_event.setter
-    def current_event(self, value: Any) -> None:
-        self._event = value
-
-    @property
-    def lambda_context(self) -> Any:
-        return self._context
-
-    @lambda_context.setter
-    def lambda_context(self, value: Any) -> None:
-        self._context = value
-
-    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        self._event, self._context = self._to_proxy_event(cast(dict[str, Any], event)), context
-        return super().resolve(event, context)
-
-
 def create_app(get_container: Callable[[], bootstrap.Container]) -> APIGatewayHttpResolver:
     """An HTTP API resolver with every manifest route, reading adapters from `get_container`."""
-    app = SandboxResolver()
+    app = APIGatewayHttpResolver()
     templates = [(route, _template(route.path)) for route in API.routes]
 
     def register(route: Route) -> None:
@@ -508,19 +472,6 @@ def create_app(get_container: Callable[[], bootstrap.Container]) -> APIGatewayHt
 
 
 app = create_app(bootstrap.container)
-_per_thread = threading.local()
-
-
-def resolver() -> APIGatewayHttpResolver:
-    """The resolver for this thread. Lambda runs one event at a time, on the main thread; the
-    local platform may run several sandboxes as threads of one process, so each other thread
-    gets its own (a `SandboxResolver`: the current event is the resolver's, not the class's)."""
-    if threading.current_thread() is threading.main_thread():
-        return app
-    own: APIGatewayHttpResolver | None = getattr(_per_thread, "app", None)
-    if own is None:
-        own = _per_thread.app = create_app(bootstrap.container)
-    return own
 
 
 @logger.inject_lambda_context
@@ -529,4 +480,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The API Gateway request id, as correlation id (read directly: Powertools'
     # correlation_id_path runs a JMESPath query per request, ~13 us of a ~60 us request).
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
-    return resolver().resolve(event, context)
+    return app.resolve(event, context)

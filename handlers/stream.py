@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -27,7 +27,7 @@ from taskcore.ports import EventPublisher
 from taskcore.serialization import envelope
 
 logger = Logger(service="tasks-stream")
-metrics = bootstrap.sandbox_metrics("stream")
+metrics = Metrics(namespace="tasks", service="stream")
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +18,25 @@ import uvicorn
 
 from local_platform.auth import DevIssuer
 from local_platform.gateway import build_app
-from local_platform.lambda_runtime import invoke_handler, lambda_context
+from local_platform.lambda_runtime import lambda_context
 from local_platform.platform import (
     REGION,
     ROOT,
     Services,
-    all_environment,
-    apply_environment,
     event_plumbing,
     running,
 )
+from local_platform.sandboxes import Sandboxes
 from stack.manifest import FUNCTIONS, Function
 
 
-def invoke_for_event(function: Function, event: dict[str, Any]) -> Any:
-    """How the event-source mapping and EventBridge call a function: in this process."""
-    context = lambda_context(function, REGION, int(time.time() * 1000))
-    return invoke_handler(function, event, context)
+def event_invoker(sandboxes: Sandboxes) -> Callable[[Function, dict[str, Any]], Any]:
+    """How the event-source mapping and EventBridge call a function: in one of its sandboxes."""
+
+    def invoke(function: Function, event: dict[str, Any]) -> Any:
+        return sandboxes(function, event, lambda_context(function, REGION, int(time.time() * 1000)))
+
+    return invoke
 
 
 def banner(services: Services, host: str, port: int, issuer: DevIssuer, throttling: str) -> str:
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency",
         type=int,
         default=8,
-        help="sandboxes per function, run as threads (Lambda runs one per request)",
+        help="sandboxes (worker processes) per function at most (Lambda runs one per request)",
     )
     args = parser.parse_args(argv)
     # A SIGTERM (from a supervisor, `timeout`, CI) stops the platform like Ctrl-C does, so
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         s3_port=args.s3_port or None,
         approval_timeout_s=args.approval_timeout,
     ) as services:
-        apply_environment(all_environment(services))
+        sandboxes = Sandboxes(services.environment, concurrency=args.concurrency)
         issuer = DevIssuer()
         config = services.config
         rate = args.throttle_rate or float(config.throttle_rate_limit)
@@ -107,13 +110,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_throttle:
             rate, burst = 1e9, 10**9
         app = build_app(
-            FUNCTIONS, config, issuer, rate=rate, burst=burst, concurrency=args.concurrency
+            FUNCTIONS,
+            config,
+            issuer,
+            invoke=sandboxes,
+            rate=rate,
+            burst=burst,
+            concurrency=args.concurrency,
         )
         throttling = "off" if args.no_throttle else f"{rate:g} req/s, burst {burst}"
         print(banner(services, args.host, args.port, issuer, throttling), flush=True)
         print(f"==> ready in {time.monotonic() - started:.1f}s", flush=True)
-        with event_plumbing(services, invoke_for_event):
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        try:
+            with event_plumbing(services, event_invoker(sandboxes)):
+                uvicorn.run(
+                    app, host=args.host, port=args.port, log_level="warning", access_log=False
+                )
+        finally:
+            sandboxes.stop()
     print("==> stopped: DynamoDB Local and the S3 stand-in are down", flush=True)
     return 0
 

@@ -51,6 +51,7 @@ from starlette.types import Receive, Scope, Send
 
 from local_platform.auth import DevIssuer, Unauthorized
 from local_platform.lambda_runtime import ACCOUNT_ID, Invoke, invoke_handler, lambda_context
+from local_platform.sandboxes import SandboxTimeout
 from stack.config import StackConfig
 from stack.manifest import Function, Route
 
@@ -623,12 +624,18 @@ class Gateway:
     async def _invoke(self, function: Function, event: dict[str, Any], now_ms: int) -> HttpResponse:
         context = lambda_context(function, self.config.region, now_ms)
         timeout = min(float(function.timeout_s), INTEGRATION_TIMEOUT_S)
+        if getattr(self.invoke, "enforces_timeout", False):
+            # The runtime enforces the function's timeout (from the end of a cold start's
+            # init, as Lambda does); API Gateway's own limit is the integration timeout.
+            timeout = INTEGRATION_TIMEOUT_S
         async with self._limiter(function):  # one invocation at a time, as in one sandbox
             try:
                 with anyio.move_on_after(timeout) as scope:
                     result = await anyio.to_thread.run_sync(
                         self.invoke, function, event, context, abandon_on_cancel=True
                     )
+            except SandboxTimeout:
+                return gateway_error(500, "Internal Server Error")  # the sandbox logged it
             except Exception:
                 # What the Lambda runtime logs for an unhandled error; API Gateway sees a
                 # failed invocation and answers 500.

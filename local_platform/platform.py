@@ -21,7 +21,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -288,21 +288,8 @@ def _shown(path: Path) -> Path:
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
-def apply_environment(env: Mapping[str, str]) -> None:
-    """Handlers run in this process: give them their environment before they are imported."""
-    os.environ.update(env)
-
-
 def api_function() -> Function:
     return next(f for f in FUNCTIONS if f.routes)
-
-
-def all_environment(services: Services) -> dict[str, str]:
-    """Every function's environment at once: they share this process (and agree anyway)."""
-    merged: dict[str, str] = {}
-    for function in FUNCTIONS:
-        merged |= services.environment(function)
-    return merged
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handlers import stream
+from handlers import bootstrap, stream
 from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.streams import StreamPoller
 from stack.manifest import StreamTrigger
@@ -182,7 +182,7 @@ class TestHandler:
         everything = InMemoryEventPublisher()
         stream.publish_records(history, everything)
         publisher = InMemoryEventPublisher(fail_ids={everything.published[-1].event_id})
-        monkeypatch.setattr(stream.bootstrap, "event_publisher", lambda: publisher)
+        monkeypatch.setattr(bootstrap, "event_publisher", lambda: publisher)
         result = stream.handler({"Records": history}, FakeContext())
         assert result == {
             "batchItemFailures": [{"itemIdentifier": history[-1]["dynamodb"]["SequenceNumber"]}]

@@ -5,7 +5,8 @@ the real stream function (`handlers.stream`), through `StreamPoller` with the ma
 trigger settings (a failed batch is bisected and retried, as Lambda's event-source mapping
 does). What it publishes goes to a `LocalBus`, which delivers each event to the real stats
 consumer (`handlers.consumers.record_stats`) with its retries, as EventBridge would. Both
-functions are invoked the way the local platform invokes them. Crashes are injected:
+functions are invoked as the Lambda runtime calls a handler (`local_platform.lambda_runtime`),
+in this process, so that crashes can be injected:
 
 - the stream function dies after publishing part of a batch: the mapping retries the batch,
   so the events already published are published again (with the same event ids);
@@ -19,6 +20,7 @@ tasks that were created, completed and deleted imply, and every event was applie
 from __future__ import annotations
 
 import collections
+import time
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
@@ -28,10 +30,10 @@ from typing import Any
 import attrs
 import pytest
 
-from handlers import bootstrap, consumers, stream
-from local_platform.__main__ import invoke_for_event
+from handlers import bootstrap, consumers
 from local_platform.bus import LocalBus, matches
 from local_platform.dynamodb_local import DynamoDBLocal
+from local_platform.lambda_runtime import invoke_handler, lambda_context
 from local_platform.streams import StreamPoller
 from stack.manifest import FUNCTIONS, Function
 from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
@@ -203,9 +205,14 @@ def world(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> Ite
     )
     # The functions' adapters, as bootstrap would build them from their environment.
     monkeypatch.setattr(bootstrap, "stats_store", lambda: stats)
-    monkeypatch.setattr(stream, "publisher", lambda: publisher)
+    monkeypatch.setattr(bootstrap, "event_publisher", lambda: publisher)
     yield built
     bus.stop()
+
+
+def invoke_for_event(function: Function, event: dict[str, Any]) -> Any:
+    context = lambda_context(function, "us-east-1", int(time.time() * 1000))
+    return invoke_handler(function, event, context)
 
 
 def invoke_stream(world: World, event: dict[str, Any]) -> Any:

@@ -1,0 +1,236 @@
+"""Each function's sandboxes, as worker processes: what Lambda's execution environments are.
+
+A sandbox is a process of its own (started with `spawn`: a fresh interpreter, nothing inherited
+from the platform's modules). It gets the function's environment, imports the handler's module
+(its cold start, timed and logged), and then runs one invocation at a time, keeping its
+module state (clients, caches, Powertools' pending metrics) between them, as a warm Lambda
+sandbox does. Sandboxes are started on demand, up to `concurrency` per function; an invocation
+that finds none idle and the limit reached waits for one.
+
+An invocation that outlives the function's timeout gets its sandbox killed ("Task timed
+out"), and a sandbox that dies (a crash, `os._exit`, the OOM killer) is replaced by a new
+one at the next invocation: both as on Lambda. A sandbox ignores Ctrl-C (the platform stops
+it), and ends by itself when the platform is gone (its pipe closes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, ClassVar
+
+import attrs
+
+from local_platform.lambda_runtime import LambdaContext
+from stack.manifest import Function
+
+log = logging.getLogger("local_platform.sandboxes")
+
+GRACE_S = 0.5
+"""How long past the function's deadline the platform waits before it kills the sandbox (the
+runtime's own timer is not exact either)."""
+
+
+INIT_TIMEOUT_S = 60.0
+"""How long a new sandbox may take to import its handler. Lambda allows 10 s of init; a laptop
+or CI runner starting several interpreters at once on two cores can need more, and a slow
+init here is not the handler's fault."""
+
+
+class SandboxError(Exception):
+    """The handler raised: its exception's type, message and traceback, from the sandbox."""
+
+
+class SandboxTimeout(SandboxError):
+    """The invocation ran past the function's timeout; its sandbox was killed."""
+
+
+class SandboxDied(SandboxError):
+    """The sandbox exited during the invocation (a crash); the next one gets a new sandbox."""
+
+
+def _serve(connection: Connection, module: str, attribute: str, environ: dict[str, str]) -> None:
+    """The sandbox's main loop: import the handler, then run each event it is sent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(environ)
+    started = time.perf_counter()
+    try:
+        handler: Callable[[dict[str, Any], Any], Any] = getattr(
+            importlib.import_module(module), attribute
+        )
+    except BaseException as error:  # an init error fails every invocation, as on Lambda
+        failure = ("error", type(error).__name__, str(error), traceback.format_exc())
+        connection.send(("init-failed",))
+        while True:
+            try:
+                connection.recv()
+            except EOFError:
+                return
+            connection.send(failure)
+    init_ms = (time.perf_counter() - started) * 1000
+    connection.send(("ready", init_ms))
+    while True:
+        try:
+            event, context = connection.recv()
+        except EOFError:  # the platform is gone
+            return
+        try:
+            reply: tuple[Any, ...] = ("ok", handler(event, context))
+        except Exception as error:
+            reply = ("error", type(error).__name__, str(error), traceback.format_exc())
+        connection.send(reply)
+
+
+@attrs.define
+class Sandbox:
+    process: BaseProcess
+    connection: Connection
+    init_ms: float | None = None
+
+    def stop(self) -> None:
+        self.connection.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+
+
+@attrs.define
+class FunctionSandboxes:
+    """One function's sandboxes: the idle ones, and how many exist."""
+
+    function: Function
+    environ: dict[str, str]
+    concurrency: int
+    _idle: list[Sandbox] = attrs.field(factory=list)
+    _count: int = 0
+    _available: threading.Condition = attrs.field(factory=threading.Condition)
+    _context: Any = attrs.field(factory=lambda: multiprocessing.get_context("spawn"))
+
+    def invoke(self, event: dict[str, Any], context: LambdaContext) -> Any:
+        sandbox = self._acquire()
+        kept: Sandbox | None = sandbox
+        try:
+            return self._run(sandbox, event, context)
+        except (SandboxTimeout, SandboxDied):
+            sandbox.stop()
+            kept = None  # the next invocation gets a new sandbox
+            raise
+        finally:
+            self._release(kept)
+
+    def _run(self, sandbox: Sandbox, event: dict[str, Any], context: LambdaContext) -> Any:
+        name = self.function.name
+        try:
+            if sandbox.init_ms is None:  # a new sandbox: wait for its cold start
+                if not sandbox.connection.poll(INIT_TIMEOUT_S):
+                    raise SandboxTimeout(f"{name}: init did not end within {INIT_TIMEOUT_S:g} s")
+                reply = sandbox.connection.recv()
+                if reply[0] == "ready":
+                    sandbox.init_ms = float(reply[1])
+                    log.info("%s: new sandbox, init %.0f ms", name, sandbox.init_ms)
+                else:
+                    sandbox.init_ms = 0.0  # its init failed: it answers every event with that
+            # The function's timeout runs from here, as Lambda's does: init is not part of it.
+            timeout_ms = self.function.timeout_s * 1000
+            context = attrs.evolve(context, deadline_ms=int(time.time() * 1000) + timeout_ms)
+            sandbox.connection.send((event, context))
+            wait_s = self.function.timeout_s + GRACE_S
+            if not sandbox.connection.poll(wait_s):
+                log.error("%s: Task timed out after %d seconds", name, self.function.timeout_s)
+                raise SandboxTimeout(f"{name}: Task timed out after {self.function.timeout_s} s")
+            reply = sandbox.connection.recv()
+        except (EOFError, OSError) as error:
+            sandbox.process.join(timeout=1)
+            code = sandbox.process.exitcode
+            raise SandboxDied(f"{name}: the sandbox exited (code {code}): {error!r}") from None
+        if reply[0] == "ok":
+            return reply[1]
+        _, kind, message, trace = reply
+        raise SandboxError(f"{name}: {kind}: {message}\n{trace}")
+
+    def _acquire(self) -> Sandbox:
+        with self._available:
+            while not self._idle and self._count >= self.concurrency:
+                self._available.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._count += 1
+        try:
+            return self._start()
+        except BaseException:
+            self._release(None)
+            raise
+
+    def _release(self, sandbox: Sandbox | None) -> None:
+        with self._available:
+            if sandbox is None:
+                self._count -= 1
+            else:
+                self._idle.append(sandbox)
+            self._available.notify()
+
+    def _start(self) -> Sandbox:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_serve,
+            args=(theirs, self.function.module, self.function.attribute, self.environ),
+            name=f"sandbox-{self.function.name}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        return Sandbox(process=process, connection=ours)
+
+    def stop(self) -> None:
+        with self._available:
+            idle, self._idle = self._idle, []
+        for sandbox in idle:
+            sandbox.stop()
+
+    @property
+    def sandboxes(self) -> int:
+        with self._available:
+            return self._count
+
+
+@attrs.define
+class Sandboxes:
+    """Every function's sandboxes; called as the gateway's, the bus's and the stream poller's
+    `invoke(function, event, context)`."""
+
+    environment: Callable[[Function], Mapping[str, str]]
+    """The function's own environment (the manifest's variables, resolved)."""
+    enforces_timeout: ClassVar[bool] = True
+    """The function's timeout is this runtime's to enforce (from the end of init), not the
+    caller's: the gateway then only applies API Gateway's integration timeout."""
+    concurrency: int = 8
+    _functions: dict[str, FunctionSandboxes] = attrs.field(factory=dict)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def __call__(self, function: Function, event: dict[str, Any], context: LambdaContext) -> Any:
+        return self.of(function).invoke(event, context)
+
+    def of(self, function: Function) -> FunctionSandboxes:
+        with self._lock:
+            if function.name not in self._functions:
+                environ = {**os.environ, **self.environment(function)}
+                self._functions[function.name] = FunctionSandboxes(
+                    function, environ, self.concurrency
+                )
+            return self._functions[function.name]
+
+    def stop(self) -> None:
+        with self._lock:
+            functions = list(self._functions.values())
+        for sandboxes in functions:
+            sandboxes.stop()

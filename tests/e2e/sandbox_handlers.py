@@ -1,0 +1,35 @@
+"""Lambda handlers for the sandbox tests: module state, environment, slowness, crashes."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+IMPORTED_AT = time.time()
+_invocations = [0]
+
+
+def state(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """What this sandbox is: its process, its own invocation count, its environment."""
+    _invocations[0] += 1
+    time.sleep(float(event.get("sleep_s", 0)))
+    return {
+        "pid": os.getpid(),
+        "invocations": _invocations[0],
+        "imported_at": IMPORTED_AT,
+        "table": os.environ.get("TABLE_NAME"),
+        "request_id": context.aws_request_id,
+    }
+
+
+def fail(event: dict[str, Any], context: Any) -> None:
+    raise ValueError(f"refused {event['n']}")
+
+
+def crash(event: dict[str, Any], context: Any) -> None:
+    os._exit(3)
+
+
+def sleep(event: dict[str, Any], context: Any) -> None:
+    time.sleep(5)
