@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap
@@ -23,20 +24,22 @@ logger = Logger(service="tasks-consumers")
 metrics = Metrics(namespace="tasks", service="consumers")
 
 
-def domain_event(bus_event: dict[str, Any]) -> Event:
+def domain_event(bus_event: EventBridgeEvent) -> Event:
     """The domain event inside an EventBridge event (detail-type = kind, detail = JSON)."""
-    return event_from_json({**bus_event["detail"], "type": bus_event["detail-type"]})
+    return event_from_json({**bus_event.detail, "type": bus_event.detail_type})
 
 
 @logger.inject_lambda_context
-def record_stats(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=EventBridgeEvent)
+def record_stats(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     domain = domain_event(event)
     applied = services.record_stats(bootstrap.stats_store(), domain)
     return {"eventId": domain.event_id, "applied": applied}
 
 
 @logger.inject_lambda_context
-def remove_attachments(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=EventBridgeEvent)
+def remove_attachments(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     domain = domain_event(event)
     removed = services.remove_attachments(bootstrap.attachment_store(), domain)
     logger.info("attachments removed", extra={"taskId": domain.task_id, "removed": removed})
@@ -45,7 +48,8 @@ def remove_attachments(event: dict[str, Any], context: LambdaContext) -> dict[st
 
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
-def completion_metrics(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=EventBridgeEvent)
+def completion_metrics(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     domain = domain_event(event)
     completed_at = domain.task.completed_at
     if not isinstance(domain, TaskCompleted) or completed_at is None:

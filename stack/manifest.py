@@ -228,7 +228,7 @@ COMPLETION_METRICS = Function(
 
 APPROVAL_TOKEN = Function(
     name="approval-token",
-    handler="handlers.workflow:token_issued",
+    handler="handlers.approvals:token_issued",
     description="Keep the approval workflow's task token; release it if already decided",
     rules=(on(TOKEN_ISSUED, source=WORKFLOW_SOURCE, name="approval-token-issued"),),
     permissions=frozenset({"table.read", "table.write", "workflow.respond"}),
@@ -238,7 +238,7 @@ APPROVAL_TOKEN = Function(
 
 APPROVAL_DECIDED = Function(
     name="approval-decided",
-    handler="handlers.workflow:decided",
+    handler="handlers.approvals:decided",
     description="Release the approval workflow once the API has recorded a decision",
     rules=(on(ApprovalDecided.kind, name="approval-decided-to-workflow"),),
     permissions=frozenset({"table.read", "table.write", "workflow.respond"}),
@@ -248,7 +248,7 @@ APPROVAL_DECIDED = Function(
 
 APPROVAL_TIMEOUT = Function(
     name="approval-timeout",
-    handler="handlers.workflow:timed_out",
+    handler="handlers.approvals:timed_out",
     description="Expire an approval the workflow waited for in vain (cancels the task)",
     rules=(on(TIMED_OUT, source=WORKFLOW_SOURCE, name="approval-timed-out"),),
     permissions=frozenset({"table.read", "table.write"}),

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handlers import bootstrap, consumers, workflow
+from handlers import approvals, bootstrap, consumers
 from taskcore.commands import CreateTask
 from taskcore.model import Decision, Priority, Status
 from taskcore.serialization import envelope
@@ -92,9 +92,9 @@ class TestWorkflowSteps:
             "source": "tasks.workflow",
             "detail": {"taskId": task.id, "ownerId": "alice", "taskToken": "tok"},
         }
-        assert workflow.token_issued(token_event, FakeContext())["released"] is False
+        assert approvals.token_issued(token_event, FakeContext())["released"] is False
         fakes.service.decide_approval(BOB, task.id, Decision.APPROVE)
-        results = [workflow.decided(e, FakeContext())["released"] for e in delivered(fakes)]
+        results = [approvals.decided(e, FakeContext())["released"] for e in delivered(fakes)]
         assert results == [False, False, False, True]
         assert [token for token, _ in fakes.workflow.released] == ["tok"]
 
@@ -105,8 +105,8 @@ class TestWorkflowSteps:
             "source": "tasks.workflow",
             "detail": {"taskId": task.id, "ownerId": "alice"},
         }
-        assert workflow.timed_out(timeout, FakeContext())["expired"] is True
+        assert approvals.timed_out(timeout, FakeContext())["expired"] is True
         stored = fakes.tasks.get(ALICE.user_id, task.id)
         assert stored is not None
         assert (stored.approval, stored.status) == ("expired", "cancelled")
-        assert workflow.timed_out(timeout, FakeContext())["expired"] is False
+        assert approvals.timed_out(timeout, FakeContext())["expired"] is False

@@ -29,6 +29,7 @@ from typing import Any
 
 import attrs
 import pytest
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
 from handlers import bootstrap, consumers
 from local_platform.bus import LocalBus, matches
@@ -130,7 +131,7 @@ class CrashingConsumer:
             self.crashes["before"] += 1
             raise SandboxCrashed("died before writing")
         result = invoke_for_event(function, event)
-        if delta_for(consumers.domain_event(event)) is not None:
+        if delta_for(consumers.domain_event(EventBridgeEvent(event))) is not None:
             self.counted.add(result["eventId"])
         self.seen[result["eventId"]] += 1
         self.applied[result["eventId"]] += bool(result["applied"])

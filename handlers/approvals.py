@@ -1,4 +1,5 @@
-"""The approval workflow's Lambda steps, each triggered by an event on the bus.
+"""The approval handlers: the Lambda steps of the approval state machine, each triggered by an
+event on the bus.
 
 The state machine (stack/workflows.py) asks for a decision with a task token and waits; these
 functions connect it to the domain: remember the token, release the workflow once the decision
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap
@@ -19,13 +21,14 @@ from handlers.consumers import domain_event
 from taskcore import services
 from taskcore.model import TaskId, UserId
 
-logger = Logger(service="tasks-workflow")
+logger = Logger(service="tasks-approvals")
 
 
 @logger.inject_lambda_context
-def token_issued(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=EventBridgeEvent)
+def token_issued(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     """`ApprovalTokenIssued`, put on the bus by the state machine's waiting step."""
-    detail = event["detail"]
+    detail = event.detail
     released = bootstrap.approval_workflow().token_issued(
         UserId(detail["ownerId"]), TaskId(detail["taskId"]), detail["taskToken"]
     )
@@ -33,7 +36,8 @@ def token_issued(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 
 
 @logger.inject_lambda_context
-def decided(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=EventBridgeEvent)
+def decided(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     """`ApprovalDecided` (from the stream): release the workflow waiting on that task."""
     domain = domain_event(event)
     released = services.resume_workflow(bootstrap.approval_workflow(), domain)
@@ -41,9 +45,10 @@ def decided(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
-def timed_out(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=EventBridgeEvent)
+def timed_out(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     """`ApprovalTimedOut`, put on the bus by the state machine when its wait times out."""
-    detail = event["detail"]
+    detail = event.detail
     expired = services.expire_approval(
         bootstrap.task_repository(),
         bootstrap.clock(),
