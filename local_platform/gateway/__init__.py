@@ -4,8 +4,8 @@
 
 - `app`: the ASGI app (`Gateway`, `build_app`): the order of a request's steps, the JWT
   identity source, reading the body, invoking the function;
-- `payload`: the payload 2.0 event (`build_event`), claims as strings, bodies as text or
-  base64, request ids and times;
+- `payload`: the payload 2.0 event (`build_event`, and `http_event` for calling a handler
+  directly), claims as strings, bodies as text or base64, request ids and times;
 - `routes`: route selection from the manifest and the path decoding before it;
 - `responses`: a Lambda result mapped to HTTP, and the gateway's own `{"message":...}` errors;
 - `stage`: the stage's throttle (a token bucket) and CORS.

@@ -1,19 +1,22 @@
 """Payload format 2.0: the event API Gateway's HTTP API sends a Lambda for a request.
 
-`build_event` makes it from the request, the route and the verified claims. Claims are
-stringified as the authorizer hands them over (`stringify_claim`), bodies are text or base64
-by content type (`encode_body`), request ids and times are shaped like AWS's.
+`build_event` is the one builder: the gateway calls it for every request it routes to a
+function, and `http_event` (for calling an HTTP handler directly: the handler tests, the
+benchmarks) calls it for a request that a client sent and the JWT authorizer admitted. Claims
+are stringified as the authorizer hands them over (`stringify_claim`), bodies are text or
+base64 by content type (`encode_body`), request ids and times are shaped like AWS's.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import attrs
 
@@ -171,3 +174,86 @@ def build_event(
         event["pathParameters"] = dict(path_parameters)
     event["isBase64Encoded"] = encoded
     return event
+
+
+# --- a request as a client sends it, for calling a handler directly ------------------------
+
+# The client `http_event` plays: curl, calling the API (id API_ID) on its execute-api domain,
+# with an ID token issued at EXAMPLE_EPOCH_MS (22/Nov/2026:22:43:10 +0000) for an hour.
+EXAMPLE_DOMAIN = f"{API_ID}.execute-api.eu-west-1.amazonaws.com"
+EXAMPLE_SOURCE_IP = "203.0.113.7"
+EXAMPLE_USER_AGENT = "curl/8.5.0"
+EXAMPLE_ISSUER = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_example"
+EXAMPLE_AUDIENCE = "example-client"
+EXAMPLE_EPOCH_MS = 1795387390000
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    user: str | None = "alice",
+    groups: tuple[str, ...] = (),
+    body: Any = None,
+    raw_body: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    route_key: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The event `build_event` makes of `method path` sent by the example client.
+
+    `path` is the path as the Lambda sees it (already decoded); `user` the verified token's
+    subject (None: an unauthorized route, no `authorizer`), `groups` its `cognito:groups`;
+    `body` is sent as JSON (content-type application/json unless `headers` say otherwise),
+    `raw_body` as is (a str as UTF-8; lone surrogates as the bytes they would be, which are not
+    UTF-8). Whether the body arrives as text or base64 is the gateway's rule (`encode_body`).
+    `headers` add to or replace the client's (accept, host, user-agent); `route_key` defaults
+    to `METHOD path`.
+    """
+    sent: dict[str, str] = {
+        "accept": "application/json",
+        "host": EXAMPLE_DOMAIN,
+        "user-agent": EXAMPLE_USER_AGENT,
+    }
+    payload = b""
+    if body is not None:
+        payload = json.dumps(body).encode("utf-8")
+        sent["content-type"] = "application/json"
+    elif isinstance(raw_body, bytes):
+        payload = raw_body
+    elif raw_body is not None:
+        payload = raw_body.encode("utf-8", "surrogatepass")
+    sent |= {name.lower(): value for name, value in (headers or {}).items()}
+    request = IncomingRequest(
+        method=method,
+        raw_path=path.encode("utf-8"),
+        path=path,
+        query_string=urlencode(query or {}),
+        headers=tuple(sent.items()),
+        source_ip=EXAMPLE_SOURCE_IP,
+        server_port=443,
+        scheme="https",
+    )
+    claims: dict[str, Any] | None = None
+    if user is not None:
+        issued = EXAMPLE_EPOCH_MS // 1000
+        claims = {
+            "sub": user,
+            "iss": EXAMPLE_ISSUER,
+            "aud": EXAMPLE_AUDIENCE,
+            "exp": issued + 3600,
+            "iat": issued,
+            "token_use": "id",
+            **({"cognito:groups": list(groups)} if groups else {}),
+        }
+    return build_event(
+        request,
+        payload,
+        route_key=route_key or f"{method} {path}",
+        path_parameters=path_parameters or {},
+        claims=claims,
+        request_id=new_request_id(),
+        epoch_ms=EXAMPLE_EPOCH_MS,
+        domain_name=EXAMPLE_DOMAIN,
+    )

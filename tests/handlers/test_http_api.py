@@ -12,6 +12,8 @@ import attrs
 import pytest
 
 from handlers import bootstrap, http_api
+from local_platform.gateway.payload import http_event
+from local_platform.lambda_runtime import handler_context
 from stack.manifest import API
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
@@ -21,7 +23,6 @@ from taskcore.testing import (
     InMemoryTaskRepository,
     in_memory_service,
 )
-from tests.handlers.events import FakeContext, http_event
 
 Call = Callable[..., tuple[int, dict[str, str], Any]]
 
@@ -49,7 +50,7 @@ def call(containers: list[bootstrap.Container], monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(http_api, "app", http_api.create_app(lambda: containers[-1]))
 
     def invoke(method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
-        response = http_api.handler(http_event(method, path, **kwargs), FakeContext())
+        response = http_api.handler(http_event(method, path, **kwargs), handler_context(API))
         body = response.get("body") or ""
         headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
         parsed: Any = json.loads(body) if body else None
@@ -215,7 +216,7 @@ class TestCreate:
             "POST", "/tasks", raw_body="{}", headers={"content-type": "application/json"}
         )
         event["isBase64Encoded"], event["body"] = True, "!!!"
-        response = http_api.handler(event, FakeContext())
+        response = http_api.handler(event, handler_context(API))
         assert response["statusCode"] == 400
 
 
@@ -577,8 +578,8 @@ def test_a_resolver_keeps_its_own_current_event(containers: list[bootstrap.Conta
     sandboxes (threads, one resolver each) must not read one another's."""
     first, second = (http_api.create_app(lambda: containers[-1]) for _ in range(2))
     one, two = http_event("GET", "/health"), http_event("GET", "/tasks", user="bob")
-    assert first.resolve(one, FakeContext())["statusCode"] == 200
-    assert second.resolve(two, FakeContext())["statusCode"] == 200
+    assert first.resolve(one, handler_context(API))["statusCode"] == 200
+    assert second.resolve(two, handler_context(API))["statusCode"] == 200
     assert first.current_event.raw_event is one
     assert second.current_event.raw_event is two
 
