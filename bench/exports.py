@@ -100,14 +100,9 @@ LAUNCH = ["/bin/sh", "-c", '"$@"; exit $?', "sh"]
 
 def child_export(owner: str, export_id: str) -> dict[str, Any]:
     from handlers import bootstrap, exports
+    from local_platform.lambda_runtime import handler_context
+    from stack.manifest import EXPORTS
     from taskcore.events import EVENT_SOURCE, EXPORT_REQUESTED
-    from tests.handlers.events import FakeContext
-
-    class Context(FakeContext):
-        _function_name = "tasks-exports"
-
-        def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
-            return 900_000
 
     bootstrap.export_service()  # the composition root, as a cold start builds it
     ready = _peak_kb()
@@ -119,7 +114,7 @@ def child_export(owner: str, export_id: str) -> dict[str, Any]:
         "detail": {"exportId": export_id, "ownerId": owner},
     }
     started = time.perf_counter()
-    result = exports.handle(event, Context(), bootstrap.export_service())
+    result = exports.handle(event, handler_context(EXPORTS), bootstrap.export_service())
     seconds = time.perf_counter() - started
     assert result["status"] == "completed", result
     return {

@@ -22,7 +22,9 @@ from typing import Any
 
 import attrs
 
-from tests.handlers.events import FakeContext, http_event
+from local_platform.gateway.payload import http_event
+from local_platform.lambda_runtime import handler_context
+from stack.manifest import API
 
 COLD_ENV = {
     "TABLE_NAME": "tasks",
@@ -126,7 +128,7 @@ def warm_request(rounds: int = 7, batch: int = 2000) -> dict[str, float]:
     http_api.app = http_api.create_app(lambda: container)
     event = http_event("GET", f"/tasks/{task.id}", route_key="GET /tasks/{taskId}")
     event["pathParameters"] = {"taskId": task.id}
-    context = FakeContext()
+    context = handler_context(API)
 
     fastapi_app = FastAPI()
 

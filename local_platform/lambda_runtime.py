@@ -1,6 +1,7 @@
 """The Lambda runtime's side of an invocation, as the local platform plays it: the context
 object a handler receives, and calling the handler the manifest names, in this process.
-Shared by the gateway (HTTP functions), the event bus and the stream poller (`__main__.py`).
+Shared by the gateway (HTTP functions), the event bus and the stream poller (`__main__.py`),
+and by the tests and benchmarks that call a handler directly (`handler_context`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ import importlib
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from stack.manifest import Function
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext as PowertoolsContext
 
 ACCOUNT_ID = "123456789012"
 
@@ -51,7 +55,13 @@ def invoke_handler(function: Function, event: dict[str, Any], context: LambdaCon
     return handler(event, context)
 
 
-def lambda_context(function: Function, region: str, now_ms: int) -> LambdaContext:
+def lambda_context(
+    function: Function, region: str = "", now_ms: int | None = None
+) -> LambdaContext:
+    """The context for one invocation of `function` starting at `now_ms` (default: now); its
+    deadline is the function's timeout later."""
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
     arn = f"arn:aws:lambda:{region or 'us-east-1'}:{ACCOUNT_ID}:function:{function.name}"
     request_id = str(uuid.uuid4())
     return LambdaContext(
@@ -63,3 +73,15 @@ def lambda_context(function: Function, region: str, now_ms: int) -> LambdaContex
         log_stream_name=f"{time.strftime('%Y/%m/%d')}/[$LATEST]{request_id.replace('-', '')}",
         deadline_ms=now_ms + function.timeout_s * 1000,
     )
+
+
+def handler_context(function: Function, *, remaining_ms: int | None = None) -> PowertoolsContext:
+    """`lambda_context(function)` as the handlers' annotations name it, for calling a handler
+    directly (the tests, the benchmarks). The handlers annotate their context with Powertools'
+    `LambdaContext`, a typing aid the runtime's object does not derive from, here or on AWS.
+    `remaining_ms` sets how long the invocation has left (default: the function's timeout).
+    """
+    context = lambda_context(function)
+    if remaining_ms is not None:
+        context = attrs.evolve(context, deadline_ms=int(time.time() * 1000) + remaining_ms)
+    return cast("PowertoolsContext", context)

@@ -19,6 +19,8 @@ import pytest
 from moto import mock_aws
 
 from handlers import approvals, bootstrap
+from local_platform.lambda_runtime import handler_context
+from stack.manifest import APPROVAL_DECIDED, APPROVAL_TIMEOUT, APPROVAL_TOKEN
 from stack.workflows import WORKFLOW_SOURCE, approval_definition
 from taskcore.adapters.approvals import DynamoApprovalWorkflow, TableClient
 from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
@@ -33,7 +35,6 @@ from taskcore.services import TaskService
 from taskcore.system import SystemClock
 from taskcore.testing import InMemoryAttachmentStore, SequentialIds, principal
 from tests.handlers.bus import bus_event
-from tests.handlers.events import FakeContext
 
 ALICE, BOB = principal("alice"), principal("bob", "approvers")
 ROLE = "arn:aws:iam::123456789012:role/approval"
@@ -87,7 +88,7 @@ class Rig:
     def deliver_stream_events(self, before: Task, after: Task) -> list[dict[str, Any]]:
         """What the stream handler would publish for this change, run through the consumer."""
         return [
-            approvals.decided(bus_event(envelope(e)), FakeContext())
+            approvals.decided(bus_event(envelope(e)), handler_context(APPROVAL_DECIDED))
             for e in derive_events(before, after, after.updated_at)
             if e.kind == "ApprovalDecided"
         ]
@@ -146,7 +147,10 @@ class TestApprovalWorkflow:
         task = high_task(rig)
         execution = rig.start(task, timeout_seconds=300)
         token_event = rig.next_event("ApprovalTokenIssued")
-        assert approvals.token_issued(token_event, FakeContext())["released"] is False
+        assert (
+            approvals.token_issued(token_event, handler_context(APPROVAL_TOKEN))["released"]
+            is False
+        )
         decided = rig.service.decide_approval(BOB, task.id, decision)
         assert rig.deliver_stream_events(task, decided) == [{"taskId": task.id, "released": True}]
         finished = rig.finished(execution)
@@ -165,14 +169,15 @@ class TestApprovalWorkflow:
         execution = rig.start(task, timeout_seconds=300)
         assert rig.deliver_stream_events(task, decided) == [{"taskId": task.id, "released": False}]
         token_event = rig.next_event("ApprovalTokenIssued")
-        assert approvals.token_issued(token_event, FakeContext())["released"] is True
+        issued = approvals.token_issued(token_event, handler_context(APPROVAL_TOKEN))
+        assert issued["released"] is True
         assert rig.finished(execution)["status"] == "SUCCEEDED"
 
     def test_timeout_expires_the_approval_and_cancels_the_task(self, rig: Rig) -> None:
         task = high_task(rig)
         execution = rig.start(task, timeout_seconds=1)
         timed_out = rig.next_event("ApprovalTimedOut")
-        assert approvals.timed_out(timed_out, FakeContext())["expired"] is True
+        assert approvals.timed_out(timed_out, handler_context(APPROVAL_TIMEOUT))["expired"] is True
         stored = rig.service.tasks.get(task.owner_id, task.id)
         assert stored is not None
         assert (stored.approval, stored.status) == ("expired", "cancelled")
@@ -187,7 +192,9 @@ class TestApprovalWorkflow:
     def test_owner_cannot_approve_and_the_workflow_keeps_waiting(self, rig: Rig) -> None:
         task = rig.service.create_task(BOB, CreateTask(title="mine", priority=Priority.HIGH)).task
         execution = rig.start(task, timeout_seconds=300)
-        approvals.token_issued(rig.next_event("ApprovalTokenIssued"), FakeContext())
+        approvals.token_issued(
+            rig.next_event("ApprovalTokenIssued"), handler_context(APPROVAL_TOKEN)
+        )
         with pytest.raises(Forbidden):
             rig.service.decide_approval(BOB, task.id, Decision.APPROVE)
         assert rig.sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
@@ -195,7 +202,9 @@ class TestApprovalWorkflow:
     def test_a_second_decision_is_refused_and_releases_nothing(self, rig: Rig) -> None:
         task = high_task(rig)
         execution = rig.start(task, timeout_seconds=300)
-        approvals.token_issued(rig.next_event("ApprovalTokenIssued"), FakeContext())
+        approvals.token_issued(
+            rig.next_event("ApprovalTokenIssued"), handler_context(APPROVAL_TOKEN)
+        )
         decided = rig.service.decide_approval(BOB, task.id, Decision.APPROVE)
         rig.deliver_stream_events(task, decided)
         assert rig.finished(execution)["status"] == "SUCCEEDED"

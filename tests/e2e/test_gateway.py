@@ -24,13 +24,9 @@ from starlette.testclient import TestClient
 
 from local_platform import auth
 from local_platform.auth import DevIssuer, Unauthorized
-from local_platform.gateway import (
-    MAX_PAYLOAD_BYTES,
-    Gateway,
-    build_app,
-    decode_path,
-    stringify_claim,
-)
+from local_platform.gateway import MAX_PAYLOAD_BYTES, Gateway, build_app
+from local_platform.gateway.payload import stringify_claim
+from local_platform.gateway.routes import decode_path
 from local_platform.lambda_runtime import LambdaContext, invoke_handler
 from stack.config import StackConfig
 from stack.manifest import Function, Route

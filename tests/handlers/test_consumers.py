@@ -9,12 +9,20 @@ from typing import Any
 import pytest
 
 from handlers import approvals, bootstrap, consumers
+from local_platform.lambda_runtime import handler_context
+from stack.manifest import (
+    APPROVAL_DECIDED,
+    APPROVAL_TIMEOUT,
+    APPROVAL_TOKEN,
+    ATTACHMENT_CLEANUP,
+    COMPLETION_METRICS,
+    STATS,
+)
 from taskcore.commands import CreateTask
 from taskcore.model import Decision, Priority, Status
 from taskcore.serialization import envelope
 from taskcore.testing import Fakes, InMemoryEventMarkers, in_memory_service, principal
 from tests.handlers.bus import bus_event
-from tests.handlers.events import FakeContext
 
 ALICE, BOB = principal("alice"), principal("bob", "approvers")
 
@@ -47,8 +55,8 @@ class TestStats:
     def test_each_event_counts_once(self, fakes: Fakes) -> None:
         completed_task(fakes)
         events = delivered(fakes)
-        first = [consumers.record_stats(e, FakeContext())["applied"] for e in events]
-        again = [consumers.record_stats(e, FakeContext())["applied"] for e in events]
+        first = [consumers.record_stats(e, handler_context(STATS))["applied"] for e in events]
+        again = [consumers.record_stats(e, handler_context(STATS))["applied"] for e in events]
         assert first == [True, True, True, True]
         assert again == [False] * 4
         stats = fakes.stats.get(ALICE.user_id)
@@ -63,8 +71,14 @@ class TestAttachmentCleanup:
         fakes.attachments.objects["alice/other/a2"] = b"y"
         fakes.service.delete_task(ALICE, task.id)
         deleted = delivered(fakes)[-1]
-        assert consumers.remove_attachments(deleted, FakeContext())["removed"] == 1
-        assert consumers.remove_attachments(deleted, FakeContext())["removed"] == 0
+        assert (
+            consumers.remove_attachments(deleted, handler_context(ATTACHMENT_CLEANUP))["removed"]
+            == 1
+        )
+        assert (
+            consumers.remove_attachments(deleted, handler_context(ATTACHMENT_CLEANUP))["removed"]
+            == 0
+        )
         assert list(fakes.attachments.objects) == ["alice/other/a2"]
 
 
@@ -72,9 +86,15 @@ class TestCompletionMetrics:
     def test_emitted_once_per_event(self, fakes: Fakes, capsys: pytest.CaptureFixture[str]) -> None:
         completed_task(fakes)
         events = delivered(fakes)
-        results = [consumers.completion_metrics(e, FakeContext())["emitted"] for e in events]
+        results = [
+            consumers.completion_metrics(e, handler_context(COMPLETION_METRICS))["emitted"]
+            for e in events
+        ]
         assert results == [False, False, False, True]
-        assert consumers.completion_metrics(events[-1], FakeContext())["emitted"] is False
+        assert (
+            consumers.completion_metrics(events[-1], handler_context(COMPLETION_METRICS))["emitted"]
+            is False
+        )
         emf = [
             json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
         ]
@@ -92,9 +112,15 @@ class TestWorkflowSteps:
             "source": "tasks.workflow",
             "detail": {"taskId": task.id, "ownerId": "alice", "taskToken": "tok"},
         }
-        assert approvals.token_issued(token_event, FakeContext())["released"] is False
+        assert (
+            approvals.token_issued(token_event, handler_context(APPROVAL_TOKEN))["released"]
+            is False
+        )
         fakes.service.decide_approval(BOB, task.id, Decision.APPROVE)
-        results = [approvals.decided(e, FakeContext())["released"] for e in delivered(fakes)]
+        results = [
+            approvals.decided(e, handler_context(APPROVAL_DECIDED))["released"]
+            for e in delivered(fakes)
+        ]
         assert results == [False, False, False, True]
         assert [token for token, _ in fakes.workflow.released] == ["tok"]
 
@@ -105,8 +131,8 @@ class TestWorkflowSteps:
             "source": "tasks.workflow",
             "detail": {"taskId": task.id, "ownerId": "alice"},
         }
-        assert approvals.timed_out(timeout, FakeContext())["expired"] is True
+        assert approvals.timed_out(timeout, handler_context(APPROVAL_TIMEOUT))["expired"] is True
         stored = fakes.tasks.get(ALICE.user_id, task.id)
         assert stored is not None
         assert (stored.approval, stored.status) == ("expired", "cancelled")
-        assert approvals.timed_out(timeout, FakeContext())["expired"] is False
+        assert approvals.timed_out(timeout, handler_context(APPROVAL_TIMEOUT))["expired"] is False

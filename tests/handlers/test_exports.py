@@ -19,6 +19,7 @@ import pytest
 from handlers import bootstrap, exports
 from handlers.settings import Settings
 from local_platform.dynamodb_local import DynamoDBLocal
+from local_platform.lambda_runtime import handler_context
 from stack.manifest import EXPORTS, function
 from taskcore.adapters.dynamodb import create_table
 from taskcore.adapters.s3 import build_client
@@ -28,19 +29,8 @@ from taskcore.model import ExportStatus, Task, TaskId, UserId
 from taskcore.serialization import task_to_json
 from taskcore.services import export_key
 from taskcore.testing import Fakes, InMemoryObjectSink, SequentialIds, in_memory_service, principal
-from tests.handlers.events import FakeContext
 
 ALICE = principal("alice")
-
-
-class WorkerContext(FakeContext):
-    """The worker's context: 15 minutes to run, unless told otherwise."""
-
-    _function_name = "tasks-exports"
-    remaining_ms = 900_000
-
-    def get_remaining_time_in_millis(self) -> int:  # type: ignore[override]
-        return self.remaining_ms
 
 
 def export_requested(export_id: str, owner_id: str, **overrides: Any) -> dict[str, Any]:
@@ -98,7 +88,7 @@ class TestHandle:
     def test_runs_the_export_the_event_names(self, fakes: Fakes) -> None:
         export_id, tasks = requested_with_tasks(fakes, 3)
         result = exports.handle(
-            export_requested(export_id, "alice"), WorkerContext(), fakes.export_service
+            export_requested(export_id, "alice"), handler_context(EXPORTS), fakes.export_service
         )
         body = fakes.objects.objects[export_key("alice", export_id)]
         assert result == {
@@ -113,8 +103,8 @@ class TestHandle:
     def test_a_redelivered_event_is_skipped(self, fakes: Fakes) -> None:
         export_id, _ = requested_with_tasks(fakes, 2)
         event = export_requested(export_id, "alice")
-        exports.handle(event, WorkerContext(), fakes.export_service)
-        again = exports.handle(event, WorkerContext(), fakes.export_service)
+        exports.handle(event, handler_context(EXPORTS), fakes.export_service)
+        again = exports.handle(event, handler_context(EXPORTS), fakes.export_service)
         assert again == {"exportId": export_id, "status": "skipped"}
         assert len(fakes.objects.completed) == 1
 
@@ -123,7 +113,7 @@ class TestHandle:
     ) -> None:
         export_id, _ = requested_with_tasks(fakes, 2)
         result = exports.handle(
-            export_requested(export_id, "mallory"), WorkerContext(), fakes.export_service
+            export_requested(export_id, "mallory"), handler_context(EXPORTS), fakes.export_service
         )
         assert result["status"] == "skipped"
         assert fakes.objects.objects == {}
@@ -141,7 +131,7 @@ class TestHandle:
         ],
     )
     def test_malformed_events_are_dropped(self, fakes: Fakes, event: Any, reason: str) -> None:
-        result = exports.handle(event, WorkerContext(), fakes.export_service)
+        result = exports.handle(event, handler_context(EXPORTS), fakes.export_service)
         assert result["status"] == "ignored"
         assert reason in result["reason"]
         assert fakes.objects.uploads == {}
@@ -154,14 +144,13 @@ class TestHandle:
         export_id, _ = requested_with_tasks(fakes, 1)
         service = attrs.evolve(fakes.export_service, objects=Down())
         with pytest.raises(Unavailable):
-            exports.handle(export_requested(export_id, "alice"), WorkerContext(), service)
+            exports.handle(export_requested(export_id, "alice"), handler_context(EXPORTS), service)
         stored = next(iter(fakes.exports.exports.values()))
         assert stored.status is ExportStatus.FAILED
 
     def test_the_runtime_deadline_comes_from_the_context(self, fakes: Fakes) -> None:
         export_id, _ = requested_with_tasks(fakes, 1)
-        context = WorkerContext()
-        context.remaining_ms = 10_000  # less than the margin the service keeps
+        context = handler_context(EXPORTS, remaining_ms=10_000)  # less than the service's margin
         with pytest.raises(DeadlineExceeded):
             exports.handle(export_requested(export_id, "alice"), context, fakes.export_service)
 
@@ -171,7 +160,7 @@ def test_the_entry_point_logs_and_emits_metrics(
 ) -> None:
     monkeypatch.setattr(bootstrap, "export_service", lambda: fakes.export_service)
     export_id, _ = requested_with_tasks(fakes, 4)
-    result = exports.worker(export_requested(export_id, "alice"), WorkerContext())
+    result = exports.worker(export_requested(export_id, "alice"), handler_context(EXPORTS))
     assert result["status"] == "completed"
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     metrics = next(e for e in emitted if "ExportsCompleted" in e)
@@ -242,7 +231,7 @@ def test_worker_exports_5000_tasks_end_to_end(environment: dict[str, str]) -> No
     requested = api.request_export(ALICE)
     event = export_requested(requested.id, "alice")
 
-    result = exports.worker(event, WorkerContext())
+    result = exports.worker(event, handler_context(EXPORTS))
 
     assert (result["status"], result["itemsWritten"]) == ("completed", 5000)
     view = api.get_export(ALICE, requested.id)
@@ -260,7 +249,7 @@ def test_worker_exports_5000_tasks_end_to_end(environment: dict[str, str]) -> No
     bucket, key = environment["BUCKET_NAME"], export_key("alice", requested.id)
     etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
     with ThreadPoolExecutor(2) as pool:
-        again = list(pool.map(lambda _: exports.worker(event, WorkerContext()), range(2)))
+        again = list(pool.map(lambda _: exports.worker(event, handler_context(EXPORTS)), range(2)))
     assert [r["status"] for r in again] == ["skipped", "skipped"]
     assert s3.head_object(Bucket=bucket, Key=key)["ETag"] == etag
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
@@ -277,7 +266,9 @@ def test_two_workers_racing_on_one_event_export_once(environment: dict[str, str]
     ]
     with ThreadPoolExecutor(2) as pool:
         results = list(
-            pool.map(lambda service: exports.handle(event, WorkerContext(), service), services)
+            pool.map(
+                lambda service: exports.handle(event, handler_context(EXPORTS), service), services
+            )
         )
     assert sorted(r["status"] for r in results) == ["completed", "skipped"]
     s3 = build_client(environment["S3_ENDPOINT"], "us-east-1")

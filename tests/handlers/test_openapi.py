@@ -27,6 +27,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from handlers import bootstrap, http_api, settings
+from local_platform.gateway.payload import http_event
+from local_platform.lambda_runtime import handler_context
 from stack.manifest import API
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
@@ -38,7 +40,6 @@ from taskcore.testing import (
     InMemoryTaskRepository,
     in_memory_service,
 )
-from tests.handlers.events import FakeContext, http_event
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 SPEC_URI = "urn:tasks:openapi"
@@ -278,7 +279,7 @@ def containers(fakes: Fakes) -> list[bootstrap.Container]:
 @pytest.fixture
 def api(containers: list[bootstrap.Container], monkeypatch: pytest.MonkeyPatch) -> Api:
     monkeypatch.setattr(http_api, "app", http_api.create_app(lambda: containers[-1]))
-    return Api(lambda event: http_api.handler(event, FakeContext()))
+    return Api(lambda event: http_api.handler(event, handler_context(API)))
 
 
 def push_adapters(

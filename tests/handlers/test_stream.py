@@ -11,8 +11,9 @@ import pytest
 
 from handlers import bootstrap, stream
 from local_platform.dynamodb_local import DynamoDBLocal
+from local_platform.lambda_runtime import handler_context
 from local_platform.streams import StreamPoller
-from stack.manifest import StreamTrigger
+from stack.manifest import STREAM, StreamTrigger
 from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
 from taskcore.commands import CreateTask, UpdateTask
 from taskcore.cursors import CursorCodec
@@ -27,7 +28,6 @@ from taskcore.testing import (
     SequentialIds,
     principal,
 )
-from tests.handlers.events import FakeContext
 
 ALICE, BOB = principal("alice"), principal("bob", "approvers")
 
@@ -183,11 +183,11 @@ class TestHandler:
         stream.publish_records(history, everything)
         publisher = InMemoryEventPublisher(fail_ids={everything.published[-1].event_id})
         monkeypatch.setattr(bootstrap, "event_publisher", lambda: publisher)
-        result = stream.handler({"Records": history}, FakeContext())
+        result = stream.handler({"Records": history}, handler_context(STREAM))
         assert result == {
             "batchItemFailures": [{"itemIdentifier": history[-1]["dynamodb"]["SequenceNumber"]}]
         }
-        assert stream.handler({"Records": []}, FakeContext()) == {"batchItemFailures": []}
+        assert stream.handler({"Records": []}, handler_context(STREAM)) == {"batchItemFailures": []}
 
 
 class TestLocalDelivery:

@@ -586,7 +586,7 @@ def test_cognito_has_the_approvers_group_and_a_public_srp_client(graph: Inventor
 def test_the_api_allows_what_the_local_gateway_allows() -> None:
     """The local platform mirrors the stage's CORS; the two must not drift."""
     from infra import api
-    from local_platform import gateway
+    from local_platform.gateway import stage as gateway
 
     assert api.CORS_ALLOW_HEADERS == gateway.CORS_ALLOW_HEADERS
     assert api.CORS_EXPOSE_HEADERS == gateway.CORS_EXPOSE_HEADERS

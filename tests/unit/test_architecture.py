@@ -5,6 +5,7 @@ those under `if TYPE_CHECKING:` and inside functions included).
 - `infra/` (the Pulumi program) and `local_platform/` (make dev) both read `stack/`, and
   neither imports the other;
 - `handlers/` run on Lambda: they import neither reader;
+- `bench/` measures the product, not the test suite: it imports nothing from `tests/`;
 - `infra/`'s modules import each other without a cycle.
 """
 
@@ -52,6 +53,7 @@ def part_imports(part: str) -> dict[str, set[str]]:
         ("local_platform", {"infra", "policy", "pulumi", "pulumi_aws"}),
         ("handlers", {"infra", "local_platform", "policy", "pulumi"}),
         ("taskcore", {"stack", "handlers", "infra", "local_platform", "policy"}),
+        ("bench", {"tests"}),
     ],
 )
 def test_who_may_import_whom(part: str, forbidden: set[str]) -> None:
