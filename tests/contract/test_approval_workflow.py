@@ -20,8 +20,13 @@ from moto import mock_aws
 
 from handlers import bootstrap, workflow
 from stack.workflows import WORKFLOW_SOURCE, approval_definition
-from taskcore.adapters.approvals import DynamoApprovalWorkflow, TableClient
-from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
+from taskcore.adapters.approvals import DynamoApprovalWorkflow
+from taskcore.adapters.dynamodb import (
+    DynamoStatsStore,
+    DynamoTaskRepository,
+    TableClient,
+    create_table,
+)
 from taskcore.adapters.stepfunctions import StepFunctionsCallback
 from taskcore.commands import CreateTask
 from taskcore.cursors import CursorCodec
