@@ -22,7 +22,8 @@ Modules:
 - `tasks`: `DynamoTaskRepository` and the task's item mapping;
 - `stats`: `DynamoStatsStore`;
 - `exports`: `DynamoExportRepository` and the export record's mapping;
-- `markers`: `DynamoEventMarkers`, the consumers' idempotency by event id.
+- `markers`: `DynamoEventMarkers`, the consumers' idempotency by event id;
+- `stream`: `decode_record()`, what a stream record's keys and images mean.
 
 The approval records are `taskcore.adapters.approvals` (they need Step Functions too).
 PynamoDB's and botocore's errors never leave the package: they become `taskcore.errors` types.
@@ -36,6 +37,7 @@ from taskcore.adapters.dynamodb.exports import (
 )
 from taskcore.adapters.dynamodb.markers import DynamoEventMarkers
 from taskcore.adapters.dynamodb.stats import DynamoStatsStore
+from taskcore.adapters.dynamodb.stream import ExportRequest, TaskChange, decode_record
 from taskcore.adapters.dynamodb.table import (
     TTL_ATTRIBUTE,
     ExportItem,
@@ -66,13 +68,16 @@ __all__ = [
     "DynamoStatsStore",
     "DynamoTaskRepository",
     "ExportItem",
+    "ExportRequest",
     "IdempotencyItem",
     "Models",
     "TableClient",
+    "TaskChange",
     "TaskItem",
     "bind_export_model",
     "bind_models",
     "create_table",
+    "decode_record",
     "export_from_item",
     "export_sk",
     "export_to_item",
