@@ -162,7 +162,8 @@ def attachment_store() -> AttachmentStore:
 
 @functools.cache
 def approval_workflow() -> ApprovalWorkflow:
-    from taskcore.adapters.approvals import DynamoApprovalWorkflow, TableClient
+    from taskcore.adapters.approvals import DynamoApprovalWorkflow
+    from taskcore.adapters.dynamodb import TableClient
     from taskcore.adapters.stepfunctions import StepFunctionsCallback
 
     config = settings()
@@ -177,7 +178,7 @@ def approval_workflow() -> ApprovalWorkflow:
 
 @functools.cache
 def event_markers() -> EventMarkers:
-    from taskcore.adapters.approvals import DynamoEventMarkers, TableClient
+    from taskcore.adapters.dynamodb import DynamoEventMarkers, TableClient
 
     config = settings()
     return DynamoEventMarkers(

@@ -1,8 +1,10 @@
 """The DynamoDB stream publisher: committed changes in, domain events out to EventBridge.
 
-For each stream record (NEW_AND_OLD_IMAGES), taskcore compares the task's old and new image
-and derives the events (`derive_events`); export records yield `ExportRequested`; other items
-(idempotency records, stats, markers) yield nothing, and neither do TTL deletions. Events are
+For each stream record (NEW_AND_OLD_IMAGES), the table's adapter says what changed
+(`taskcore.adapters.dynamodb.stream.decode_record`): for a task, taskcore compares its old and
+new image and derives the events (`derive_events`); a new export record yields
+`ExportRequested`; other items (idempotency records, stats, markers) yield nothing, and neither
+do TTL deletions. Records are read with Powertools' `DynamoDBRecord`. Events are
 published in batches of at most 10. A record whose events were not all accepted, or whose image
 cannot be read, is reported in `batchItemFailures`: Lambda then retries from that record (the
 mapping bisects a failing batch and sends what still fails to its on-failure queue), and
@@ -11,16 +13,17 @@ consumers are idempotent by event id, so redelivery is safe.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap
-from taskcore.adapters.dynamodb import task_from_image
+from taskcore.adapters.dynamodb.stream import ExportRequest, TaskChange, decode_record
 from taskcore.adapters.eventbridge import MAX_BATCH
 from taskcore.events import Envelope, derive_events, export_requested
 from taskcore.ports import EventPublisher
@@ -32,31 +35,41 @@ metrics = Metrics(namespace="tasks", service="stream")
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
 
-def _key(image: Mapping[str, Any], name: str) -> str:
-    return str(image.get(name, {}).get("S", ""))
-
-
-def envelopes_for(record: Mapping[str, Any]) -> list[Envelope]:
+def envelopes_for(record: dict[str, Any]) -> list[Envelope]:
     """The events one stream record means (raises if its images cannot be read)."""
-    change = record["dynamodb"]
-    identity = record.get("userIdentity") or {}
+    return _envelopes(DynamoDBRecord(record))
+
+
+def _envelopes(record: DynamoDBRecord) -> list[Envelope]:
+    identity = record.user_identity
     if identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL:
         return []  # TTL expiry of an idempotency record or marker: not a domain change
-    keys = change.get("Keys") or {}
-    sort_key = _key(keys, "sk")
-    if sort_key.startswith("TASK#"):
-        old = task_from_image(change["OldImage"]) if "OldImage" in change else None
-        new = task_from_image(change["NewImage"]) if "NewImage" in change else None
-        seconds = change.get("ApproximateCreationDateTime")
-        occurred = datetime.fromtimestamp(float(seconds), UTC) if seconds else datetime.now(UTC)
-        return [envelope(event) for event in derive_events(old, new, occurred)]
-    if sort_key.startswith("EXPORT#") and record.get("eventName") == "INSERT":
-        owner = _key(keys, "pk").removeprefix("USER#")
-        return [export_requested(owner, sort_key.removeprefix("EXPORT#"))]
+    change = decode_record(record)
+    if isinstance(change, TaskChange):
+        return [
+            envelope(event) for event in derive_events(change.old, change.new, _occurred(record))
+        ]
+    if isinstance(change, ExportRequest):
+        return [export_requested(change.owner_id, change.export_id)]
     return []
 
 
-def publish_records(records: Sequence[Mapping[str, Any]], publisher: EventPublisher) -> list[str]:
+def _occurred(record: DynamoDBRecord) -> datetime:
+    """When the change was made. Read raw: Powertools' `approximate_creation_date_time` drops
+    the fraction of a second."""
+    seconds = record["dynamodb"].get("ApproximateCreationDateTime")
+    return datetime.fromtimestamp(float(seconds), UTC) if seconds else datetime.now(UTC)
+
+
+def _sequence(record: DynamoDBRecord) -> str:
+    """The record's sequence number, what `batchItemFailures` reports."""
+    change = record.dynamodb
+    if change is None or change.sequence_number is None:
+        raise KeyError("SequenceNumber")  # not a stream record: the whole batch fails
+    return str(change.sequence_number)
+
+
+def publish_records(records: Sequence[dict[str, Any]], publisher: EventPublisher) -> list[str]:
     """Publish every record's events in order, ≤ 10 per call; return the sequence numbers of
     the records that must be retried (their events were refused, or they could not be read)."""
     failed: list[str] = []
@@ -67,10 +80,11 @@ def publish_records(records: Sequence[Mapping[str, Any]], publisher: EventPublis
         failed.extend(dict.fromkeys(seq for seq, e in pending if e.event_id in refused))
         pending.clear()
 
-    for record in records:
-        sequence = str(record["dynamodb"]["SequenceNumber"])
+    for raw in records:
+        record = DynamoDBRecord(raw)
+        sequence = _sequence(record)
         try:
-            events = envelopes_for(record)
+            events = _envelopes(record)
         except (KeyError, ValueError, TypeError) as error:
             logger.error(
                 "unreadable stream record", extra={"sequence": sequence, "error": str(error)}

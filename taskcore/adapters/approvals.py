@@ -6,8 +6,6 @@ the two halves: the waiting workflow's task token (from `ApprovalTokenIssued`) a
 whichever half completes it sends SendTaskSuccess. Both may send in a race; the second send is
 refused by Step Functions as an already-used token, which counts as done. A send that fails for
 any other reason raises, and the event is retried.
-
-Also here: the markers that make consumers idempotent by event id.
 """
 
 from __future__ import annotations
@@ -18,42 +16,15 @@ from datetime import timedelta
 from typing import Any
 
 import attrs
-from botocore.exceptions import BotoCoreError, ClientError
 
-from taskcore.adapters.dynamodb import TTL_ATTRIBUTE, bind_models, user_pk
+from taskcore.adapters.dynamodb.table import TTL_ATTRIBUTE, TableClient, approval_sk, user_pk
 from taskcore.adapters.stepfunctions import StepFunctionsCallback
-from taskcore.errors import Unavailable
 from taskcore.model import Task, TaskId, UserId
 from taskcore.ports import Clock
 from taskcore.services import decision_output
 from taskcore.system import SystemClock
 
 RECORD_TTL = timedelta(days=30)
-MARKER_TTL = timedelta(days=7)
-
-
-@attrs.define
-class TableClient:
-    """The table's low-level client (PynamoDB's connection's), a failed condition raised as
-    botocore's `ClientError` and every other failure as `Unavailable`."""
-
-    table_name: str
-    endpoint_url: str | None = None
-    region: str | None = None
-
-    @property
-    def client(self) -> Any:
-        return bind_models(self.table_name, self.endpoint_url, self.region).connection.client
-
-    def call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, operation)(TableName=self.table_name, **kwargs)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise
-            raise Unavailable(f"the task store is unavailable ({error})") from error
-        except BotoCoreError as error:
-            raise Unavailable(f"the task store is unavailable ({error})") from error
 
 
 @attrs.define
@@ -68,7 +39,7 @@ class DynamoApprovalWorkflow:
         expires = int((self.clock.now() + RECORD_TTL).timestamp())
         response = self.table.call(
             "update_item",
-            Key={"pk": {"S": user_pk(owner_id)}, "sk": {"S": f"APPROVAL#{task_id}"}},
+            Key={"pk": {"S": user_pk(owner_id)}, "sk": {"S": approval_sk(task_id)}},
             UpdateExpression="SET #value = :value, #ttl = :ttl",
             ExpressionAttributeNames={"#value": name, "#ttl": TTL_ATTRIBUTE},
             ExpressionAttributeValues={":value": {"S": value}, ":ttl": {"N": str(expires)}},
@@ -89,28 +60,3 @@ class DynamoApprovalWorkflow:
     def decided(self, task: Task) -> bool:
         outcome = json.dumps(decision_output(task))
         return self._release(self._set(task.owner_id, task.id, "outcome", outcome))
-
-
-@attrs.define
-class DynamoEventMarkers:
-    """`EventMarkers` on the table: a conditional put per (consumer, event id), kept 7 days
-    (longer than EventBridge retries an event)."""
-
-    table: TableClient
-    clock: Clock = attrs.field(factory=SystemClock)
-
-    def first_time(self, consumer: str, event_id: str) -> bool:
-        expires = int((self.clock.now() + MARKER_TTL).timestamp())
-        try:
-            self.table.call(
-                "put_item",
-                Item={
-                    "pk": {"S": f"MARKER#{consumer}"},
-                    "sk": {"S": f"EVENT#{event_id}"},
-                    TTL_ATTRIBUTE: {"N": str(expires)},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError:
-            return False  # only a failed condition gets here: seen before
-        return True

@@ -1,5 +1,5 @@
 """The one place the adapters build AWS clients (DynamoDB's come from PynamoDB's connection,
-configured the same way in `taskcore.adapters.dynamodb.bind_models`).
+configured the same way in `taskcore.adapters.dynamodb.table.bind_models`).
 
 botocore, not boto3: boto3's import adds ~50 ms to every cold start, and S3 clients get
 `generate_presigned_post` from botocore itself. Every client retries in botocore's standard mode

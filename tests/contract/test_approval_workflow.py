@@ -22,8 +22,13 @@ from handlers import approvals, bootstrap
 from local_platform.lambda_runtime import handler_context
 from stack.manifest import APPROVAL_DECIDED, APPROVAL_TIMEOUT, APPROVAL_TOKEN
 from stack.workflows import WORKFLOW_SOURCE, approval_definition
-from taskcore.adapters.approvals import DynamoApprovalWorkflow, TableClient
-from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
+from taskcore.adapters.approvals import DynamoApprovalWorkflow
+from taskcore.adapters.dynamodb import (
+    DynamoStatsStore,
+    DynamoTaskRepository,
+    TableClient,
+    create_table,
+)
 from taskcore.adapters.stepfunctions import StepFunctionsCallback
 from taskcore.commands import CreateTask
 from taskcore.cursors import CursorCodec

@@ -1,0 +1,61 @@
+"""What a record of the table's stream means, read with the key scheme.
+
+The stream (NEW_AND_OLD_IMAGES) carries every change to every item. `decode_record` tells the
+publisher which ones are domain changes: a task's (its old and new `Task`; None on the side
+where it did not exist) or an export record's insertion (the request for an export); every other
+item (idempotency records, stats, marks, approval records, markers) means nothing. Records are
+plain mappings in DynamoDB Streams' shape (`eventName`; `dynamodb` with `Keys`, `OldImage`,
+`NewImage` in DynamoDB JSON), as Lambda delivers them and GetRecords returns them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from taskcore.adapters.dynamodb.table import EXPORT_PREFIX, TASK_PREFIX, owner_of
+from taskcore.adapters.dynamodb.tasks import task_from_image
+from taskcore.model import ExportId, Task, UserId
+
+
+@attrs.frozen
+class TaskChange:
+    """A task written or deleted: its image before and after (None: it did not exist)."""
+
+    old: Task | None
+    new: Task | None
+
+
+@attrs.frozen
+class ExportRequest:
+    """An export record inserted: a user asked for an export."""
+
+    owner_id: UserId
+    export_id: ExportId
+
+
+StreamChange = TaskChange | ExportRequest
+
+
+def _string(image: Mapping[str, Any], name: str) -> str:
+    return str(image.get(name, {}).get("S", ""))
+
+
+def decode_record(record: Mapping[str, Any]) -> StreamChange | None:
+    """What one stream record changed, or None if it is no domain change. Raises (KeyError,
+    ValueError, TypeError) if the record or a task image in it cannot be read."""
+    change = record["dynamodb"]
+    keys = change.get("Keys") or {}
+    sort_key = _string(keys, "sk")
+    if sort_key.startswith(TASK_PREFIX):
+        old = task_from_image(change["OldImage"]) if "OldImage" in change else None
+        new = task_from_image(change["NewImage"]) if "NewImage" in change else None
+        return TaskChange(old=old, new=new)
+    if sort_key.startswith(EXPORT_PREFIX) and record.get("eventName") == "INSERT":
+        return ExportRequest(
+            owner_id=UserId(owner_of(_string(keys, "pk"))),
+            export_id=ExportId(sort_key.removeprefix(EXPORT_PREFIX)),
+        )
+    return None

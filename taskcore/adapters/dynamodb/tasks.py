@@ -1,0 +1,295 @@
+"""Tasks on the table: `DynamoTaskRepository`, the task's item mapping (`to_item`,
+`from_item`, `task_from_image`) and the idempotency records written with a task.
+
+A task is `pk = USER#<owner>`, `sk = TASK#<ulid>`, with `lsi1sk = <status>#<ulid>`,
+`lsi2sk = <priority>#<ulid>` and, only while it awaits approval, `gsi1pk = AWAITING_APPROVAL`.
+Task ids are ULIDs, so sorting on sk is sorting by creation time. Every read of the base table
+and its LSIs is strongly consistent; only the approvers' queue (a sparse GSI) is eventual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any, cast
+
+import attrs
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.transactions import TransactWrite
+
+from taskcore.adapters.dynamodb.errors import ConditionFailed, storage_errors
+from taskcore.adapters.dynamodb.table import (
+    AWAITING_APPROVAL,
+    TASK_PREFIX,
+    AttachmentMap,
+    AwaitingApprovalIndex,
+    ByPriorityIndex,
+    ByStatusIndex,
+    Models,
+    TaskItem,
+    bind_models,
+    from_iso,
+    idempotency_sk,
+    iso,
+    task_sk,
+    user_pk,
+)
+from taskcore.cursors import Position
+from taskcore.errors import ConcurrentModification, Conflict, InvalidCursor, NotFound
+from taskcore.model import (
+    Approval,
+    Attachment,
+    AttachmentId,
+    Priority,
+    Status,
+    Task,
+    TaskId,
+    UserId,
+)
+from taskcore.ports import Clock, IdempotencyKeyTaken, IdempotencyRecord, StoredPage
+from taskcore.serialization import task_from_json, task_to_json
+from taskcore.system import SystemClock
+
+
+def to_item(task: Task, model: type[TaskItem] = TaskItem) -> TaskItem:
+    return model(
+        user_pk(task.owner_id),
+        task_sk(task.id),
+        status_key=f"{task.status}#{task.id}",
+        priority_key=f"{task.priority}#{task.id}",
+        approval_queue=AWAITING_APPROVAL if task.awaiting_approval else None,
+        task_id=task.id,
+        owner_id=task.owner_id,
+        title=task.title,
+        description=task.description or None,
+        status=task.status.value,
+        priority=task.priority.value,
+        approval=task.approval.value,
+        tags=list(task.tags) or None,
+        due_date=task.due_date.isoformat() if task.due_date else None,
+        created_at=iso(task.created_at),
+        updated_at=iso(task.updated_at),
+        completed_at=iso(task.completed_at) if task.completed_at else None,
+        approval_decided_by=task.approval_decided_by,
+        approval_decided_at=iso(task.approval_decided_at) if task.approval_decided_at else None,
+        attachments=[
+            AttachmentMap(
+                id=a.id,
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                created_at=iso(a.created_at),
+            )
+            for a in task.attachments
+        ]
+        or None,
+        version=task.version,
+    )
+
+
+def from_item(item: TaskItem) -> Task:
+    return Task(
+        id=TaskId(item.task_id),
+        owner_id=UserId(item.owner_id),
+        title=item.title,
+        description=item.description or "",
+        status=Status(item.status),
+        priority=Priority(item.priority),
+        approval=Approval(item.approval),
+        tags=tuple(cast(list[str], item.tags or [])),
+        due_date=date.fromisoformat(item.due_date) if item.due_date else None,
+        created_at=from_iso(item.created_at),
+        updated_at=from_iso(item.updated_at),
+        completed_at=from_iso(item.completed_at) if item.completed_at else None,
+        approval_decided_by=UserId(item.approval_decided_by) if item.approval_decided_by else None,
+        approval_decided_at=(
+            from_iso(item.approval_decided_at) if item.approval_decided_at else None
+        ),
+        attachments=tuple(
+            Attachment(
+                id=AttachmentId(a.id),
+                filename=a.filename,
+                content_type=a.content_type,
+                size=int(a.size),
+                created_at=from_iso(a.created_at),
+            )
+            for a in item.attachments or ()
+        ),
+        version=int(item.version),
+    )
+
+
+def task_from_image(image: Mapping[str, Any]) -> Task | None:
+    """A task from a DynamoDB stream image (DynamoDB JSON); None for non-task items."""
+    if not str(image.get("sk", {}).get("S", "")).startswith(TASK_PREFIX):
+        return None
+    return from_item(TaskItem.from_raw_data(dict(image)))
+
+
+def _position(key: Mapping[str, Mapping[str, str]] | None) -> Position | None:
+    if not key:
+        return None
+    return {name: value["S"] for name, value in key.items()}
+
+
+def _start_key(after: Position | None, owner_pk: str | None) -> dict[str, Any] | None:
+    if after is None:
+        return None
+    if owner_pk is not None and after.get("pk") != owner_pk:
+        raise InvalidCursor("was issued for another query")
+    return {name: {"S": value} for name, value in after.items()}
+
+
+@attrs.define
+class DynamoTaskRepository:
+    """`TaskRepository` on DynamoDB. Safe to share across threads; build once per container."""
+
+    table_name: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    clock: Clock = attrs.field(factory=SystemClock)
+    retries: int = 3
+    models: Models = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.models = bind_models(self.table_name, self.endpoint_url, self.region, self.retries)
+
+    def get(self, owner_id: UserId, task_id: TaskId) -> Task | None:
+        with storage_errors():
+            try:
+                item = self.models.task.get(
+                    user_pk(owner_id), task_sk(task_id), consistent_read=True
+                )
+            except DoesNotExist:
+                return None
+        return from_item(item)
+
+    def add(self, task: Task, idempotency: IdempotencyRecord | None = None) -> None:
+        item = to_item(task, self.models.task)
+        if idempotency is not None:
+            self._add_idempotently(item, idempotency)
+            return
+        try:
+            with storage_errors():
+                item.save(condition=self.models.task.pk.does_not_exist())
+        except ConditionFailed:
+            raise Conflict(f"task {task.id} already exists") from None
+
+    def _add_idempotently(self, item: TaskItem, record: IdempotencyRecord) -> None:
+        model = self.models.idempotency
+        marker = model(
+            user_pk(record.owner_id),
+            idempotency_sk(record.key),
+            fingerprint=record.fingerprint,
+            task=task_to_json(record.task),
+            expires_at=record.expires_at,
+            expires_at_exact=iso(record.expires_at),
+        )
+        now = iso(self.clock.now())
+        live_elsewhere = model.pk.does_not_exist() | (model.expires_at_exact <= now)
+        try:
+            with storage_errors(), TransactWrite(connection=self.models.connection) as transaction:
+                transaction.save(marker, condition=live_elsewhere)
+                transaction.save(item, condition=self.models.task.pk.does_not_exist())
+        except ConditionFailed as failed:
+            if failed.failed_at(0):  # a live record holds the key
+                raise IdempotencyKeyTaken(self._read_record(record.owner_id, record.key)) from None
+            raise Conflict(f"task {item.task_id} already exists") from None
+
+    def _read_record(self, owner_id: UserId, key: str) -> IdempotencyRecord:
+        with storage_errors():
+            stored = self.models.idempotency.get(
+                user_pk(owner_id), idempotency_sk(key), consistent_read=True
+            )
+        return IdempotencyRecord(
+            owner_id=owner_id,
+            key=key,
+            fingerprint=stored.fingerprint,
+            task=task_from_json(stored.task.as_dict()),
+            expires_at=from_iso(stored.expires_at_exact),
+        )
+
+    def _conditional(self, task: Task, write: Callable[[], object], expected: int) -> None:
+        try:
+            with storage_errors():
+                write()
+        except ConditionFailed:
+            if self.get(task.owner_id, task.id) is None:
+                raise NotFound(f"task {task.id} not found") from None
+            raise ConcurrentModification(
+                f"task {task.id} is no longer at version {expected}"
+            ) from None
+
+    def save(self, task: Task, expected_version: int) -> None:
+        item = to_item(task, self.models.task)
+        condition = self.models.task.version == expected_version
+        self._conditional(task, lambda: item.save(condition=condition), expected_version)
+
+    def delete(self, task: Task) -> None:
+        item = to_item(task, self.models.task)
+        condition = self.models.task.version == task.version
+        self._conditional(task, lambda: item.delete(condition=condition), task.version)
+
+    def _query(
+        self, hash_key: str, *, after: Position | None, owner: bool, **kwargs: Any
+    ) -> StoredPage:
+        """Exactly one Query request: one page, whatever the filter leaves of it."""
+        with storage_errors():
+            data = self.models.task._get_connection().query(
+                hash_key,
+                exclusive_start_key=_start_key(after, hash_key if owner else None),
+                **kwargs,
+            )
+        items = tuple(from_item(self.models.task.from_raw_data(raw)) for raw in data["Items"])
+        return StoredPage(items=items, last_position=_position(data.get("LastEvaluatedKey")))
+
+    def list_owned(
+        self,
+        owner_id: UserId,
+        *,
+        status: Status | None,
+        priority: Priority | None,
+        limit: int,
+        after: Position | None,
+    ) -> StoredPage:
+        model = self.models.task
+        kwargs: dict[str, Any] = {
+            "limit": limit,
+            "consistent_read": True,
+            "scan_index_forward": False,
+        }
+        if status is not None:
+            kwargs |= {
+                "index_name": ByStatusIndex.Meta.index_name,
+                "range_key_condition": model.status_key.startswith(f"{status}#"),
+            }
+            if priority is not None:
+                kwargs["filter_condition"] = model.priority == priority.value
+        elif priority is not None:
+            kwargs |= {
+                "index_name": ByPriorityIndex.Meta.index_name,
+                "range_key_condition": model.priority_key.startswith(f"{priority}#"),
+            }
+        else:
+            kwargs["range_key_condition"] = model.sk.startswith(TASK_PREFIX)
+        return self._query(user_pk(owner_id), after=after, owner=True, **kwargs)
+
+    def list_awaiting_approval(self, *, limit: int, after: Position | None) -> StoredPage:
+        return self._query(
+            AWAITING_APPROVAL,
+            after=after,
+            owner=False,
+            index_name=AwaitingApprovalIndex.Meta.index_name,
+            limit=limit,
+            scan_index_forward=True,
+        )
+
+    def get_awaiting_approval(self, task_id: TaskId) -> Task | None:
+        page = self._query(
+            AWAITING_APPROVAL,
+            after=None,
+            owner=False,
+            index_name=AwaitingApprovalIndex.Meta.index_name,
+            range_key_condition=self.models.task.sk == task_sk(task_id),
+        )
+        return page.items[0] if page.items else None
