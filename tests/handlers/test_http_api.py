@@ -13,6 +13,7 @@ import pytest
 
 from handlers import bootstrap, http_api
 from stack.manifest import API
+from taskcore import services
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
 from taskcore.testing import (
@@ -400,7 +401,7 @@ class TestStatsAndHealth:
         call("PATCH", f"/tasks/{task['id']}", body={"status": "in_progress"})
         call("POST", f"/tasks/{task['id']}/complete")
         for event in fakes.tasks.events():
-            fakes.service.record_stats(event)
+            services.record_stats(fakes.stats, event)
         status, _, body = call("GET", "/stats")
         assert status == 200
         assert body["byStatus"]["completed"] == 1

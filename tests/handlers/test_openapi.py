@@ -28,6 +28,7 @@ from referencing.jsonschema import DRAFT202012
 
 from handlers import bootstrap, http_api
 from stack.manifest import API
+from taskcore import services
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
 from taskcore.testing import (
@@ -534,7 +535,7 @@ def exercise_meta(api: Api, fakes: Fakes) -> None:
     api("PATCH", TASK, {"taskId": task["id"]}, body={"status": "in_progress"}, expect=200)
     api("POST", COMPLETE, {"taskId": task["id"]}, expect=200)
     for event in fakes.tasks.events():
-        fakes.service.record_stats(event)
+        services.record_stats(fakes.stats, event)
     _, _, stats = api("GET", "/stats", expect=200)
     assert stats["completedThisWeek"] >= 1
     assert stats["medianCompletionSeconds"] is not None
