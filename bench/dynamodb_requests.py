@@ -21,7 +21,6 @@ from taskcore.model import Status
 from taskcore.services import TaskService
 from taskcore.testing import (
     FixedClock,
-    InMemoryApprovalWorkflow,
     InMemoryAttachmentStore,
     InMemoryStatsStore,
     SequentialIds,
@@ -78,7 +77,6 @@ def count_requests(endpoint_url: str, client: Any) -> dict[str, tuple[int, str]]
         tasks=repository,
         stats=InMemoryStatsStore(),
         attachments=InMemoryAttachmentStore(),
-        workflow=InMemoryApprovalWorkflow(),
         clock=clock,
         ids=SequentialIds(),
         cursors=CursorCodec(b"bench" * 8),

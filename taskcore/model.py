@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, NewType
 
 import attrs
+from attrs.validators import ge, optional
 
 from taskcore.errors import FieldError, InvalidTask, InvalidTransition
 
@@ -194,6 +195,11 @@ def new_filename_problem(value: object) -> str | None:
     return None
 
 
+# A task's field checks stay hand-written: they raise `InvalidTask` naming the field (what the
+# API reports as problem+json), where attrs' own validators (`ge`, `max_len`, ...) raise a bare
+# ValueError; and the `*_problem` rules they run are the parsers' too (`taskcore.commands`).
+
+
 def _single(
     problem: Callable[[object], str | None],
 ) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -211,11 +217,13 @@ def _check_tags(_instance: Any, _attribute: attrs.Attribute[Any], value: tuple[s
         raise InvalidTask(problems)
 
 
-def _utc(_instance: Any, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
-    if value is not None and value.utcoffset() != timedelta(0):
+def _utc(_instance: Any, attribute: attrs.Attribute[Any], value: datetime) -> None:
+    if value.utcoffset() != timedelta(0):
         raise InvalidTask([FieldError(attribute.name, "must be a UTC timestamp")])
 
 
+# Typed converters rather than `converter=tuple`: mypy's attrs plugin reads the parameter type
+# of `__init__` from the converter's, and `tuple`'s is an unbound `Iterable[_T_co]`.
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
@@ -267,9 +275,9 @@ class Task:
     due_date: date | None = None
     created_at: datetime = attrs.field(validator=_utc)
     updated_at: datetime = attrs.field(validator=_utc)
-    completed_at: datetime | None = attrs.field(default=None, validator=_utc)
+    completed_at: datetime | None = attrs.field(default=None, validator=optional(_utc))
     approval_decided_by: UserId | None = None
-    approval_decided_at: datetime | None = attrs.field(default=None, validator=_utc)
+    approval_decided_at: datetime | None = attrs.field(default=None, validator=optional(_utc))
     attachments: tuple[Attachment, ...] = attrs.field(default=(), converter=_attachment_tuple)
     version: int = attrs.field(default=1, validator=_positive)
 
@@ -444,13 +452,9 @@ class ExportStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-def _not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must not be negative")
-
-
-def _utc_moment(_instance: Any, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
-    if value is not None and value.utcoffset() != timedelta(0):
+def _utc_moment(_instance: Any, attribute: attrs.Attribute[Any], value: datetime) -> None:
+    """`_utc` for an export: its invariants raise ValueError (a bug, not the caller's input)."""
+    if value.utcoffset() != timedelta(0):
         raise ValueError(f"{attribute.name} must be a UTC timestamp")
 
 
@@ -472,16 +476,16 @@ class Export:
     id: ExportId
     owner_id: UserId
     status: ExportStatus = ExportStatus.REQUESTED
-    items_written: int = attrs.field(default=0, validator=_not_negative)
-    bytes_written: int = attrs.field(default=0, validator=_not_negative)
-    attempts: int = attrs.field(default=0, validator=_not_negative)
+    items_written: int = attrs.field(default=0, validator=ge(0))
+    bytes_written: int = attrs.field(default=0, validator=ge(0))
+    attempts: int = attrs.field(default=0, validator=ge(0))
     upload_id: str | None = None
     error: str | None = None
     created_at: datetime = attrs.field(validator=_utc_moment)
     updated_at: datetime = attrs.field(validator=_utc_moment)
-    started_at: datetime | None = attrs.field(default=None, validator=_utc_moment)
-    completed_at: datetime | None = attrs.field(default=None, validator=_utc_moment)
-    version: int = attrs.field(default=1, validator=_not_negative)
+    started_at: datetime | None = attrs.field(default=None, validator=optional(_utc_moment))
+    completed_at: datetime | None = attrs.field(default=None, validator=optional(_utc_moment))
+    version: int = attrs.field(default=1, validator=ge(1))
 
     def __attrs_post_init__(self) -> None:
         problems = list(self._invariant_problems())
@@ -490,8 +494,6 @@ class Export:
 
     def _invariant_problems(self) -> Iterable[str]:
         requested = self.status is ExportStatus.REQUESTED
-        if self.version < 1:
-            yield "version must be at least 1"
         if self.updated_at < self.created_at:
             yield "updated_at must not be before created_at"
         if requested != (self.attempts == 0):

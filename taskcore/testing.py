@@ -282,7 +282,8 @@ class InMemoryApprovalWorkflow:
 
 @attrs.frozen(kw_only=True)
 class Fakes:
-    """A TaskService wired to in-memory adapters, with the adapters at hand for assertions."""
+    """A TaskService wired to in-memory adapters, with the adapters at hand for assertions and
+    for the event-driven use cases (`services.resume_workflow(fakes.workflow, event)`)."""
 
     service: TaskService
     tasks: InMemoryTaskRepository
@@ -307,7 +308,6 @@ def in_memory_service(clock: FixedClock | None = None) -> Fakes:
         tasks=tasks,
         stats=stats,
         attachments=attachments,
-        workflow=workflow,
         clock=clock,
         ids=ids,
         cursors=CursorCodec(secrets.token_bytes(32)),

@@ -127,7 +127,6 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
             tasks=repository,
             stats=DynamoStatsStore(table, region="us-east-1"),
             attachments=InMemoryAttachmentStore(),
-            workflow=approvals,
             clock=SystemClock(),
             ids=SequentialIds(),
             cursors=CursorCodec(b"k" * 32),

@@ -16,6 +16,7 @@ from handlers.settings import Settings
 from local_platform.gateway.payload import http_event
 from local_platform.lambda_runtime import handler_context
 from stack.manifest import API
+from taskcore import services
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
 from taskcore.testing import (
@@ -405,7 +406,7 @@ class TestStatsAndHealth:
         call("PATCH", f"/tasks/{task['id']}", body={"status": "in_progress"})
         call("POST", f"/tasks/{task['id']}/complete")
         for event in fakes.tasks.events():
-            fakes.service.record_stats(event)
+            services.record_stats(fakes.stats, event)
         status, _, body = call("GET", "/stats")
         assert status == 200
         assert body["byStatus"]["completed"] == 1

@@ -30,6 +30,7 @@ from handlers import bootstrap, http_api, settings
 from local_platform.gateway.payload import http_event
 from local_platform.lambda_runtime import handler_context
 from stack.manifest import API
+from taskcore import services
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
 from taskcore.testing import (
@@ -535,7 +536,7 @@ def exercise_meta(api: Api, fakes: Fakes) -> None:
     api("PATCH", TASK, {"taskId": task["id"]}, body={"status": "in_progress"}, expect=200)
     api("POST", COMPLETE, {"taskId": task["id"]}, expect=200)
     for event in fakes.tasks.events():
-        fakes.service.record_stats(event)
+        services.record_stats(fakes.stats, event)
     _, _, stats = api("GET", "/stats", expect=200)
     assert stats["completedThisWeek"] >= 1
     assert stats["medianCompletionSeconds"] is not None

@@ -22,7 +22,6 @@ from taskcore.services import TaskService
 from taskcore.stats import StatsDelta
 from taskcore.testing import (
     FixedClock,
-    InMemoryApprovalWorkflow,
     InMemoryAttachmentStore,
     InMemoryEventPublisher,
     SequentialIds,
@@ -64,7 +63,6 @@ def history(dynamodb_local: DynamoDBLocal) -> list[dict[str, Any]]:
         tasks=repository,
         stats=DynamoStatsStore(table, endpoint_url=dynamodb_local.endpoint_url),
         attachments=InMemoryAttachmentStore(),
-        workflow=InMemoryApprovalWorkflow(),
         clock=clock,
         ids=SequentialIds(),
         cursors=CursorCodec(b"k" * 32),

@@ -47,7 +47,6 @@ from taskcore.services import TaskService
 from taskcore.stats import UserStats, completion_bucket, delta_for, iso_week
 from taskcore.testing import (
     FixedClock,
-    InMemoryApprovalWorkflow,
     InMemoryAttachmentStore,
     SequentialIds,
     principal,
@@ -172,7 +171,6 @@ def world(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> Ite
         tasks=DynamoTaskRepository(table, endpoint_url=dynamodb_local.endpoint_url, clock=clock),
         stats=stats,
         attachments=InMemoryAttachmentStore(),
-        workflow=InMemoryApprovalWorkflow(),
         clock=clock,
         ids=SequentialIds(),
         cursors=CursorCodec(b"k" * 32),

@@ -317,7 +317,7 @@ class TestMultipartWriter:
         assert sink.part_sizes["k"] == [MIN_PART_SIZE]
 
     def test_at_most_max_parts(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(services, "MAX_PARTS", 2)
+        monkeypatch.setattr("taskcore.services.exports.MAX_PARTS", 2)
         sink, upload_id = sink_and_upload()
         writer = MultipartWriter(sink, "k", upload_id, MIN_PART_SIZE)
         writer.write(b"a" * MIN_PART_SIZE)

@@ -16,6 +16,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from taskcore import services
 from taskcore.commands import CreateTask, TaskQuery, UpdateTask
 from taskcore.errors import DomainError, InvalidTask, NotFound
 from taskcore.events import (
@@ -119,7 +120,9 @@ class TaskUseCases(RuleBasedStateMachine):
     def expire(self, ref):
         owner, task_id = ref
         before = self._stored(owner, task_id)
-        expired = self.service.expire_approval(owner.user_id, task_id)
+        expired = services.expire_approval(
+            self.fakes.tasks, self.fakes.clock, owner.user_id, task_id
+        )
         assert (expired is not None) == (before is not None and before.awaiting_approval)
 
     @rule(minutes=st.integers(0, 60 * 24 * 30))
@@ -168,7 +171,7 @@ class TaskUseCases(RuleBasedStateMachine):
         # A fresh store fed every event twice (redelivery) must equal the live counts.
         fakes = in_memory_service()
         for event in self.fakes.tasks.events() * 2:
-            fakes.service.record_stats(event)
+            services.record_stats(fakes.stats, event)
         for user in USERS:
             live = Counter(
                 t.status.value for (o, _), t in self.fakes.tasks.tasks.items() if o == user.user_id

@@ -6,6 +6,7 @@ from typing import cast
 import attrs
 import pytest
 
+from taskcore import services
 from taskcore.commands import AddAttachment, CreateTask, TaskQuery, UpdateTask
 from taskcore.errors import (
     ConcurrentModification,
@@ -24,7 +25,6 @@ from taskcore.events import ApprovalDecided, TaskCompleted, TaskDeleted
 from taskcore.model import Approval, Decision, Priority, Status, Task
 from taskcore.ports import TaskRepository
 from taskcore.serialization import envelope
-from taskcore.services import is_ulid
 from taskcore.testing import (
     Fakes,
     FixedClock,
@@ -57,7 +57,7 @@ class TestCreateTask:
         assert fakes.tasks.get(ALICE.user_id, result.task.id) == result.task
 
     def test_ids_are_ulids(self, fakes: Fakes) -> None:
-        assert is_ulid(create(fakes).id)
+        assert services.is_ulid(create(fakes).id)
 
     def test_due_date_in_the_past_is_refused(self, fakes: Fakes) -> None:
         yesterday = fakes.clock.now().date() - timedelta(days=1)
@@ -359,32 +359,35 @@ class TestApprovals:
 
     def test_expiry(self, fakes: Fakes) -> None:
         task = create(fakes, priority=Priority.HIGH)
-        expired = fakes.service.expire_approval(task.owner_id, task.id)
+        expired = services.expire_approval(fakes.tasks, fakes.clock, task.owner_id, task.id)
         assert expired is not None
         assert (expired.approval, expired.status) == (Approval.EXPIRED, Status.CANCELLED)
-        assert fakes.service.expire_approval(task.owner_id, task.id) is None
+        assert services.expire_approval(fakes.tasks, fakes.clock, task.owner_id, task.id) is None
         gone = create(fakes, priority=Priority.HIGH)
         fakes.service.delete_task(ALICE, gone.id)
-        assert fakes.service.expire_approval(gone.owner_id, gone.id) is None
+        assert services.expire_approval(fakes.tasks, fakes.clock, gone.owner_id, gone.id) is None
 
     def test_decided_event_releases_a_waiting_workflow(self, fakes: Fakes) -> None:
         task = create(fakes, priority=Priority.HIGH)
         assert not fakes.workflow.token_issued(task.owner_id, task.id, "token-1")
         fakes.service.decide_approval(BOB, task.id, Decision.APPROVE)
         events = fakes.tasks.events()
-        assert [fakes.service.resume_workflow(e) for e in events] == [False, False, False, True]
+        resumed = [services.resume_workflow(fakes.workflow, e) for e in events]
+        assert resumed == [False, False, False, True]
         decided = next(e for e in events if isinstance(e, ApprovalDecided))
         assert fakes.workflow.resumed == [decided.task]
         ((token, output),) = fakes.workflow.released
         assert (token, output["approval"], output["decidedBy"]) == ("token-1", "approved", "bob")
-        assert not fakes.service.resume_workflow(decided)  # redelivered: released once only
+        # redelivered: released once only
+        assert not services.resume_workflow(fakes.workflow, decided)
         assert len(fakes.workflow.released) == 1
 
     def test_token_arriving_after_the_decision_releases_the_workflow(self, fakes: Fakes) -> None:
         task = create(fakes, priority=Priority.HIGH)
         fakes.service.decide_approval(BOB, task.id, Decision.REJECT)
         decided = next(e for e in fakes.tasks.events() if isinstance(e, ApprovalDecided))
-        assert not fakes.service.resume_workflow(decided)  # no token yet: nothing to release
+        # no token yet: nothing to release
+        assert not services.resume_workflow(fakes.workflow, decided)
         assert fakes.workflow.token_issued(task.owner_id, task.id, "late-token")
         assert fakes.workflow.released == [
             ("late-token", {"approval": "rejected", "decidedBy": "bob", "decidedAt": ANY_TIME})
@@ -393,19 +396,11 @@ class TestApprovals:
     def test_expiry_does_not_resume_the_workflow(self, fakes: Fakes) -> None:
         task = create(fakes, priority=Priority.HIGH)
         fakes.workflow.token_issued(task.owner_id, task.id, "token")
-        fakes.service.expire_approval(task.owner_id, task.id)
+        services.expire_approval(fakes.tasks, fakes.clock, task.owner_id, task.id)
         decided = next(e for e in fakes.tasks.events() if isinstance(e, ApprovalDecided))
         assert decided.outcome == "expired"
-        assert not fakes.service.resume_workflow(decided)
+        assert not services.resume_workflow(fakes.workflow, decided)
         assert fakes.workflow.released == []
-
-    def test_service_without_a_workflow(self, fakes: Fakes) -> None:
-        task = create(fakes, priority=Priority.HIGH)
-        fakes.service.decide_approval(BOB, task.id, Decision.APPROVE)
-        decided = next(e for e in fakes.tasks.events() if isinstance(e, ApprovalDecided))
-        without = attrs.evolve(fakes.service, workflow=None)
-        with pytest.raises(RuntimeError, match="without an approval workflow"):
-            without.resume_workflow(decided)
 
 
 class TestAttachments:
@@ -448,7 +443,7 @@ class TestAttachments:
         fakes.attachments.objects["alice/other/keep"] = b"keep"
         fakes.service.delete_task(ALICE, task.id)
         deleted = fakes.tasks.events()[-1]
-        assert fakes.service.remove_attachments(deleted) == 1
+        assert services.remove_attachments(fakes.attachments, deleted) == 1
         assert list(fakes.attachments.objects) == ["alice/other/keep"]
 
 
@@ -461,7 +456,7 @@ class TestStats:
         fakes.service.transition(ALICE, task.id, Status.COMPLETED)
         events = fakes.tasks.events()
         for event in events + events:  # redelivered: applied once
-            fakes.service.record_stats(event)
+            services.record_stats(fakes.stats, event)
         stats = fakes.service.get_stats(ALICE)
         assert stats.count(Status.PENDING) == 1
         assert stats.count(Status.COMPLETED) == 1
@@ -475,7 +470,7 @@ class TestStats:
     def test_irrelevant_events_change_nothing(self, fakes: Fakes) -> None:
         task = create(fakes)
         fakes.service.update_task(ALICE, task.id, UpdateTask(title="renamed"))
-        assert fakes.service.record_stats(fakes.tasks.events()[-1]) is False
+        assert services.record_stats(fakes.stats, fakes.tasks.events()[-1]) is False
         assert fakes.service.get_stats(MALLORY).by_status == {}
 
 

@@ -1,0 +1,62 @@
+"""The use cases, one module per family:
+
+- `tasks`: `TaskService`, what the HTTP API does with tasks, attachments and approvals;
+- `reactions`: what the event consumers and the approval workflow's steps do (plain functions,
+  each taking only the ports it needs);
+- `exports`: `ExportService` and the `MultipartWriter` a run streams through;
+- `attachments`, `ids`: the attachment key layout and the id check the others share.
+
+The names other packages use are re-exported here: `from taskcore.services import TaskService`,
+`services.record_stats(stats, event)`.
+"""
+
+from __future__ import annotations
+
+from taskcore.services.attachments import attachment_key, attachment_prefix
+from taskcore.services.exports import (
+    EXPORT_PART_SIZE,
+    NDJSON,
+    ExportService,
+    ExportView,
+    MultipartWriter,
+    export_key,
+    failure_reason,
+)
+from taskcore.services.ids import is_ulid
+from taskcore.services.reactions import (
+    decision_output,
+    expire_approval,
+    record_stats,
+    remove_attachments,
+    resume_workflow,
+)
+from taskcore.services.tasks import (
+    IDEMPOTENCY_KEY_MAX,
+    CreateResult,
+    NewAttachment,
+    Page,
+    TaskService,
+)
+
+__all__ = [
+    "EXPORT_PART_SIZE",
+    "IDEMPOTENCY_KEY_MAX",
+    "NDJSON",
+    "CreateResult",
+    "ExportService",
+    "ExportView",
+    "MultipartWriter",
+    "NewAttachment",
+    "Page",
+    "TaskService",
+    "attachment_key",
+    "attachment_prefix",
+    "decision_output",
+    "expire_approval",
+    "export_key",
+    "failure_reason",
+    "is_ulid",
+    "record_stats",
+    "remove_attachments",
+    "resume_workflow",
+]
