@@ -111,7 +111,6 @@ def build_container(settings: Settings) -> Container:
         tasks=tasks,
         stats=build_stats_store(settings),
         attachments=build_attachment_store(settings),
-        workflow=None,
         clock=clock,
         ids=UlidGenerator(),
         cursors=CursorCodec(secret.encode(), ttl=CURSOR_TTL),
