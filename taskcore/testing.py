@@ -17,6 +17,7 @@ import secrets
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -68,6 +69,25 @@ class SequentialIds:
             value, digit = divmod(value, 32)
             digits.append(CROCKFORD[digit])
         return "".join(reversed(digits))
+
+
+EXAMPLE_TIME = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+"""When tests' tasks are created, unless they say otherwise."""
+
+
+def build_task(
+    *,
+    n: int = 1,
+    owner: str = "alice",
+    title: str = "Write the report",
+    now: datetime = EXAMPLE_TIME,
+    **fields: Any,
+) -> Task:
+    """A new task for a test: the `n`-th id (`01JD0...0n`), `owner`'s, created at `now`; any
+    other field `Task.new` takes (priority, description, tags, due_date) as a keyword."""
+    return Task.new(
+        id=TaskId(f"01JD{n:022d}"), owner_id=UserId(owner), title=title, now=now, **fields
+    )
 
 
 def principal(user_id: str, *groups: str) -> Principal:

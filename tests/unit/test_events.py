@@ -26,9 +26,9 @@ from taskcore.model import (
     Priority,
     Status,
     Task,
-    TaskId,
     UserId,
 )
+from taskcore.testing import build_task
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
@@ -36,12 +36,6 @@ AT = T0 + timedelta(hours=2)
 ALICE = UserId("alice")
 BOB = UserId("bob")
 TASK_ID = "01JD0000000000000000000001"
-
-
-def new_task(priority: Priority = Priority.MEDIUM) -> Task:
-    return Task.new(
-        id=TaskId(TASK_ID), owner_id=ALICE, title="Write the report", now=T0, priority=priority
-    )
 
 
 def kinds(events: list[Event]) -> list[type[Event]]:
@@ -55,7 +49,7 @@ def started(task: Task) -> Task:
 class TestCreate:
     @pytest.mark.parametrize("priority", [Priority.LOW, Priority.MEDIUM])
     def test_a_task_that_needs_no_approval_is_just_created(self, priority: Priority) -> None:
-        task = new_task(priority)
+        task = build_task(priority=priority)
         events = derive_events(None, task, AT)
         assert kinds(events) == [TaskCreated]
         (created,) = events
@@ -65,7 +59,7 @@ class TestCreate:
 
     @pytest.mark.parametrize("priority", [Priority.HIGH, Priority.CRITICAL])
     def test_a_task_that_needs_approval_also_requests_it(self, priority: Priority) -> None:
-        task = new_task(priority)
+        task = build_task(priority=priority)
         events = derive_events(None, task, AT)
         assert kinds(events) == [TaskCreated, ApprovalRequested]
         assert all(e.task is task for e in events)
@@ -73,7 +67,7 @@ class TestCreate:
 
 class TestDelete:
     def test_a_deletion_carries_the_old_image(self) -> None:
-        task = started(new_task())
+        task = started(build_task())
         events = derive_events(task, None, AT)
         assert kinds(events) == [TaskDeleted]
         assert events[0].task is task
@@ -85,22 +79,22 @@ class TestDelete:
 
 class TestNoChange:
     def test_the_same_image_means_no_event(self) -> None:
-        task = new_task()
+        task = build_task()
         assert derive_events(task, task, AT) == []
 
     def test_a_no_op_edit_means_no_event(self) -> None:
-        task = new_task()
+        task = build_task()
         assert derive_events(task, task.edit(T1, title=task.title), AT) == []
 
     def test_a_new_version_with_no_tracked_change_means_no_event(self) -> None:
-        task = new_task()
+        task = build_task()
         bumped = attrs.evolve(task, version=2, updated_at=T1)
         assert derive_events(task, bumped, AT) == []
 
 
 class TestEdit:
     def test_an_edit_lists_the_changed_fields_in_a_fixed_order(self) -> None:
-        task = new_task()
+        task = build_task()
         edited = task.edit(
             T1, due_date=date(2030, 3, 1), tags=["a"], title="Rewrite", description="d"
         )
@@ -114,7 +108,7 @@ class TestEdit:
         assert update.version == 2
 
     def test_an_attachment_is_a_change(self) -> None:
-        task = new_task()
+        task = build_task()
         attachment = Attachment(
             id=AttachmentId("A1"),
             filename="a.pdf",
@@ -140,38 +134,38 @@ class TestEdit:
         )
 
     def test_changed_fields_ignores_bookkeeping(self) -> None:
-        task = new_task()
+        task = build_task()
         assert changed_fields(task, attrs.evolve(task, version=5, updated_at=T1)) == ()
 
     def test_editing_a_completed_task_does_not_complete_it_again(self) -> None:
-        done = started(new_task()).transition_to(Status.COMPLETED, T1)
+        done = started(build_task()).transition_to(Status.COMPLETED, T1)
         edited = done.edit(AT, title="Renamed")
         events = derive_events(done, edited, AT)
         assert kinds(events) == [TaskUpdated]
 
     def test_editing_a_task_awaiting_approval_does_not_request_it_again(self) -> None:
-        task = new_task(Priority.HIGH)
+        task = build_task(priority=Priority.HIGH)
         events = derive_events(task, task.edit(T1, title="Renamed"), AT)
         assert kinds(events) == [TaskUpdated]
 
 
 class TestStatusChanges:
     def test_starting_is_an_update_of_the_status(self) -> None:
-        task = new_task()
+        task = build_task()
         events = derive_events(task, started(task), AT)
         assert kinds(events) == [TaskUpdated]
         assert isinstance(events[0], TaskUpdated)
         assert events[0].changed == ("status",)
 
     def test_completing_is_an_update_and_a_completion(self) -> None:
-        task = started(new_task())
+        task = started(build_task())
         done = task.transition_to(Status.COMPLETED, AT)
         events = derive_events(task, done, AT)
         assert kinds(events) == [TaskUpdated, TaskCompleted]
         assert all(e.task is done and e.version == 3 for e in events)
 
     def test_reopening_is_only_an_update(self) -> None:
-        done = started(new_task()).transition_to(Status.COMPLETED, T1)
+        done = started(build_task()).transition_to(Status.COMPLETED, T1)
         reopened = done.transition_to(Status.IN_PROGRESS, AT)
         events = derive_events(done, reopened, AT)
         assert kinds(events) == [TaskUpdated]
@@ -179,7 +173,7 @@ class TestStatusChanges:
         assert events[0].changed == ("status",)
 
     def test_completing_again_after_reopening_is_a_new_completion(self) -> None:
-        done = started(new_task()).transition_to(Status.COMPLETED, T1)
+        done = started(build_task()).transition_to(Status.COMPLETED, T1)
         reopened = done.transition_to(Status.IN_PROGRESS, T1)
         again = reopened.transition_to(Status.COMPLETED, AT)
         events = derive_events(reopened, again, AT)
@@ -189,7 +183,7 @@ class TestStatusChanges:
 
 class TestApproval:
     def test_raising_the_priority_of_a_pending_task_requests_approval(self) -> None:
-        task = new_task(Priority.LOW)
+        task = build_task(priority=Priority.LOW)
         raised = task.edit(T1, priority=Priority.HIGH)
         events = derive_events(task, raised, AT)
         assert kinds(events) == [TaskUpdated, ApprovalRequested]
@@ -197,7 +191,7 @@ class TestApproval:
         assert events[0].changed == ("priority", "approval")
 
     def test_raising_the_priority_of_a_started_task_requests_nothing(self) -> None:
-        task = started(new_task(Priority.LOW))
+        task = started(build_task(priority=Priority.LOW))
         events = derive_events(task, task.edit(AT, priority=Priority.CRITICAL), AT)
         assert kinds(events) == [TaskUpdated]
 
@@ -216,7 +210,7 @@ class TestApproval:
     def test_a_decision_is_an_update_and_carries_its_outcome(
         self, decide: object, outcome: Approval, changed: tuple[str, ...]
     ) -> None:
-        task = new_task(Priority.HIGH)
+        task = build_task(priority=Priority.HIGH)
         assert callable(decide)
         decided: Task = decide(task)
         events = derive_events(task, decided, AT)
@@ -231,7 +225,7 @@ class TestApproval:
 
 class TestEventIds:
     def test_an_id_is_task_version_and_kind(self) -> None:
-        task = new_task(Priority.HIGH)
+        task = build_task(priority=Priority.HIGH)
         assert [e.event_id for e in derive_events(None, task, AT)] == [
             f"{TASK_ID}:1:TaskCreated",
             f"{TASK_ID}:1:ApprovalRequested",
@@ -246,12 +240,12 @@ class TestEventIds:
         ]
 
     def test_deriving_again_gives_the_same_events(self) -> None:
-        task = started(new_task())
+        task = started(build_task())
         done = task.transition_to(Status.COMPLETED, AT)
         assert derive_events(task, done, AT) == derive_events(task, done, AT)
 
     def test_ids_do_not_depend_on_when_the_change_is_seen(self) -> None:
-        task = new_task()
+        task = build_task()
         first = derive_events(None, task, AT)
         redelivered = derive_events(None, task, AT + timedelta(days=1))
         assert [e.event_id for e in first] == [e.event_id for e in redelivered]

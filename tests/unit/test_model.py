@@ -18,29 +18,18 @@ from taskcore.model import (
     Priority,
     Status,
     Task,
-    TaskId,
     UserId,
     description_problem,
     due_date_problem,
     filename_problem,
     title_problem,
 )
+from taskcore.testing import build_task
 
 NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
 ALICE = UserId("alice")
 BOB = UserId("bob")
-
-
-def new_task(priority: Priority = Priority.MEDIUM, **kwargs: object) -> Task:
-    return Task.new(
-        id=TaskId("01JD0000000000000000000001"),
-        owner_id=ALICE,
-        title="Write the report",
-        now=NOW,
-        priority=priority,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def attachment(n: int = 1) -> Attachment:
@@ -81,7 +70,7 @@ class TestTitleRules:
 
     def test_task_refuses_bad_title_with_the_field(self) -> None:
         with pytest.raises(InvalidTask) as info:
-            attrs.evolve(new_task(), title="")
+            attrs.evolve(build_task(), title="")
         assert info.value.fields == ("title",)
 
 
@@ -122,40 +111,40 @@ class TestOtherFieldRules:
 
     def test_tags_on_the_entity_are_validated(self) -> None:
         with pytest.raises(InvalidTask) as info:
-            new_task(tags=["ok", "ok"])
+            build_task(tags=["ok", "ok"])
         assert info.value.fields == ("tags/1",)
 
     def test_times_must_be_utc(self) -> None:
         paris = timezone(timedelta(hours=1))
         with pytest.raises(InvalidTask) as info:
-            attrs.evolve(new_task(), updated_at=datetime(2030, 1, 1, 12, tzinfo=paris))
+            attrs.evolve(build_task(), updated_at=datetime(2030, 1, 1, 12, tzinfo=paris))
         assert info.value.fields == ("updated_at",)
 
     def test_version_starts_at_one(self) -> None:
         with pytest.raises(InvalidTask) as info:
-            attrs.evolve(new_task(), version=0)
+            attrs.evolve(build_task(), version=0)
         assert info.value.fields == ("version",)
 
 
 class TestInvariants:
     def test_updated_before_created_is_refused(self) -> None:
         with pytest.raises(InvalidTask, match="updated_at"):
-            attrs.evolve(new_task(), updated_at=NOW - timedelta(seconds=1))
+            attrs.evolve(build_task(), updated_at=NOW - timedelta(seconds=1))
 
     def test_completed_at_only_when_completed(self) -> None:
         with pytest.raises(InvalidTask, match="completed_at"):
-            attrs.evolve(new_task(), completed_at=NOW)
+            attrs.evolve(build_task(), completed_at=NOW)
         with pytest.raises(InvalidTask, match="completed_at"):
-            attrs.evolve(started(new_task()), status=Status.COMPLETED)
+            attrs.evolve(started(build_task()), status=Status.COMPLETED)
 
     def test_cannot_be_started_with_pending_approval(self) -> None:
         with pytest.raises(InvalidTask, match="approval"):
-            attrs.evolve(new_task(Priority.HIGH), status=Status.IN_PROGRESS)
+            attrs.evolve(build_task(priority=Priority.HIGH), status=Status.IN_PROGRESS)
 
     def test_rejected_approval_means_cancelled(self) -> None:
         with pytest.raises(InvalidTask, match="status"):
             attrs.evolve(
-                new_task(Priority.HIGH),
+                build_task(priority=Priority.HIGH),
                 approval=Approval.REJECTED,
                 approval_decided_at=NOW,
                 approval_decided_by=BOB,
@@ -163,25 +152,25 @@ class TestInvariants:
 
     def test_pending_high_task_needs_an_approval(self) -> None:
         with pytest.raises(InvalidTask, match="needs an approval"):
-            attrs.evolve(new_task(), priority=Priority.CRITICAL)
+            attrs.evolve(build_task(), priority=Priority.CRITICAL)
 
     def test_decision_fields_follow_the_approval(self) -> None:
         with pytest.raises(InvalidTask, match="approval_decided_at"):
-            attrs.evolve(new_task(), approval_decided_at=NOW)
+            attrs.evolve(build_task(), approval_decided_at=NOW)
         with pytest.raises(InvalidTask, match="approval_decided_by"):
-            attrs.evolve(new_task(), approval_decided_by=BOB)
+            attrs.evolve(build_task(), approval_decided_by=BOB)
 
     def test_attachment_limits(self) -> None:
         with pytest.raises(InvalidTask, match="unique"):
-            attrs.evolve(new_task(), attachments=(attachment(1), attachment(1)))
+            attrs.evolve(build_task(), attachments=(attachment(1), attachment(1)))
         too_many = tuple(attachment(n) for n in range(ATTACHMENTS_MAX + 1))
         with pytest.raises(InvalidTask, match="at most"):
-            attrs.evolve(new_task(), attachments=too_many)
+            attrs.evolve(build_task(), attachments=too_many)
 
     def test_all_problems_are_reported_together(self) -> None:
         with pytest.raises(InvalidTask) as info:
             attrs.evolve(
-                new_task(),
+                build_task(),
                 updated_at=NOW - timedelta(seconds=1),
                 completed_at=NOW,
             )
@@ -190,17 +179,17 @@ class TestInvariants:
 
 class TestNew:
     def test_low_and_medium_need_no_approval(self) -> None:
-        assert new_task(Priority.LOW).approval is Approval.NOT_REQUIRED
-        assert new_task(Priority.MEDIUM).approval is Approval.NOT_REQUIRED
+        assert build_task(priority=Priority.LOW).approval is Approval.NOT_REQUIRED
+        assert build_task(priority=Priority.MEDIUM).approval is Approval.NOT_REQUIRED
 
     @pytest.mark.parametrize("priority", [Priority.HIGH, Priority.CRITICAL])
     def test_high_and_critical_await_approval(self, priority: Priority) -> None:
-        task = new_task(priority)
+        task = build_task(priority=priority)
         assert task.approval is Approval.PENDING
         assert task.awaiting_approval
 
     def test_starts_pending_at_version_one(self) -> None:
-        task = new_task()
+        task = build_task()
         assert (task.status, task.version, task.created_at, task.updated_at) == (
             Status.PENDING,
             1,
@@ -213,7 +202,7 @@ ALL_PAIRS = [(a, b) for a in Status for b in Status if a is not b]
 
 
 def task_in(status: Status) -> Task:
-    task = new_task()
+    task = build_task()
     if status is Status.PENDING:
         return task
     if status is Status.CANCELLED:
@@ -238,11 +227,11 @@ class TestLifecycle:
             assert (info.value.current, info.value.requested) == (source, target)
 
     def test_same_status_is_a_no_op(self) -> None:
-        task = new_task()
+        task = build_task()
         assert task.transition_to(Status.PENDING, LATER) is task
 
     def test_complete_stamps_and_reopen_clears(self) -> None:
-        done = started(new_task()).transition_to(Status.COMPLETED, LATER)
+        done = started(build_task()).transition_to(Status.COMPLETED, LATER)
         assert done.completed_at == LATER
         reopened = done.transition_to(Status.IN_PROGRESS, LATER)
         assert reopened.completed_at is None
@@ -250,16 +239,16 @@ class TestLifecycle:
 
     def test_cannot_start_before_approval(self) -> None:
         with pytest.raises(InvalidTransition, match="approval is pending"):
-            started(new_task(Priority.HIGH))
+            started(build_task(priority=Priority.HIGH))
 
     def test_updated_at_never_goes_back(self) -> None:
-        task = started(new_task())
+        task = started(build_task())
         assert task.transition_to(Status.COMPLETED, NOW).updated_at == LATER
 
 
 class TestEdit:
     def test_changes_fields_and_bumps_version(self) -> None:
-        task = new_task()
+        task = build_task()
         edited = task.edit(LATER, title="New title", tags=("a",))
         assert (edited.title, edited.tags, edited.version, edited.updated_at) == (
             "New title",
@@ -269,12 +258,12 @@ class TestEdit:
         )
 
     def test_unchanged_values_are_no_change(self) -> None:
-        task = new_task(tags=["a"])
+        task = build_task(tags=["a"])
         assert task.edit(LATER, title=task.title, tags=["a"]) is task
 
     def test_only_mutable_fields(self) -> None:
         with pytest.raises(InvalidTask) as info:
-            new_task().edit(LATER, owner_id=BOB, version=9)
+            build_task().edit(LATER, owner_id=BOB, version=9)
         assert info.value.fields == ("owner_id", "version")
 
     def test_cancelled_tasks_are_frozen(self) -> None:
@@ -282,42 +271,42 @@ class TestEdit:
             task_in(Status.CANCELLED).edit(LATER, title="x")
 
     def test_raising_priority_of_pending_task_requests_approval(self) -> None:
-        edited = new_task().edit(LATER, priority=Priority.HIGH)
+        edited = build_task().edit(LATER, priority=Priority.HIGH)
         assert edited.approval is Approval.PENDING
 
     def test_raising_priority_of_started_task_needs_no_approval(self) -> None:
-        edited = started(new_task()).edit(LATER, priority=Priority.CRITICAL)
+        edited = started(build_task()).edit(LATER, priority=Priority.CRITICAL)
         assert edited.approval is Approval.NOT_REQUIRED
 
     def test_lowering_priority_keeps_a_requested_approval(self) -> None:
-        edited = new_task(Priority.HIGH).edit(LATER, priority=Priority.LOW)
+        edited = build_task(priority=Priority.HIGH).edit(LATER, priority=Priority.LOW)
         assert edited.approval is Approval.PENDING
 
 
 class TestApproval:
     def test_approve_allows_start(self) -> None:
-        approved = new_task(Priority.HIGH).decide(Decision.APPROVE, BOB, LATER)
+        approved = build_task(priority=Priority.HIGH).decide(Decision.APPROVE, BOB, LATER)
         assert (approved.approval, approved.approval_decided_by) == (Approval.APPROVED, BOB)
         assert started(approved).status is Status.IN_PROGRESS
 
     def test_reject_cancels(self) -> None:
-        rejected = new_task(Priority.HIGH).decide(Decision.REJECT, BOB, LATER)
+        rejected = build_task(priority=Priority.HIGH).decide(Decision.REJECT, BOB, LATER)
         assert (rejected.approval, rejected.status) == (Approval.REJECTED, Status.CANCELLED)
 
     def test_expire_cancels(self) -> None:
-        expired = new_task(Priority.HIGH).expire_approval(LATER)
+        expired = build_task(priority=Priority.HIGH).expire_approval(LATER)
         assert (expired.approval, expired.status) == (Approval.EXPIRED, Status.CANCELLED)
         assert expired.approval_decided_by is None
 
     def test_decide_twice_is_refused(self) -> None:
-        approved = new_task(Priority.HIGH).decide(Decision.APPROVE, BOB, LATER)
+        approved = build_task(priority=Priority.HIGH).decide(Decision.APPROVE, BOB, LATER)
         with pytest.raises(InvalidTransition):
             approved.decide(Decision.REJECT, BOB, LATER)
         with pytest.raises(InvalidTransition):
             approved.expire_approval(LATER)
 
     def test_cancelled_task_no_longer_awaits(self) -> None:
-        task = new_task(Priority.HIGH).transition_to(Status.CANCELLED, LATER)
+        task = build_task(priority=Priority.HIGH).transition_to(Status.CANCELLED, LATER)
         assert not task.awaiting_approval
         with pytest.raises(InvalidTransition):
             task.decide(Decision.APPROVE, BOB, LATER)
@@ -325,13 +314,13 @@ class TestApproval:
 
 class TestAttachments:
     def test_add_and_find(self) -> None:
-        task = new_task().add_attachment(attachment(1), LATER)
+        task = build_task().add_attachment(attachment(1), LATER)
         assert task.attachment("A1") == attachment(1)
         assert task.attachment("nope") is None
         assert task.version == 2
 
     def test_limit(self) -> None:
-        task = new_task()
+        task = build_task()
         for n in range(ATTACHMENTS_MAX):
             task = task.add_attachment(attachment(n), LATER)
         with pytest.raises(InvalidTask, match="at most"):

@@ -27,7 +27,6 @@ from taskcore.model import (
     Priority,
     Status,
     Task,
-    TaskId,
     UserId,
 )
 from taskcore.serialization import (
@@ -39,6 +38,7 @@ from taskcore.serialization import (
     task_to_json,
 )
 from taskcore.stats import UserStats, bucket_middle
+from taskcore.testing import build_task
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1, microseconds=123456)
@@ -67,10 +67,7 @@ EVENT_KEYS = {"type", "eventId", "occurredAt", "version", "ownerId", "taskId", "
 
 
 def new_task(priority: Priority = Priority.MEDIUM) -> Task:
-    return Task.new(
-        id=TaskId("01JD0000000000000000000001"),
-        owner_id=ALICE,
-        title="Write the report",
+    return build_task(
         now=T0,
         description="quarterly\nnumbers",
         priority=priority,

@@ -29,17 +29,12 @@ from taskcore.stats import (
     delta_for,
     iso_week,
 )
+from taskcore.testing import build_task
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 ALICE = UserId("alice")
 BOB = UserId("bob")
 HALF_BUCKET = 2 ** (1 / (2 * BUCKETS_PER_DOUBLING))  # 2**(1/8), about 9%
-
-
-def new_task(priority: Priority = Priority.MEDIUM, n: int = 1) -> Task:
-    return Task.new(
-        id=TaskId(f"01JD{n:022d}"), owner_id=ALICE, title="Write", now=T0, priority=priority
-    )
 
 
 def only(events: list[Event], kind: type[Event]) -> Event:
@@ -54,35 +49,35 @@ def deltas(old: Task | None, new: Task | None, at: datetime = T0) -> list[StatsD
 
 class TestDeltaFor:
     def test_a_created_task_counts_in_its_status(self) -> None:
-        assert deltas(None, new_task()) == [StatsDelta(status_counts={"pending": 1})]
+        assert deltas(None, build_task()) == [StatsDelta(status_counts={"pending": 1})]
 
     def test_an_approval_request_does_not_move_stats(self) -> None:
-        events = derive_events(None, new_task(Priority.HIGH), T0)
+        events = derive_events(None, build_task(priority=Priority.HIGH), T0)
         assert [type(e) for e in events] == [TaskCreated, ApprovalRequested]
         assert [delta_for(e) for e in events] == [StatsDelta(status_counts={"pending": 1}), None]
 
     def test_a_deleted_task_leaves_its_status(self) -> None:
-        started = new_task().transition_to(Status.IN_PROGRESS, T0)
+        started = build_task().transition_to(Status.IN_PROGRESS, T0)
         (deleted,) = derive_events(started, None, T0)
         assert type(deleted) is TaskDeleted
         assert delta_for(deleted) == StatsDelta(status_counts={"in_progress": -1})
 
     def test_a_status_change_moves_one_task_between_statuses(self) -> None:
-        task = new_task()
+        task = build_task()
         started = task.transition_to(Status.IN_PROGRESS, T0 + timedelta(minutes=1))
         assert deltas(task, started) == [
             StatsDelta(status_counts={"pending": -1, "in_progress": 1})
         ]
 
     def test_an_edit_without_a_status_change_does_not_move_stats(self) -> None:
-        task = new_task()
+        task = build_task()
         edited = task.edit(T0, title="Rewrite", tags=["a"])
         events = derive_events(task, edited, T0)
         assert [type(e) for e in events] == [TaskUpdated]
         assert delta_for(events[0]) is None
 
     def test_a_completion_records_its_week_and_duration(self) -> None:
-        started = new_task().transition_to(Status.IN_PROGRESS, T0)
+        started = build_task().transition_to(Status.IN_PROGRESS, T0)
         done_at = T0 + timedelta(hours=2)
         done = started.transition_to(Status.COMPLETED, done_at)
         events = derive_events(started, done, done_at)
@@ -94,7 +89,7 @@ class TestDeltaFor:
         assert completion_bucket(7200) == 51  # floor(4 * log2(7200))
 
     def test_the_duration_runs_from_creation_not_from_start(self) -> None:
-        started = new_task().transition_to(Status.IN_PROGRESS, T0 + timedelta(days=1))
+        started = build_task().transition_to(Status.IN_PROGRESS, T0 + timedelta(days=1))
         done_at = T0 + timedelta(days=1, seconds=1)
         done = started.transition_to(Status.COMPLETED, done_at)
         delta = delta_for(only(derive_events(started, done, done_at), TaskCompleted))
@@ -102,22 +97,22 @@ class TestDeltaFor:
         assert delta.completion_bucket == completion_bucket(86401)
 
     def test_a_completed_event_without_a_completion_time_is_ignored(self) -> None:
-        assert delta_for(TaskCompleted.make(new_task(), T0)) is None
+        assert delta_for(TaskCompleted.make(build_task(), T0)) is None
 
     @pytest.mark.parametrize("decision", list(Decision))
     def test_an_approval_decision_itself_does_not_move_stats(self, decision: Decision) -> None:
-        task = new_task(Priority.HIGH)
+        task = build_task(priority=Priority.HIGH)
         decided = task.decide(decision, BOB, T0)
         assert delta_for(only(derive_events(task, decided, T0), ApprovalDecided)) is None
 
     def test_a_rejection_cancels_the_task_in_the_counts(self) -> None:
-        task = new_task(Priority.CRITICAL)
+        task = build_task(priority=Priority.CRITICAL)
         rejected = task.decide(Decision.REJECT, BOB, T0)
         update = only(derive_events(task, rejected, T0), TaskUpdated)
         assert delta_for(update) == StatsDelta(status_counts={"pending": -1, "cancelled": 1})
 
     def test_an_expired_approval_cancels_the_task_in_the_counts(self) -> None:
-        task = new_task(Priority.HIGH)
+        task = build_task(priority=Priority.HIGH)
         expired = task.expire_approval(T0)
         assert deltas(task, expired) == [
             StatsDelta(status_counts={"pending": -1, "cancelled": 1}),
@@ -172,8 +167,8 @@ class TestUserStatsApply:
         assert stats.completion_histogram == {0: 1}
 
     def test_a_whole_lifecycle_adds_up(self) -> None:
-        low = new_task(n=1)
-        high = new_task(Priority.HIGH, n=2)
+        low = build_task(n=1)
+        high = build_task(priority=Priority.HIGH, n=2)
         started = low.transition_to(Status.IN_PROGRESS, T0 + timedelta(minutes=1))
         done_at = T0 + timedelta(hours=1)
         done = started.transition_to(Status.COMPLETED, done_at)
