@@ -104,7 +104,8 @@ def test_the_code_archive_holds_taskcore_stack_and_handlers_and_no_tests(code: P
     assert {n.split("/")[0] for n in names} == {"taskcore", "stack", "handlers"}
     assert {"taskcore/__init__.py", "taskcore/model.py", "stack/manifest.py"} <= set(names)
     for function in FUNCTIONS:
-        assert f"{function.module.replace('.', '/')}.py" in names, function.handler
+        module = function.module.replace(".", "/")  # a module's file, or a package's __init__
+        assert {f"{module}.py", f"{module}/__init__.py"} & set(names), function.handler
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if "/tests/" in n or n.startswith("tests/")]
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
