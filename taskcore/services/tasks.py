@@ -11,8 +11,9 @@ see `taskcore.services.reactions`.
 
 from __future__ import annotations
 
+import contextlib
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 
 import attrs
@@ -75,6 +76,20 @@ class NewAttachment:
     task: Task
     attachment: Attachment
     upload: PresignedUpload
+
+
+@contextlib.contextmanager
+def _precondition(expected_version: int | None) -> Iterator[None]:
+    """A write that lost a race: with If-Match, the version the client named is gone (412);
+    without, the caller retries or reports the conflict."""
+    try:
+        yield
+    except ConcurrentModification:
+        if expected_version is not None:
+            raise PreconditionFailed(
+                "the task changed since that version", expected=expected_version, actual=None
+            ) from None
+        raise
 
 
 @attrs.frozen(kw_only=True)
@@ -194,14 +209,8 @@ class TaskService:
     ) -> Task:
         task = self.get_task(principal, task_id)
         self._check_version(task, expected_version)
-        try:
+        with _precondition(expected_version):
             self.tasks.delete(task)
-        except ConcurrentModification:
-            if expected_version is not None:
-                raise PreconditionFailed(
-                    "the task changed since that version", expected=expected_version, actual=None
-                ) from None
-            raise
         return task
 
     def add_attachment(
@@ -281,14 +290,8 @@ class TaskService:
         updated = change(current)
         if updated is current:
             return current
-        try:
+        with _precondition(expected_version):
             self.tasks.save(updated, expected_version=current.version)
-        except ConcurrentModification:
-            if expected_version is not None:
-                raise PreconditionFailed(
-                    "the task changed since that version", expected=expected_version, actual=None
-                ) from None
-            raise
         return updated
 
     @staticmethod
