@@ -35,6 +35,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from local_platform.children import die_with_parent
+
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
 
@@ -207,6 +209,7 @@ class DynamoDBLocal:
             # Own process group: a terminal's Ctrl-C reaches only us, and we stop it cleanly.
             start_new_session=True,
             env={**os.environ, "DDB_LOCAL_TELEMETRY": "0"},  # belt and braces, see command()
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - one prctl call, resolved before fork
         )
         return self._process
 

@@ -31,6 +31,7 @@ import httpx
 from botocore.config import Config
 
 from local_platform.bus import Invoke, LocalBus
+from local_platform.children import die_with_parent
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from local_platform.events_relay import EventsRelay
 from local_platform.streams import StreamPoller
@@ -223,6 +224,7 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
         # Its own session: Ctrl-C reaches the platform only, which stops the bus and the
         # stream poller before it stops moto (else they would trip over a dead moto on exit).
         start_new_session=True,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - one prctl call, resolved before fork
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
