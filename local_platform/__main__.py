@@ -17,11 +17,13 @@ from typing import Any
 import uvicorn
 
 from local_platform.auth import DevIssuer
+from local_platform.children import port_holder, reclaim
 from local_platform.gateway import build_app
 from local_platform.lambda_runtime import lambda_context
 from local_platform.platform import (
     REGION,
     ROOT,
+    STATE,
     Services,
     event_plumbing,
     running,
@@ -91,6 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = time.monotonic()
+    reclaim(STATE / "platforms", lambda line: print(f"==> {line}", flush=True))
+    for option, port in (
+        ("--port", args.port),
+        ("--dynamodb-port", args.dynamodb_port),
+        ("--s3-port", args.s3_port),
+    ):
+        holder = port_holder(port) if port else None
+        if holder is not None:
+            print(
+                f"the local platform: port {port} is in use by {holder}; stop it, or choose "
+                f"another port ({option} N, or 0 for any free one)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 2
     print("==> starting DynamoDB Local and the S3 stand-in ...", flush=True)
     db_path = None if args.in_memory else args.db_path.resolve()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines

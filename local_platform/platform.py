@@ -31,7 +31,7 @@ import httpx
 from botocore.config import Config
 
 from local_platform.bus import Invoke, LocalBus
-from local_platform.children import die_with_parent
+from local_platform.children import Record, die_with_parent
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from local_platform.events_relay import EventsRelay
 from local_platform.streams import StreamPoller
@@ -175,6 +175,8 @@ def running(
         on_restart=lambda engine: ensure_table(engine.endpoint_url),
     ) as dynamodb:
         moto = start_moto(s3_port)
+        record = Record(STATE / "platforms")
+        record.write({"DynamoDB Local": dynamodb.pid or 0, "the moto server": moto.pid})
         relay = None
         try:
             services = Services(
@@ -196,6 +198,7 @@ def running(
             services.workflows = ensure_workflows(services)
             yield services
         finally:
+            record.remove()
             if relay is not None:
                 relay.stop()
             moto.terminate()

@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from local_platform.process import child_processes, start_platform
+import httpx
+
+from local_platform.children import Record, command_line, reclaim
+from local_platform.process import ROOT, child_processes, start_platform
 
 
 def test_data_and_cursors_survive_a_restart(tmp_path: Path) -> None:
@@ -69,3 +79,101 @@ def test_a_killed_platform_leaves_no_child_behind() -> None:
         assert left == {}
     finally:
         platform.stop()
+
+
+def test_a_platform_killed_mid_load_comes_back_with_every_acknowledged_task(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL while eight clients create; a new platform on the same data answers every task
+    that was acknowledged (201) with what it was created with. (Creates carry no
+    Idempotency-Key: DynamoDB Local acknowledges a transaction before its SQLite commit, see
+    docs/reliability.md, and loses it on SIGKILL; a PutItem waits for the commit.)"""
+    db_path = tmp_path / "dynamodb"
+    first = start_platform("--no-throttle", db_path=db_path)
+    acknowledged: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def create(n: int) -> None:
+        with first.client("durable-user") as client:
+            while not stop.is_set():
+                try:
+                    response = client.post("/tasks", json={"title": f"client {n}"})
+                except httpx.TransportError:
+                    return  # the platform is gone: no answer, no promise
+                if response.status_code == 201:
+                    acknowledged.append(response.json())
+
+    creators = [threading.Thread(target=create, args=(n,)) for n in range(8)]
+    for creator in creators:
+        creator.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 40:
+            assert time.monotonic() < deadline, "the platform did not take creates"
+            time.sleep(0.05)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    finally:
+        stop.set()
+        for creator in creators:
+            creator.join(timeout=30)
+        first.stop()
+
+    second = start_platform("--no-throttle", db_path=db_path)
+    try:
+        with second.client("durable-user") as client:
+            for task in acknowledged:
+                response = client.get(f"/tasks/{task['id']}")
+                assert response.status_code == 200, task["id"]
+                assert response.json()["title"] == task["title"]
+    finally:
+        assert second.stop() == 0
+
+
+def test_a_port_in_use_is_one_line_naming_its_holder() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "local_platform", "--in-memory", "--port", str(port)],
+            cwd=ROOT,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"the local platform: port {port} is in use by pid {os.getpid()} "
+        f"({command_line(os.getpid())[:120]}); stop it, or choose another port "
+        "(--port N, or 0 for any free one)"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_what_a_platform_that_is_gone_left_running_is_stopped(tmp_path: Path) -> None:
+    gone, also_gone = subprocess.Popen(["true"]), subprocess.Popen(["true"])
+    gone.wait()  # the pids of two platforms that have ended
+    also_gone.wait()
+    leftover = subprocess.Popen(["sleep", "60"])
+    reused = subprocess.Popen(["sleep", "61"])
+    try:
+        Record(tmp_path, pid=gone.pid).write({"DynamoDB Local": leftover.pid})
+        (tmp_path / f"{also_gone.pid}.json").write_text(  # a pid reused since: not its command
+            json.dumps({"the moto server": {"pid": reused.pid, "command": "python -m moto"}})
+        )
+        Record(tmp_path).write({"mine": reused.pid})  # a platform that still runs: this one
+        said: list[str] = []
+        assert reclaim(tmp_path, said.append) == 1
+        assert leftover.wait(timeout=10) == -signal.SIGKILL
+        assert said == [
+            f"stopped DynamoDB Local (pid {leftover.pid}), left running by a platform that "
+            "did not stop"
+        ]
+        assert reused.poll() is None
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"{os.getpid()}.json"]
+    finally:
+        for process in (leftover, reused):
+            process.kill()
+            process.wait()
