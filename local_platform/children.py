@@ -43,17 +43,19 @@ def _prctl() -> Callable[[int, int], int] | None:
 _PRCTL = _prctl()  # resolved here: the forked child only makes the call
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` for `subprocess.Popen`: the child gets SIGKILL when this thread ends,
-    and kills itself if the parent is gone already (the signal is armed too late then)."""
+def die_with_parent(signum: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A `preexec_fn` for `subprocess.Popen`: the child gets `signum` when this thread ends,
+    and sends it to itself if the parent is gone already (the signal is armed too late then).
+    SIGKILL for children that need no goodbye; SIGTERM for one that stops its own children
+    cleanly on it (the platform itself, started by the tests and the bench)."""
     if _PRCTL is None:
         return None
     prctl, parent = _PRCTL, os.getpid()
 
     def arm() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(PR_SET_PDEATHSIG, signum)
         if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), signum)
 
     return arm
 

@@ -18,6 +18,7 @@ import attrs
 import httpx
 
 from local_platform.auth import DevIssuer
+from local_platform.children import die_with_parent
 from local_platform.dynamodb_local import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +116,9 @@ def start_platform(*extra: str, dynamodb_port: int = 0, db_path: Path | None = N
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # If the test run or the bench dies (a timeout, Ctrl-C twice, a crash), the platform
+        # gets SIGTERM and stops its own children, as `make dev` does on Ctrl-C.
+        preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - one prctl call
     )
     platform = Platform(url=f"http://127.0.0.1:{port}", process=process, issuer=DevIssuer())
     platform.drain()

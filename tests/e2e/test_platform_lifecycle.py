@@ -177,3 +177,39 @@ def test_what_a_platform_that_is_gone_left_running_is_stopped(tmp_path: Path) ->
         for process in (leftover, reused):
             process.kill()
             process.wait()
+
+
+DRIVER = """
+import sys
+from local_platform.process import start_platform
+platform = start_platform("--no-throttle")
+print(platform.process.pid, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_a_platform_started_for_tests_stops_when_its_starter_dies() -> None:
+    """A test run or bench killed mid-way (a CI timeout) leaves no platform behind: the
+    platform gets SIGTERM when its starter dies, and stops its own children cleanly."""
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert driver.stdout is not None
+        platform_pid = int(driver.stdout.readline())
+        children = child_processes(platform_pid)
+        assert any("DynamoDBLocal.jar" in " ".join(argv) for argv in children.values())
+        driver.kill()
+        driver.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        gone = [platform_pid, *children]
+        while any(_alive(pid) for pid in gone) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in gone if _alive(pid)] == []
+    finally:
+        driver.kill()
+        driver.wait()
