@@ -59,8 +59,19 @@ class SandboxDied(SandboxError):
 
 
 def _serve(connection: Connection, module: str, attribute: str, environ: dict[str, str]) -> None:
-    """The sandbox's main loop: import the handler, then run each event it is sent."""
+    """The sandbox's process: serve until the platform is gone (its end of the pipe closes,
+    whether it stopped or was killed), then end quietly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _serve_events(connection, module, attribute, environ)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return
+
+
+def _serve_events(
+    connection: Connection, module: str, attribute: str, environ: dict[str, str]
+) -> None:
+    """Import the handler, then run each event the platform sends."""
     os.environ.clear()
     os.environ.update(environ)
     started = time.perf_counter()
@@ -72,18 +83,12 @@ def _serve(connection: Connection, module: str, attribute: str, environ: dict[st
         failure = ("error", type(error).__name__, str(error), traceback.format_exc())
         connection.send(("init-failed",))
         while True:
-            try:
-                connection.recv()
-            except EOFError:
-                return
+            connection.recv()
             connection.send(failure)
     init_ms = (time.perf_counter() - started) * 1000
     connection.send(("ready", init_ms))
     while True:
-        try:
-            event, context = connection.recv()
-        except EOFError:  # the platform is gone
-            return
+        event, context = connection.recv()
         try:
             reply: tuple[Any, ...] = ("ok", handler(event, context))
         except Exception as error:
