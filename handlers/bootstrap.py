@@ -29,7 +29,7 @@ from taskcore.services import ExportService, TaskService
 from taskcore.system import SystemClock, UlidGenerator
 
 if TYPE_CHECKING:
-    from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository
+    from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, TableClient
     from taskcore.adapters.s3 import S3AttachmentStore
 
 CURSOR_TTL = timedelta(hours=24)
@@ -159,34 +159,34 @@ def attachment_store() -> AttachmentStore:
     return build_attachment_store(settings())
 
 
+def build_table_client(settings: Settings) -> TableClient:
+    """The table's low-level client (approval records, event markers)."""
+    from taskcore.adapters.dynamodb import TableClient
+
+    return TableClient(
+        settings.require("table_name"),
+        endpoint_url=settings.endpoints.dynamodb,
+        region=settings.region,
+    )
+
+
 @functools.cache
 def approval_workflow() -> ApprovalWorkflow:
     from taskcore.adapters.approvals import DynamoApprovalWorkflow
-    from taskcore.adapters.dynamodb import TableClient
     from taskcore.adapters.stepfunctions import StepFunctionsCallback
 
     config = settings()
-    table = TableClient(
-        config.require("table_name"), endpoint_url=config.endpoints.dynamodb, region=config.region
-    )
     callback = StepFunctionsCallback(
         endpoint_url=config.endpoints.stepfunctions, region=config.region
     )
-    return DynamoApprovalWorkflow(table, callback)
+    return DynamoApprovalWorkflow(build_table_client(config), callback)
 
 
 @functools.cache
 def event_markers() -> EventMarkers:
-    from taskcore.adapters.dynamodb import DynamoEventMarkers, TableClient
+    from taskcore.adapters.dynamodb import DynamoEventMarkers
 
-    config = settings()
-    return DynamoEventMarkers(
-        TableClient(
-            config.require("table_name"),
-            endpoint_url=config.endpoints.dynamodb,
-            region=config.region,
-        )
-    )
+    return DynamoEventMarkers(build_table_client(settings()))
 
 
 @functools.cache
