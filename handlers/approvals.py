@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,7 +25,7 @@ from taskcore.model import TaskId, UserId
 logger = Logger(service="tasks-approvals")
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @event_source(data_class=EventBridgeEvent)
 def token_issued(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     """`ApprovalTokenIssued`, put on the bus by the state machine's waiting step."""
@@ -35,7 +36,7 @@ def token_issued(event: EventBridgeEvent, context: LambdaContext) -> dict[str, A
     return {"taskId": detail["taskId"], "released": released}
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @event_source(data_class=EventBridgeEvent)
 def decided(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     """`ApprovalDecided` (from the stream): release the workflow waiting on that task."""
@@ -44,7 +45,7 @@ def decided(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     return {"taskId": domain.task_id, "released": released}
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @event_source(data_class=EventBridgeEvent)
 def timed_out(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     """`ApprovalTimedOut`, put on the bus by the state machine when its wait times out."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -29,7 +30,7 @@ def domain_event(bus_event: EventBridgeEvent) -> Event:
     return event_from_json({**bus_event.detail, "type": bus_event.detail_type})
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @event_source(data_class=EventBridgeEvent)
 def record_stats(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     domain = domain_event(event)
@@ -37,7 +38,7 @@ def record_stats(event: EventBridgeEvent, context: LambdaContext) -> dict[str, A
     return {"eventId": domain.event_id, "applied": applied}
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @event_source(data_class=EventBridgeEvent)
 def remove_attachments(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     domain = domain_event(event)
@@ -46,7 +47,7 @@ def remove_attachments(event: EventBridgeEvent, context: LambdaContext) -> dict[
     return {"eventId": domain.event_id, "removed": removed}
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @event_source(data_class=EventBridgeEvent)
 def completion_metrics(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:

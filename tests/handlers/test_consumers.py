@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from typing import Any
@@ -80,6 +81,19 @@ class TestAttachmentCleanup:
             == 0
         )
         assert list(fakes.attachments.objects) == ["alice/other/a2"]
+
+    def test_logs_with_the_event_id_as_correlation_id(
+        self, fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        task = fakes.service.create_task(ALICE, CreateTask(title="t")).task
+        fakes.service.delete_task(ALICE, task.id)
+        deleted = delivered(fakes)[-1]
+        stream = io.StringIO()
+        monkeypatch.setattr(consumers.logger.registered_handler, "stream", stream)
+        consumers.remove_attachments(deleted, handler_context(ATTACHMENT_CLEANUP))
+        records = [json.loads(line) for line in stream.getvalue().splitlines()]
+        removed = next(r for r in records if r["message"] == "attachments removed")
+        assert removed["correlation_id"] == deleted["id"]  # what the console shows for it
 
 
 class TestCompletionMetrics:
