@@ -1,12 +1,13 @@
 """`make dev`: run the local platform in the foreground until Ctrl-C.
 
-python -m local_platform [--stack dev] [--port 8000] [--in-memory] [--no-throttle]
+python -m local_platform [--stack dev] [--port 8000] [--in-memory] [--no-throttle] [--verbose]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -18,7 +19,9 @@ import uvicorn
 
 from local_platform.auth import DevIssuer
 from local_platform.children import port_holder, reclaim
+from local_platform.console import Console, configure_logging, describe_event
 from local_platform.gateway import build_app
+from local_platform.gateway.docs import ApiDocs
 from local_platform.lambda_runtime import lambda_context
 from local_platform.platform import (
     REGION,
@@ -27,26 +30,45 @@ from local_platform.platform import (
     Services,
     event_plumbing,
     running,
+    shown,
 )
 from local_platform.sandboxes import Sandboxes
 from stack.manifest import FUNCTIONS, Function
 
 
 def event_invoker(sandboxes: Sandboxes) -> Callable[[Function, dict[str, Any]], Any]:
-    """How the event-source mapping and EventBridge call a function: in one of its sandboxes."""
+    """How the event-source mapping and EventBridge call a function: in one of its sandboxes.
+    Each delivery is one console line (a failure is the bus's or the poller's to report)."""
+    events = logging.getLogger("local_platform.events")
 
     def invoke(function: Function, event: dict[str, Any]) -> Any:
-        return sandboxes(function, event, lambda_context(function, REGION, int(time.time() * 1000)))
+        context = lambda_context(function, REGION, int(time.time() * 1000))
+        started = time.perf_counter()
+        result = sandboxes(function, event, context)
+        what, event_id = describe_event(event)
+        failed = len((result or {}).get("batchItemFailures", [])) if isinstance(result, dict) else 0
+        events.info(
+            "%s ← %s  %.0f ms  [%s]%s",
+            function.name,
+            what,
+            (time.perf_counter() - started) * 1000,
+            event_id or context.aws_request_id,
+            f"  ({failed} reported failed)" if failed else "",
+        )
+        return result
 
     return invoke
 
 
-def banner(services: Services, host: str, port: int, issuer: DevIssuer, throttling: str) -> str:
+def banner(
+    services: Services, host: str, port: int, issuer: DevIssuer, *, throttling: str, logs: str
+) -> str:
     url = f"http://{host}:{port}"
     workflows = ", ".join(services.workflows) or "none"
     return f"""
   tasks local platform — stack '{services.config.stack}'
   API          {url}   (health: {url}/health)
+  API docs     {url}/docs   (Swagger UI: Authorize with a token from make token)
   DynamoDB     {services.dynamodb_endpoint}   (DynamoDB Local, {services.storage})
   S3, bus, SFN {services.s3_endpoint}   (moto: S3, EventBridge, SQS, Step Functions)
   workflows    {workflows}   (the real ASL, on moto's executor)
@@ -54,6 +76,7 @@ def banner(services: Services, host: str, port: int, issuer: DevIssuer, throttli
   JWT issuer   {issuer.issuer}   audience {issuer.audience}
   throttling   {throttling}
   CORS         {", ".join(services.config.cors_allow_origins)}
+  Lambda logs  {logs}
 
   Get a token:   TOKEN=$(make token USER=alice)
   An approver:   make token USER=bob GROUPS=approvers
@@ -87,11 +110,25 @@ def main(argv: list[str] | None = None) -> int:
         default=8,
         help="sandboxes (worker processes) per function at most (Lambda runs one per request)",
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the functions' raw log lines (EMF metrics, START/END/REPORT) and their "
+        "INFO records, not one line per request and event",
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=STATE / "logs",
+        help="where each function's raw log lines are kept (<function>.log)",
+    )
     args = parser.parse_args(argv)
     # A SIGTERM (from a supervisor, `timeout`, CI) stops the platform like Ctrl-C does, so
     # DynamoDB Local and the moto server are stopped too instead of being orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging(sys.stdout)
+    if args.verbose:  # the handlers' INFO records too, unless LOG_LEVEL says otherwise
+        os.environ.setdefault("LOG_LEVEL", "INFO")
     started = time.monotonic()
     reclaim(STATE / "platforms", lambda line: print(f"==> {line}", flush=True))
     for option, port in (
@@ -110,8 +147,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     print("==> starting DynamoDB Local and the S3 stand-in ...", flush=True)
     db_path = None if args.in_memory else args.db_path.resolve()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     with running(
         stack=args.stack,
         db_path=db_path,
@@ -119,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         s3_port=args.s3_port or None,
         approval_timeout_s=args.approval_timeout,
     ) as services:
-        sandboxes = Sandboxes(services.environment, concurrency=args.concurrency)
+        console = Console(verbose=args.verbose, log_dir=args.log_dir.resolve()).start()
+        sandboxes = Sandboxes(
+            services.environment, concurrency=args.concurrency, log=console.lambda_line
+        )
         issuer = DevIssuer()
         config = services.config
         rate = args.throttle_rate or float(config.throttle_rate_limit)
@@ -134,9 +172,16 @@ def main(argv: list[str] | None = None) -> int:
             rate=rate,
             burst=burst,
             concurrency=args.concurrency,
+            docs=ApiDocs(),
         )
         throttling = "off" if args.no_throttle else f"{rate:g} req/s, burst {burst}"
-        print(banner(services, args.host, args.port, issuer, throttling), flush=True)
+        logs = f"{shown(args.log_dir.resolve())}/<function>.log" + (
+            "" if args.verbose else "   (raw; --verbose prints them here)"
+        )
+        print(
+            banner(services, args.host, args.port, issuer, throttling=throttling, logs=logs),
+            flush=True,
+        )
         print(f"==> ready in {time.monotonic() - started:.1f}s", flush=True)
         try:
             with event_plumbing(services, event_invoker(sandboxes)):
@@ -145,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         finally:
             sandboxes.stop()
+            console.stop()
     print("==> stopped: DynamoDB Local and the S3 stand-in are down", flush=True)
     return 0
 

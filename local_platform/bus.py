@@ -30,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from local_platform.sandboxes import SandboxError
 from stack.manifest import ASYNC_RETRIES, EventRule, Function, Workflow
 
 log = logging.getLogger("local_platform.bus")
@@ -202,7 +203,7 @@ class LocalBus:
                 raise
             log.info("workflow %s already started for event %s", workflow.name, name)
             return
-        log.info("started workflow %s for %s", workflow.name, event.get("detail-type"))
+        log.info("%s (workflow) ← %s  [%s]", workflow.name, event.get("detail-type"), name)
 
     def _deliver(
         self, function: Function, rule: EventRule, event: dict[str, Any], attempt: int = 0
@@ -210,6 +211,14 @@ class LocalBus:
         try:
             self.invoke(function, event)
             return
+        except SandboxError as error:  # the function's own log has the traceback
+            log.error(
+                "%s failed on %s (attempt %d): %s",
+                function.name,
+                rule.name,
+                attempt + 1,
+                error.brief,
+            )
         except Exception:
             log.exception("%s failed on %s (attempt %d)", function.name, rule.name, attempt + 1)
         if attempt < len(self.retry_delays_s):

@@ -184,7 +184,7 @@ def running(
                 s3_endpoint=f"http://127.0.0.1:{s3_port}",
                 cursor_secret=persistent_secret(STATE / "cursor-secret"),
                 config=config,
-                storage=f"data in {_shown(db_path)}/" if db_path else "in memory",
+                storage=f"data in {shown(db_path)}/" if db_path else "in memory",
                 approval_timeout_s=approval_timeout_s,
             )
             created = ensure_table(services.dynamodb_endpoint)
@@ -289,7 +289,7 @@ def ensure_workflows(services: Services) -> dict[str, tuple[Workflow, str]]:
     return machines
 
 
-def _shown(path: Path) -> Path:
+def shown(path: Path) -> Path:
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,10 +31,14 @@ class Platform:
     url: str
     process: subprocess.Popen[str]
     issuer: DevIssuer
+    log_dir: Path
+    """Where the platform keeps the functions' raw log lines (`<function>.log`); removed at
+    `stop` when `start_platform` made it."""
     output: collections.deque[str] = attrs.field(factory=lambda: collections.deque(maxlen=2000))
     """The platform's last lines of output, drained continuously: an unread pipe fills up
     (64 KiB) and would block the platform's logging, and with it every request."""
     _reader: threading.Thread | None = attrs.field(default=None, repr=False)
+    _own_log_dir: bool = False
 
     def drain(self) -> None:
         def read() -> None:
@@ -68,6 +74,8 @@ class Platform:
                 self.process.wait()
         if self._reader is not None:
             self._reader.join(timeout=10)
+        if self._own_log_dir:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
         return self.process.returncode
 
 
@@ -89,10 +97,17 @@ def child_processes(parent: int) -> dict[int, list[str]]:
     return children
 
 
-def start_platform(*extra: str, dynamodb_port: int = 0, db_path: Path | None = None) -> Platform:
-    """Start `python -m local_platform` on free ports (in memory unless `db_path`); wait for
-    /health."""
+def start_platform(
+    *extra: str,
+    dynamodb_port: int = 0,
+    db_path: Path | None = None,
+    log_dir: Path | None = None,
+) -> Platform:
+    """Start `python -m local_platform` on free ports (in memory unless `db_path`; the
+    functions' log files in `log_dir`, else in a temporary directory); wait for /health."""
     port = free_port()
+    own_log_dir = log_dir is None
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tasks-platform-logs-"))
     storage = ["--db-path", str(db_path)] if db_path is not None else ["--in-memory"]
     command = [
         sys.executable,
@@ -105,6 +120,8 @@ def start_platform(*extra: str, dynamodb_port: int = 0, db_path: Path | None = N
         str(dynamodb_port),
         "--s3-port",
         "0",
+        "--log-dir",
+        str(log_dir),
         *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -120,7 +137,13 @@ def start_platform(*extra: str, dynamodb_port: int = 0, db_path: Path | None = N
         # gets SIGTERM and stops its own children, as `make dev` does on Ctrl-C.
         preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - one prctl call
     )
-    platform = Platform(url=f"http://127.0.0.1:{port}", process=process, issuer=DevIssuer())
+    platform = Platform(
+        url=f"http://127.0.0.1:{port}",
+        process=process,
+        issuer=DevIssuer(),
+        log_dir=log_dir,
+        own_log_dir=own_log_dir,
+    )
     platform.drain()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -11,15 +11,24 @@ An invocation that outlives the function's timeout gets its sandbox killed ("Tas
 out"), and a sandbox that dies (a crash, `os._exit`, the OOM killer) is replaced by a new
 one at the next invocation: both as on Lambda. A sandbox ignores Ctrl-C (the platform stops
 it), and ends by itself when the platform is gone (its pipe closes).
+
+What a handler writes (print, Powertools' JSON log lines and EMF metrics, tracebacks) goes, a
+line at a time as it is written, to the platform's `log` callback with the function and the
+request id, framed by the `START`/`END`/`REPORT` lines the Lambda runtime writes to
+CloudWatch (duration, memory, init duration): the platform's console decides what to show.
 """
 
 from __future__ import annotations
 
 import importlib
+import io
 import logging
+import math
 import multiprocessing
 import os
+import resource
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -49,6 +58,11 @@ init here is not the handler's fault."""
 class SandboxError(Exception):
     """The handler raised: its exception's type, message and traceback, from the sandbox."""
 
+    @property
+    def brief(self) -> str:
+        """The first line: `function: Type: message`, without the sandbox's traceback."""
+        return str(self).split("\n", 1)[0]
+
 
 class SandboxTimeout(SandboxError):
     """The invocation ran past the function's timeout; its sandbox was killed."""
@@ -56,6 +70,39 @@ class SandboxTimeout(SandboxError):
 
 class SandboxDied(SandboxError):
     """The sandbox exited during the invocation (a crash); the next one gets a new sandbox."""
+
+
+LogLine = Callable[[str, str, str], None]
+"""`log(function name, request id, line)`: one line the function wrote (no newline)."""
+
+
+def print_log_line(function: str, request_id: str, line: str) -> None:
+    """The default `log`: the raw line on the platform's stdout, as the runtime writes it."""
+    print(line, flush=True)
+
+
+class _LineWriter(io.TextIOBase):
+    """The sandbox's stdout and stderr: each complete line is sent to the platform at once (a
+    handler that then hangs or crashes has still been heard)."""
+
+    def __init__(self, send: Callable[[tuple[Any, ...]], None]) -> None:
+        self._send = send
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._send(("log", line))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            line, self._partial = self._partial, ""
+            self._send(("log", line))
 
 
 def _serve(connection: Connection, module: str, attribute: str, environ: dict[str, str]) -> None:
@@ -74,26 +121,54 @@ def _serve_events(
     """Import the handler, then run each event the platform sends."""
     os.environ.clear()
     os.environ.update(environ)
+    lock = threading.Lock()  # a handler's own threads may write too
+
+    def send(message: tuple[Any, ...]) -> None:
+        with lock:
+            connection.send(message)
+
+    sys.stdout = sys.stderr = _LineWriter(send)  # before the import: loggers keep the stream
     started = time.perf_counter()
     try:
         handler: Callable[[dict[str, Any], Any], Any] = getattr(
             importlib.import_module(module), attribute
         )
     except BaseException as error:  # an init error fails every invocation, as on Lambda
-        failure = ("error", type(error).__name__, str(error), traceback.format_exc())
-        connection.send(("init-failed",))
+        failure: tuple[Any, ...] = (
+            "error",
+            type(error).__name__,
+            str(error),
+            traceback.format_exc(),
+            {},
+        )
+        _report_error(error)
+        send(("init-failed",))
         while True:
             connection.recv()
-            connection.send(failure)
+            send(failure)
     init_ms = (time.perf_counter() - started) * 1000
-    connection.send(("ready", init_ms))
+    send(("ready", init_ms))
     while True:
         event, context = connection.recv()
+        started = time.perf_counter()
         try:
             reply: tuple[Any, ...] = ("ok", handler(event, context))
         except Exception as error:
             reply = ("error", type(error).__name__, str(error), traceback.format_exc())
-        connection.send(reply)
+            _report_error(error)
+        sys.stdout.flush()
+        report = {
+            "duration_ms": (time.perf_counter() - started) * 1000,
+            # Linux reports kilobytes.
+            "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        }
+        send((*reply, report))
+
+
+def _report_error(error: BaseException) -> None:
+    """What the Python runtime logs for an error the handler (or its init) raised."""
+    sys.stderr.write(f"[ERROR] {type(error).__name__}: {error}\n{traceback.format_exc()}")
+    sys.stderr.flush()
 
 
 @attrs.define
@@ -116,6 +191,7 @@ class FunctionSandboxes:
     function: Function
     environ: dict[str, str]
     concurrency: int
+    log: LogLine = print_log_line
     _idle: list[Sandbox] = attrs.field(factory=list)
     _count: int = 0
     _available: threading.Condition = attrs.field(factory=threading.Condition)
@@ -134,34 +210,76 @@ class FunctionSandboxes:
             self._release(kept)
 
     def _run(self, sandbox: Sandbox, event: dict[str, Any], context: LambdaContext) -> Any:
-        name = self.function.name
+        name, request_id = self.function.name, context.aws_request_id
+        init_ms: float | None = None
         try:
             if sandbox.init_ms is None:  # a new sandbox: wait for its cold start
-                if not sandbox.connection.poll(INIT_TIMEOUT_S):
+                reply = self._receive(sandbox, request_id, INIT_TIMEOUT_S)
+                if reply is None:
                     raise SandboxTimeout(f"{name}: init did not end within {INIT_TIMEOUT_S:g} s")
-                reply = sandbox.connection.recv()
                 if reply[0] == "ready":
-                    sandbox.init_ms = float(reply[1])
+                    sandbox.init_ms = init_ms = float(reply[1])
                     log.info("%s: new sandbox, init %.0f ms", name, sandbox.init_ms)
                 else:
                     sandbox.init_ms = 0.0  # its init failed: it answers every event with that
             # The function's timeout runs from here, as Lambda's does: init is not part of it.
             timeout_ms = self.function.timeout_s * 1000
             context = attrs.evolve(context, deadline_ms=int(time.time() * 1000) + timeout_ms)
+            self.log(name, request_id, f"START RequestId: {request_id} Version: $LATEST")
             sandbox.connection.send((event, context))
-            wait_s = self.function.timeout_s + GRACE_S
-            if not sandbox.connection.poll(wait_s):
+            reply = self._receive(sandbox, request_id, self.function.timeout_s + GRACE_S)
+            if reply is None:
                 log.error("%s: Task timed out after %d seconds", name, self.function.timeout_s)
+                self._end(request_id, timeout_ms, None, init_ms)
                 raise SandboxTimeout(f"{name}: Task timed out after {self.function.timeout_s} s")
-            reply = sandbox.connection.recv()
         except (EOFError, OSError) as error:
             sandbox.process.join(timeout=1)
             code = sandbox.process.exitcode
             raise SandboxDied(f"{name}: the sandbox exited (code {code}): {error!r}") from None
-        if reply[0] == "ok":
-            return reply[1]
-        _, kind, message, trace = reply
+        *outcome, report = reply
+        self._end(request_id, report.get("duration_ms"), report.get("max_memory_mb"), init_ms)
+        if outcome[0] == "ok":
+            return outcome[1]
+        _, kind, message, trace = outcome
         raise SandboxError(f"{name}: {kind}: {message}\n{trace}")
+
+    def _receive(
+        self, sandbox: Sandbox, request_id: str, timeout_s: float
+    ) -> tuple[Any, ...] | None:
+        """The sandbox's next reply, passing on the lines it writes meanwhile; None if none
+        came within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while sandbox.connection.poll(max(0.0, deadline - time.monotonic())):
+            message: tuple[Any, ...] = sandbox.connection.recv()
+            if message[0] != "log":
+                return message
+            self.log(self.function.name, request_id, message[1])
+        return None
+
+    def _end(
+        self,
+        request_id: str,
+        duration_ms: float | None,
+        max_memory_mb: int | None,
+        init_ms: float | None,
+    ) -> None:
+        """The runtime's END and REPORT lines, in CloudWatch's format."""
+        name = self.function.name
+        self.log(name, request_id, f"END RequestId: {request_id}")
+        fields = [f"REPORT RequestId: {request_id}"]
+        if duration_ms is not None:
+            fields += [
+                f"Duration: {duration_ms:.2f} ms",
+                f"Billed Duration: {math.ceil(duration_ms + (init_ms or 0))} ms",
+            ]
+        fields.append(f"Memory Size: {self.function.memory_mb} MB")
+        if max_memory_mb is not None:
+            fields.append(f"Max Memory Used: {max_memory_mb} MB")
+        if init_ms is not None:
+            fields.append(f"Init Duration: {init_ms:.2f} ms")
+        if max_memory_mb is None:
+            fields.append("Status: timeout")
+        self.log(name, request_id, "\t".join(fields))
 
     def _acquire(self) -> Sandbox:
         with self._available:
@@ -219,6 +337,8 @@ class Sandboxes:
     """The function's timeout is this runtime's to enforce (from the end of init), not the
     caller's: the gateway then only applies API Gateway's integration timeout."""
     concurrency: int = 8
+    log: LogLine = print_log_line
+    """Where the lines the functions write go (the platform's console)."""
     _functions: dict[str, FunctionSandboxes] = attrs.field(factory=dict)
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
@@ -230,7 +350,7 @@ class Sandboxes:
             if function.name not in self._functions:
                 environ = {**os.environ, **self.environment(function)}
                 self._functions[function.name] = FunctionSandboxes(
-                    function, environ, self.concurrency
+                    function, environ, self.concurrency, self.log
                 )
             return self._functions[function.name]
 

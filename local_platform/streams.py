@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from local_platform.sandboxes import SandboxError
 from stack.manifest import StreamTrigger
 
 log = logging.getLogger("local_platform.streams")
@@ -138,8 +139,13 @@ class StreamPoller:
             try:
                 result = self.invoke({"Records": batch}) or {}
                 failures = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
-            except Exception:
-                log.exception("stream function failed on a batch of %d", len(batch))
+            except Exception as error:
+                if isinstance(error, SandboxError):  # the function's own log has the traceback
+                    log.error(
+                        "the stream function failed on %d record(s): %s", len(batch), error.brief
+                    )
+                else:
+                    log.exception("the stream function failed on %d record(s)", len(batch))
                 failures = [batch[0]["dynamodb"]["SequenceNumber"]]
                 if self.trigger.bisect_on_error and len(batch) > 1:
                     half = len(batch) // 2

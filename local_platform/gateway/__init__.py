@@ -8,7 +8,8 @@
   directly), claims as strings, bodies as text or base64, request ids and times;
 - `routes`: route selection from the manifest and the path decoding before it;
 - `responses`: a Lambda result mapped to HTTP, and the gateway's own `{"message":...}` errors;
-- `stage`: the stage's throttle (a token bucket) and CORS.
+- `stage`: the stage's throttle (a token bucket) and CORS;
+- `docs`: the API reference at `/docs` (Swagger UI), which `make dev` serves.
 
 The Lambda runtime's side of an invocation (the context object, calling the handler) is
 `local_platform.lambda_runtime`.

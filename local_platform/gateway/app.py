@@ -4,6 +4,7 @@ AWS runs here unchanged:
 
 1. `GET <issuer path>/.well-known/jwks.json` (and `openid-configuration`) serve the dev
    issuer's public keys; not an API Gateway feature, but it lets curl demos verify tokens.
+   Likewise `GET /docs` (when given `docs`): the API reference, Swagger UI (`docs.py`).
 2. Throttling: one token bucket for the stage (rate `throttle_rate_limit` per second, bucket
    size `throttle_burst_limit`); over it, 429 `{"message":"Too Many Requests"}`.
 3. CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered here
@@ -23,7 +24,7 @@ AWS runs here unchanged:
 
 CORS headers (for an allowed Origin) and `apigw-requestid` are added to every response,
 including the gateway's own errors. Each request is logged as one line (on the
-`local_platform.gateway` logger): method, path, status, milliseconds.
+`local_platform.gateway` logger): method, path, status, milliseconds, request id.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import attrs
 from starlette.types import Receive, Scope, Send
 
 from local_platform.auth import DevIssuer, Unauthorized
+from local_platform.gateway.docs import ApiDocs
 from local_platform.gateway.payload import (
     DOMAIN_NAME,
     HOP_BY_HOP,
@@ -58,7 +60,7 @@ from local_platform.gateway.responses import (
 from local_platform.gateway.routes import CompiledRoute, decode_path, select_route
 from local_platform.gateway.stage import Cors, TokenBucket
 from local_platform.lambda_runtime import Invoke, invoke_handler, lambda_context
-from local_platform.sandboxes import SandboxTimeout
+from local_platform.sandboxes import SandboxError, SandboxTimeout
 from stack.config import StackConfig
 from stack.manifest import Function
 
@@ -85,6 +87,7 @@ class Gateway:
     max_payload_bytes: int
     concurrency: int = 1
     domain_name: str = DOMAIN_NAME
+    docs: ApiDocs | None = None
     # Per event loop (TestClient may run a loop per request), per function.
     _limiters: dict[tuple[int, str], anyio.CapacityLimiter] = attrs.field(factory=dict, init=False)
 
@@ -151,13 +154,15 @@ class Gateway:
         )
         await send({"type": "http.response.body", "body": response.body})
         elapsed_ms = (time.perf_counter() - started) * 1000
+        note = response.note or _problem_detail(response)
         logger.info(
-            "%s %s %d %.1fms%s",
+            "%s %s %d %.0f ms  [%s]%s",
             request.method,
             raw_path.decode("latin-1"),
             response.status,
             elapsed_ms,
-            f" ({response.note})" if response.note else "",
+            request_id,
+            f"  ({note})" if note else "",
         )
 
     def _is_preflight(self, request: IncomingRequest) -> bool:
@@ -176,6 +181,12 @@ class Gateway:
             self._discovery_path,
         ):
             return self._issuer_document(raw_path)
+        if self.docs is not None:
+            page = self.docs.respond(
+                request.method, raw_path, request.scheme, request.header("host")
+            )
+            if page is not None:
+                return page
         wait = self.bucket.take()
         if wait > 0:
             retry_after = str(max(1, math.ceil(wait)))
@@ -238,8 +249,12 @@ class Gateway:
                     result = await anyio.to_thread.run_sync(
                         self.invoke, function, event, context, abandon_on_cancel=True
                     )
-            except SandboxTimeout:
-                return gateway_error(500, "Internal Server Error")  # the sandbox logged it
+            except SandboxError as error:  # the function's own log has the traceback
+                if not isinstance(error, SandboxTimeout):  # (a timeout: the sandbox said so)
+                    logger.error(
+                        "%s: unhandled error in the function: %s", function.name, error.brief
+                    )
+                return gateway_error(500, "Internal Server Error")
             except Exception:
                 # What the Lambda runtime logs for an unhandled error; API Gateway sees a
                 # failed invocation and answers 500.
@@ -278,6 +293,22 @@ class Gateway:
             }
         body = json.dumps(document).encode()
         return HttpResponse(200, (("content-type", "application/json"),), body)
+
+
+def _problem_detail(response: HttpResponse) -> str:
+    """The `detail` of a problem+json error, for the request's log line (a developer sees why
+    without reading the body)."""
+    if response.status < 400 or not any(
+        k == "content-type" and v.startswith("application/problem+json")
+        for k, v in response.headers
+    ):
+        return ""
+    try:
+        detail = json.loads(response.body).get("detail", "")
+    except (ValueError, AttributeError):
+        return ""
+    text = str(detail)
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _decode_header(value: bytes) -> str:
@@ -340,13 +371,15 @@ def build_app(
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     concurrency: int = 1,
     domain_name: str = DOMAIN_NAME,
+    docs: ApiDocs | None = None,
 ) -> Gateway:
     """The gateway for `functions` (the manifest's), configured by the stack's `config`.
 
     `rate`/`burst` override the stage's throttling (requests a second, bucket size: load
     tests); `clock` is the bucket's monotonic clock (tests); `max_payload_bytes` API Gateway's 10 MB
     quota (tests); `concurrency` how many invocations of one function may run at once (1,
-    like one Lambda sandbox: handler module state is never shared by two requests at once).
+    like one Lambda sandbox: handler module state is never shared by two requests at once);
+    `docs` the API reference served at `/docs` (`make dev` serves it; API Gateway does not).
     """
     compiled = tuple(CompiledRoute.compile(route, f) for f in functions for route in f.routes)
     default = next((f for f in functions if f.routes), None)
@@ -365,4 +398,5 @@ def build_app(
         max_payload_bytes=max_payload_bytes,
         concurrency=concurrency,
         domain_name=domain_name,
+        docs=docs,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -32,4 +33,15 @@ def crash(event: dict[str, Any], context: Any) -> None:
 
 
 def sleep(event: dict[str, Any], context: Any) -> None:
+    time.sleep(5)
+
+
+def talk(event: dict[str, Any], context: Any) -> None:
+    """Write each of `say` in turn, to stdout and stderr alternately."""
+    for n, text in enumerate(event["say"]):
+        print(text, file=sys.stderr if n % 2 else sys.stdout)
+
+
+def talk_then_hang(event: dict[str, Any], context: Any) -> None:
+    print("about to hang", flush=False)
     time.sleep(5)

@@ -25,7 +25,9 @@ from starlette.testclient import TestClient
 from local_platform import auth
 from local_platform.auth import DevIssuer, Unauthorized
 from local_platform.gateway import MAX_PAYLOAD_BYTES, Gateway, build_app
+from local_platform.gateway.app import _problem_detail
 from local_platform.gateway.payload import stringify_claim
+from local_platform.gateway.responses import HttpResponse
 from local_platform.gateway.routes import decode_path
 from local_platform.lambda_runtime import LambdaContext, invoke_handler
 from stack.config import StackConfig
@@ -912,15 +914,20 @@ def test_default_invoke_imports_the_handler() -> None:
 
 def test_one_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="local_platform.gateway"):
-        client.get("/health?x=1")
+        health = client.get("/health?x=1")
     lines = [r.getMessage() for r in caplog.records if r.name == "local_platform.gateway"]
     assert len(lines) == 1
-    assert re.fullmatch(r"GET /health 200 \d+\.\dms", lines[0])
+    request_id = re.escape(health.headers["apigw-requestid"])  # the handler's correlation id
+    assert re.fullmatch(rf"GET /health 200 \d+ ms  \[{request_id}\]", lines[0])
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="local_platform.gateway"):
-        client.get("/tasks")
+        refused = client.get("/tasks")
     [line] = [r.getMessage() for r in caplog.records if r.name == "local_platform.gateway"]
-    assert re.fullmatch(r"GET /tasks 401 \d+\.\dms \(no token in the Authorization header\)", line)
+    request_id = re.escape(refused.headers["apigw-requestid"])
+    assert re.fullmatch(
+        rf"GET /tasks 401 \d+ ms  \[{request_id}\]  \(no token in the Authorization header\)",
+        line,
+    )
 
 
 def test_jwks_is_served_without_auth_or_throttling(config: StackConfig, issuer: DevIssuer) -> None:
@@ -1014,3 +1021,17 @@ def test_cli_prints_only_the_token(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_cli_jwks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert auth.main(["--key-dir", str(tmp_path), "jwks"]) == 0
     assert json.loads(capsys.readouterr().out) == DevIssuer(key_dir=tmp_path).jwks
+
+
+def test_a_problems_detail_goes_into_the_request_log_line() -> None:
+    problem = HttpResponse(
+        422,
+        (("content-type", "application/problem+json"),),
+        json.dumps({"title": "Validation failed", "detail": "title: must not be empty"}).encode(),
+    )
+    assert _problem_detail(problem) == "title: must not be empty"
+    long = attrs.evolve(problem, body=json.dumps({"detail": "x" * 200}).encode())
+    assert _problem_detail(long) == "x" * 119 + "…"
+    assert _problem_detail(attrs.evolve(problem, status=200)) == ""
+    assert _problem_detail(attrs.evolve(problem, body=b"not json")) == ""
+    assert _problem_detail(attrs.evolve(problem, headers=())) == ""
