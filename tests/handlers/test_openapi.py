@@ -1045,6 +1045,18 @@ def _attachment(**fields: Any) -> dict[str, Any]:
             400,
             id="idempotency-key-slash",
         ),
+        pytest.param(
+            f"PATCH {TASK}",
+            {"body": {"title": "x"}, "headers": {"If-Match": '"' + "9" * 13 + '"'}},
+            412,
+            id="if-match-15",
+        ),
+        pytest.param(
+            f"PUT {TASK}",
+            {"body": {"title": "x"}, "headers": {"If-Match": '"1", "2"'}},
+            412,
+            id="if-match-list",
+        ),
         pytest.param(f"PATCH {TASK}", {"body": {}}, 422, id="update-empty"),
         pytest.param(f"PUT {TASK}", {"body": {"version": 3}}, 422, id="update-unknown"),
         pytest.param(f"PATCH {TASK}", {"body": {"status": "done"}}, 422, id="update-status"),
@@ -1082,6 +1094,8 @@ def _attachment(**fields: Any) -> dict[str, Any]:
         pytest.param("GET /tasks", {"query": {"status": "done"}}, 400, id="status-done"),
         pytest.param("GET /tasks", {"query": {"sort": "asc"}}, 400, id="query-unknown"),
         pytest.param("GET /tasks", {"query": {"cursor": "c" * 2049}}, 400, id="cursor-2049"),
+        pytest.param("GET /tasks", {"query": {"cursor": "a.b.c"}}, 400, id="cursor-3-parts"),
+        pytest.param("GET /tasks", {"query": {"cursor": "a+b.c"}}, 400, id="cursor-not-base64url"),
         pytest.param(
             "GET /approvals", {"query": {"limit": "101"}, **APPROVER}, 400, id="approvals-limit"
         ),
@@ -1109,6 +1123,29 @@ def test_invalid_requests_rejected_by_both(
     )
     assert errors, "the document accepts a request the handler rejects"
     _call(api, route, ids, kwargs, status)
+
+
+LONG_ID = UNKNOWN_ID + "A"  # 27 characters: longer than any ULID
+
+
+@pytest.mark.parametrize(
+    ("route", "name"),
+    [
+        pytest.param(f"GET {TASK}", "taskId", id="task"),
+        pytest.param(f"POST {COMPLETE}", "taskId", id="complete"),
+        pytest.param(f"GET {ATTACHMENT}", "attachmentId", id="attachment"),
+        pytest.param(f"GET {EXPORT}", "exportId", id="export"),
+    ],
+)
+def test_ids_longer_than_a_ulid_rejected_by_both(
+    api: Api, ids: dict[str, str], route: str, name: str
+) -> None:
+    """A path id holds at most 26 characters in the document; a longer one names nothing."""
+    method, template = route.split(" ")
+    given = {**ids, "attachmentId": UNKNOWN_ID, "exportId": UNKNOWN_ID, name: LONG_ID}
+    path_params = {k: v for k, v in given.items() if f"{{{k}}}" in template}
+    assert SPEC.request_errors(method, template, path_params=path_params)
+    api(method, template, path_params, expect=404)
 
 
 @pytest.mark.parametrize(
