@@ -16,7 +16,7 @@ import attrs
 from handlers import bootstrap
 from handlers.http_api.responses import JSON, HttpProblem
 from taskcore.model import Principal, UserId
-from taskcore.services import ExportService, TaskService
+from taskcore.services import USER_ID_MAX, ExportService, TaskService, is_user_id
 
 ETAG = re.compile(r'^"(\d{1,12})"$')  # strong tags only: If-Match compares strongly
 
@@ -47,6 +47,14 @@ class Request:
             subject = claims.get("sub")
             if not isinstance(subject, str) or not subject:
                 raise HttpProblem(401, "unauthenticated", "Unauthenticated", "no verified subject")
+            if not is_user_id(subject):
+                raise HttpProblem(
+                    401,
+                    "unauthenticated",
+                    "Unauthenticated",
+                    f"the token's subject is not an OpenID Connect `sub` (1 to {USER_ID_MAX} "
+                    "printable ASCII characters)",
+                )
             groups = parse_groups(claims.get("cognito:groups"))
             self._principal = Principal(user_id=UserId(subject), groups=groups)
         return self._principal

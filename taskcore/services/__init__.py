@@ -22,7 +22,7 @@ from taskcore.services.exports import (
     export_key,
     failure_reason,
 )
-from taskcore.services.ids import is_ulid
+from taskcore.services.ids import USER_ID_MAX, is_ulid, is_user_id
 from taskcore.services.reactions import (
     decision_output,
     expire_approval,
@@ -42,6 +42,7 @@ __all__ = [
     "EXPORT_PART_SIZE",
     "IDEMPOTENCY_KEY_MAX",
     "NDJSON",
+    "USER_ID_MAX",
     "CreateResult",
     "ExportService",
     "ExportView",
@@ -56,6 +57,7 @@ __all__ = [
     "export_key",
     "failure_reason",
     "is_ulid",
+    "is_user_id",
     "record_stats",
     "remove_attachments",
     "resume_workflow",

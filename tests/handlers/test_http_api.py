@@ -204,6 +204,16 @@ class TestCreate:
         status, _, _ = call("POST", "/tasks", user=None, body={"title": ""})
         assert status == 401
 
+    @pytest.mark.parametrize("subject", ["a" * 256, "al ice", "ålice", "a\u0000"])
+    def test_a_subject_openid_connect_would_not_issue_is_401_and_stores_nothing(
+        self, call: Call, fakes: Fakes, subject: str
+    ) -> None:
+        status, _, body = call("POST", "/tasks", user=subject, body={"title": "t"})
+        assert (status, body["type"]) == (401, "urn:tasks:problem:unauthenticated")
+        assert "255" in body["detail"]
+        assert call("POST", "/tasks", user="a" * 255, body={"title": "t"})[0] == 201
+        assert len(fakes.tasks.events()) == 1  # the 255-character one only
+
     def test_base64_bodies_are_decoded(self, call: Call) -> None:
         """API Gateway sends text media types as text, but a body may arrive base64-encoded
         (`isBase64Encoded`, as Function URLs and binary media types send it): it is decoded."""

@@ -492,3 +492,20 @@ class TestInMemoryAdapters:
             fakes.tasks.save(task, expected_version=1)
         with pytest.raises(NotFound):
             fakes.tasks.delete(task)
+
+
+@pytest.mark.parametrize(
+    ("subject", "valid"),
+    [
+        ("alice", True),
+        ("9f1c2d3e-0000-4000-8000-000000000000", True),  # a Cognito sub
+        ("a" * services.USER_ID_MAX, True),
+        ("a" * (services.USER_ID_MAX + 1), False),
+        ("", False),
+        ("al ice", False),
+        ("ålice", False),
+        ("tab\there", False),
+    ],
+)
+def test_a_user_id_is_what_openid_connect_allows_a_sub_to_be(subject: str, valid: bool) -> None:
+    assert services.is_user_id(subject) is valid
