@@ -264,3 +264,31 @@ class TestMalformed:
         with pytest.raises(InvalidCursor, match=r"^cursor: is malformed$") as info:
             codec.decode(SCOPE, "nodot", NOW)
         assert info.value.errors == (FieldError("cursor", "is malformed"),)
+
+
+class TestRotation:
+    """A new signing secret keeps the cursors signed with the one it replaced valid."""
+
+    NEW = b"n" * 32
+
+    def test_cursors_of_the_previous_secret_still_decode(self, codec: CursorCodec) -> None:
+        token = codec.encode(SCOPE, POSITION, NOW)
+        rotated = CursorCodec(self.NEW, previous=(SECRET,))
+        assert rotated.decode(SCOPE, token, NOW) == POSITION
+
+    def test_new_cursors_are_signed_with_the_new_secret_only(self, codec: CursorCodec) -> None:
+        rotated = CursorCodec(self.NEW, previous=[SECRET])
+        token = rotated.encode(SCOPE, POSITION, NOW)
+        assert CursorCodec(self.NEW).decode(SCOPE, token, NOW) == POSITION
+        with pytest.raises(InvalidCursor, match="invalid signature"):
+            codec.decode(SCOPE, token, NOW)  # the old secret alone does not accept it
+
+    def test_a_secret_dropped_from_previous_no_longer_signs_anything_accepted(
+        self, codec: CursorCodec
+    ) -> None:
+        token = codec.encode(SCOPE, POSITION, NOW)
+        with pytest.raises(InvalidCursor, match="invalid signature"):
+            CursorCodec(self.NEW).decode(SCOPE, token, NOW)
+
+    def test_previous_secrets_are_not_in_the_repr(self) -> None:
+        assert repr(SECRET) not in repr(CursorCodec(self.NEW, previous=(SECRET,)))
