@@ -18,6 +18,17 @@ from taskcore.model import Export, ExportId, Priority, Status, Task, TaskId, Use
 from taskcore.stats import StatsDelta, UserStats
 
 
+class Cursors(Protocol):
+    """Signs pagination cursors and checks them: `taskcore.cursors.CursorCodec` with a secret
+    in hand, or an adapter that reads the secret (and its rotation) from a secret store."""
+
+    def encode(self, scope: str, position: Position, now: datetime) -> str: ...
+
+    def decode(self, scope: str, token: str, now: datetime) -> dict[str, str]:
+        """The position; raises `InvalidCursor` for a tampered, expired or foreign cursor."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class IdempotencyRecord:
     """Remembers the task a create with an `Idempotency-Key` made, and the request's digest."""

@@ -19,7 +19,6 @@ from datetime import date, timedelta
 import attrs
 
 from taskcore.commands import AddAttachment, CreateTask, TaskQuery, UpdateTask
-from taskcore.cursors import CursorCodec
 from taskcore.errors import (
     ConcurrentModification,
     FieldError,
@@ -44,6 +43,7 @@ from taskcore.model import (
 from taskcore.ports import (
     AttachmentStore,
     Clock,
+    Cursors,
     IdempotencyKeyTaken,
     IdempotencyRecord,
     IdGenerator,
@@ -99,7 +99,7 @@ class TaskService:
     attachments: AttachmentStore
     clock: Clock
     ids: IdGenerator
-    cursors: CursorCodec
+    cursors: Cursors
     idempotency_ttl: timedelta = timedelta(hours=24)
     presign_ttl: timedelta = timedelta(minutes=15)
 
