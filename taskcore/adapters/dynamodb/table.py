@@ -202,14 +202,24 @@ class Models:
         return self.task._get_connection().connection
 
 
-@functools.cache
 def bind_models(
     table_name: str, endpoint_url: str | None, region: str | None, retries: int = 3
 ) -> Models:
-    """Subclasses of the models whose Meta points at this table (PynamoDB binds per class).
+    """Subclasses of the models whose Meta points at this table (PynamoDB binds per class),
+    the same ones for every caller that names the same table, endpoint, region and retries.
 
     `retries` bounds botocore's retries of throttled or failed requests (with backoff).
     """
+    # The cache is on the inner function, keyed by all four values: `functools.cache` on this
+    # one would key `bind_models(t, e, r)` and `bind_models(t, e, r, 3)` apart, and the stats
+    # store (three arguments) and the task repository (four) would each build a client.
+    return _bind_models(table_name, endpoint_url, region, retries)
+
+
+@functools.cache
+def _bind_models(
+    table_name: str, endpoint_url: str | None, region: str | None, retries: int
+) -> Models:
     meta: dict[str, Any] = {
         "table_name": table_name,
         "region": region,
