@@ -23,6 +23,7 @@ from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
+from taskcore.adapters import clients
 from taskcore.adapters.dynamodb.errors import storage_errors
 from taskcore.errors import Unavailable
 
@@ -237,7 +238,9 @@ def _bind_models(
     task, idempotency = bound(TaskItem), bound(IdempotencyItem)
     # One connection (one botocore client) per table: both models share the key schema.
     idempotency._connection = task._get_connection()
-    return Models(task=task, idempotency=idempotency)
+    models = Models(task=task, idempotency=idempotency)
+    clients.declare(lambda: models.connection.client)  # built on first use, or before a snapshot
+    return models
 
 
 @functools.cache
@@ -304,10 +307,14 @@ class TableClient:
     table_name: str
     endpoint_url: str | None = None
     region: str | None = None
+    _models: Models = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._models = bind_models(self.table_name, self.endpoint_url, self.region)
 
     @property
     def client(self) -> Any:
-        return bind_models(self.table_name, self.endpoint_url, self.region).connection.client
+        return self._models.connection.client
 
     def call(self, operation: str, **kwargs: Any) -> Any:
         """`operation` (UpdateItem as "update_item", ...) on this table."""
