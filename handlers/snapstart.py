@@ -80,8 +80,8 @@ def prepare(module: str, **functions: Sequence[Accessor]) -> None:
 def before_snapshot(handler: str | None = None) -> None:
     """Build what the function (`handler`, default: Lambda's `_HANDLER`) uses, and its clients.
 
-    A function that declared nothing, or whose settings are missing a variable, fails here: the
-    version is not published, rather than failing its first invocation.
+    A function that declared nothing, or whose settings are missing a variable, fails here, in
+    the init that makes the snapshot, rather than at its first invocation.
     """
     name = handler or os.environ.get("_HANDLER", "")
     if name not in PREPARATIONS:

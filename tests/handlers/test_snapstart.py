@@ -190,8 +190,8 @@ def manifest_environment(function: Function) -> dict[str, str]:
 def test_every_function_builds_what_it_uses_before_the_snapshot_without_network(
     function: Function,
 ) -> None:
-    """With only the environment the manifest gives it: a missing variable would fail the
-    snapshot (and the version's publication), not a first invocation."""
+    """With only the environment the manifest gives it: a missing variable would fail the init
+    that makes the snapshot, not a first invocation."""
     done = subprocess.run(
         [sys.executable, "-c", PREPARE, function.module],
         cwd=ROOT,
