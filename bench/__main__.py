@@ -1,6 +1,6 @@
 """`make bench`: the figures we publish, each a ratio measured side by side in one run.
 
-    python -m bench [--quick] [--only requests,cold,warm,load,events,export,sizes]
+    python -m bench [--quick] [--only requests,cold,restore,warm,load,events,export,sizes]
 
 Prints one table (absolute numbers beside the ratios) and writes `bench-results.json`, so
 runs can be compared. Exits 1 if a target is missed. Not part of `make test`: timings on a
@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import dynamodb_requests, events, exports, handler_timing, load, sizes
+from bench import dynamodb_requests, events, exports, handler_timing, load, restore, sizes
 from local_platform.dynamodb_local import DynamoDBLocal
 from stack.manifest import FUNCTIONS
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
-SECTIONS = ("requests", "cold", "warm", "load", "events", "export", "sizes")
+SECTIONS = ("requests", "cold", "restore", "warm", "load", "events", "export", "sizes")
 
 
 def machine() -> str:
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if "cold" in only:
         cold_section(report, quick=args.quick)
 
+    if "restore" in only:
+        restore_section(report, quick=args.quick)
+
     if "warm" in only:
         section("warm GET /tasks/{id}: in-memory adapters, logging and metrics on")
         warm = handler_timing.warm_request(rounds=3 if args.quick else 7)
@@ -170,6 +173,17 @@ def cold_section(report: Report, *, quick: bool) -> None:
             "<= 1.3x" if http else "",
             cold.ratio <= 1.3 if http else None,
         )
+
+
+def restore_section(report: Report, *, quick: bool) -> None:
+    section("restore: first answer of a forked, initialised process vs a fresh one (SnapStart)")
+    result = restore.measure(samples=5 if quick else 15)
+    print(restore.render(result))
+    report.data["restore"] = restore.data(result)
+    report.row(
+        "restore: first answer, fork vs fresh process",
+        f"{result.ratio:.3f}x ({result.restore * 1e3:.1f} ms vs {result.fresh * 1e3:.0f} ms)",
+    )
 
 
 def load_section(report: Report, *, quick: bool) -> None:

@@ -17,12 +17,19 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers import bootstrap
+from handlers import bootstrap, snapstart
 from handlers.consumers import domain_event
 from taskcore import services
 from taskcore.model import TaskId, UserId
 
 logger = Logger(service="tasks-approvals")
+
+snapstart.prepare(
+    __name__,
+    token_issued=[bootstrap.approval_workflow],
+    decided=[bootstrap.approval_workflow],
+    timed_out=[bootstrap.task_repository, bootstrap.clock],
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)

@@ -16,13 +16,21 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers import bootstrap
+from handlers import bootstrap, snapstart
 from taskcore import services
 from taskcore.events import Event, TaskCompleted
 from taskcore.serialization import event_from_json
 
 logger = Logger(service="tasks-consumers")
 metrics = Metrics(namespace="tasks", service="consumers")
+
+# Three functions serve from this module, each with the one adapter it uses.
+snapstart.prepare(
+    __name__,
+    record_stats=[bootstrap.stats_store],
+    remove_attachments=[bootstrap.attachment_store],
+    completion_metrics=[bootstrap.event_markers],
+)
 
 
 def domain_event(bus_event: EventBridgeEvent) -> Event:

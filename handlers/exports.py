@@ -22,7 +22,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers import bootstrap
+from handlers import bootstrap, snapstart
 from taskcore.events import EVENT_SOURCE, EXPORT_REQUESTED
 from taskcore.model import ExportId, UserId
 from taskcore.services import ExportService, is_ulid
@@ -31,6 +31,8 @@ warnings.filterwarnings("ignore", "No application metrics to publish", UserWarni
 
 logger = Logger(service="tasks-exports")
 metrics = Metrics(namespace="tasks", service="exports")
+
+snapstart.prepare(__name__, worker=[bootstrap.export_service])
 
 
 class MalformedEvent(ValueError):

@@ -22,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers import bootstrap
+from handlers import bootstrap, snapstart
 from taskcore.adapters.dynamodb.stream import ExportRequest, TaskChange, decode_record
 from taskcore.adapters.eventbridge import MAX_BATCH
 from taskcore.events import Envelope, derive_events, export_requested
@@ -33,6 +33,8 @@ logger = Logger(service="tasks-stream")
 metrics = Metrics(namespace="tasks", service="stream")
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+
+snapstart.prepare(__name__, handler=[bootstrap.event_publisher])
 
 
 def envelopes_for(record: dict[str, Any]) -> list[Envelope]:

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from handlers import bootstrap
+from handlers import bootstrap, snapstart
 from handlers.http_api import approvals, attachments, exports, health, stats, tasks
 from handlers.http_api.request import parse_groups
 from handlers.http_api.responses import HttpProblem, domain_problem, problem
@@ -98,6 +98,7 @@ def create_app(get_container: GetContainer) -> APIGatewayHttpResolver:
 
 
 app = create_app(bootstrap.container)
+snapstart.prepare(__name__, handler=[bootstrap.container])
 
 
 @logger.inject_lambda_context

@@ -6,11 +6,17 @@ botocore, not boto3: boto3's import adds ~50 ms to every cold start, and S3 clie
 and has bounded timeouts. A local endpoint (DynamoDB Local, moto, MinIO) gets dummy credentials,
 a default region and, for S3, path-style addressing: real credentials are never sent to an
 emulator. Without an endpoint a client uses the default credential chain (the function's role).
+
+Clients are built on first use (`LazyClient`, PynamoDB's connections), and each says so here
+(`declare`), so that `build_declared` can build them all ahead of use: before a SnapStart
+snapshot.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
@@ -61,6 +67,33 @@ def build_client(
     )
 
 
+_lazy_clients: weakref.WeakValueDictionary[int, LazyClient] = weakref.WeakValueDictionary()
+"""Every unbuilt `LazyClient`, by id (attrs makes them unhashable); each leaves with its adapter."""
+_builders: list[Callable[[], object]] = []
+
+
+def declare(build: Callable[[], object]) -> None:
+    """Remember how to build a client an adapter will build on first use, for `build_declared`
+    (PynamoDB's connections, which build their botocore client lazily; a `LazyClient` declares
+    itself). The builder is kept for the process's life: declare bindings that live as long."""
+    _builders.append(build)
+
+
+def build_declared() -> None:
+    """Build now every client the adapters made so far will build on first use: before a
+    SnapStart snapshot (`handlers.snapstart`), so no restored container pays for one.
+
+    Building a client sends no request to the service. It resolves credentials, though: with
+    keys in the environment that is a read of `os.environ`; with container credentials (what
+    Lambda gives a SnapStart function) botocore fetches them from the local credentials
+    endpoint, and refreshes them itself when they are near expiry, after a restore included.
+    """
+    for lazy in list(_lazy_clients.values()):
+        lazy.get()
+    for build in list(_builders):
+        build()
+
+
 @attrs.define
 class LazyClient:
     """A client built on first use, once, however many threads ask: most invocations of a
@@ -74,6 +107,10 @@ class LazyClient:
     timeout_s: float | None = None
     _client: Any = attrs.field(default=None, alias="client")
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self._client is None:
+            _lazy_clients[id(self)] = self
 
     def get(self) -> Any:
         if self._client is None:

@@ -17,6 +17,7 @@ from taskcore.adapters.dynamodb.errors import ConditionFailed, storage_errors
 from taskcore.adapters.dynamodb.table import (
     STATS_SK,
     TTL_ATTRIBUTE,
+    Models,
     bind_models,
     event_sk,
     user_pk,
@@ -39,11 +40,14 @@ class DynamoStatsStore:
     region: str | None = None
     clock: Clock = attrs.field(factory=SystemClock)
     STATS_SK: ClassVar[str] = STATS_SK
+    _models: Models = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._models = bind_models(self.table_name, self.endpoint_url, self.region)
 
     @property
     def _client(self) -> Any:
-        connection = bind_models(self.table_name, self.endpoint_url, self.region).connection
-        return connection.client
+        return self._models.connection.client
 
     def get(self, owner_id: UserId) -> UserStats:
         with storage_errors():

@@ -23,6 +23,7 @@ from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
 from pynamodb.models import Model
 
+from taskcore.adapters import clients
 from taskcore.adapters.dynamodb.errors import storage_errors
 from taskcore.errors import Unavailable
 
@@ -202,14 +203,24 @@ class Models:
         return self.task._get_connection().connection
 
 
-@functools.cache
 def bind_models(
     table_name: str, endpoint_url: str | None, region: str | None, retries: int = 3
 ) -> Models:
-    """Subclasses of the models whose Meta points at this table (PynamoDB binds per class).
+    """Subclasses of the models whose Meta points at this table (PynamoDB binds per class),
+    the same ones for every caller that names the same table, endpoint, region and retries.
 
     `retries` bounds botocore's retries of throttled or failed requests (with backoff).
     """
+    # The cache is on the inner function, keyed by all four values: `functools.cache` on this
+    # one would key `bind_models(t, e, r)` and `bind_models(t, e, r, 3)` apart, and the stats
+    # store (three arguments) and the task repository (four) would each build a client.
+    return _bind_models(table_name, endpoint_url, region, retries)
+
+
+@functools.cache
+def _bind_models(
+    table_name: str, endpoint_url: str | None, region: str | None, retries: int
+) -> Models:
     meta: dict[str, Any] = {
         "table_name": table_name,
         "region": region,
@@ -227,7 +238,9 @@ def bind_models(
     task, idempotency = bound(TaskItem), bound(IdempotencyItem)
     # One connection (one botocore client) per table: both models share the key schema.
     idempotency._connection = task._get_connection()
-    return Models(task=task, idempotency=idempotency)
+    models = Models(task=task, idempotency=idempotency)
+    clients.declare(lambda: models.connection.client)  # built on first use, or before a snapshot
+    return models
 
 
 @functools.cache
@@ -294,10 +307,14 @@ class TableClient:
     table_name: str
     endpoint_url: str | None = None
     region: str | None = None
+    _models: Models = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._models = bind_models(self.table_name, self.endpoint_url, self.region)
 
     @property
     def client(self) -> Any:
-        return bind_models(self.table_name, self.endpoint_url, self.region).connection.client
+        return self._models.connection.client
 
     def call(self, operation: str, **kwargs: Any) -> Any:
         """`operation` (UpdateItem as "update_item", ...) on this table."""
