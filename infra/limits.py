@@ -661,10 +661,13 @@ LATEST = "$LATEST"  # a function's unpublished version
 # Where the sentences below were read. The provisioned-concurrency ones in the Lambda guide's
 # own sources (GitHub, retired by AWS in October 2023, at the commit named). SnapStart for Python
 # is newer: its sentences were read in a stored copy of the Lambda FAQ page and in aws-cdk's
-# `aws-lambda` README, which quotes the SnapStart page (a newer quote of that page adds
+# `aws-lambda` README, which says what the SnapStart page says (a newer quote of that page adds
 # "Amazon S3 Files" to what SnapStart does not support). The live pages could not be reached.
 LAMBDA_GUIDE_SOURCE = "awsdocs/aws-lambda-developer-guide, doc_source/"
-SNAPSTART_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html"
+SNAPSTART_PAGE = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html (as aws/aws-cdk's "
+    "packages/aws-cdk-lib/aws-lambda/README.md states it)"
+)
 LAMBDA_FAQ = "https://aws.amazon.com/lambda/faqs/ (SnapStart)"
 PROVISIONED_PAGE = (
     "https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html ("
