@@ -5,7 +5,8 @@ One route per manifest route, each behind the JWT authorizer unless the manifest
 function: an unknown path then gets the handler's problem+json 404/405 instead of API Gateway's
 bare one, and never without a valid token. The `$default` stage deploys automatically, applies
 the stack's throttling to every route, and writes one JSON access-log line per request to a
-KMS-encrypted log group. API Gateway may invoke the functions only from this API.
+KMS-encrypted log group. The integrations invoke each function's `live` alias, and API Gateway
+may invoke that alias only, and only from this API.
 """
 
 from __future__ import annotations
@@ -149,11 +150,12 @@ class Api(pulumi.ComponentResource):
     def _integration(self, name: str, function: Function, args: ApiArgs) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)
         target = args.functions.functions[function.name]
+        alias = args.functions.aliases[function.name]
         integration = aws.apigatewayv2.Integration(
             f"{name}-{function.name}-integration",
             api_id=self.api.id,
             integration_type="AWS_PROXY",
-            integration_uri=target.invoke_arn,
+            integration_uri=alias.invoke_arn,
             payload_format_version="2.0",
             opts=child,
         )
@@ -161,6 +163,7 @@ class Api(pulumi.ComponentResource):
             f"{name}-{function.name}-invoke",
             action="lambda:InvokeFunction",
             function=target.name,
+            qualifier=alias.name,
             principal="apigateway.amazonaws.com",
             source_arn=pulumi.Output.concat(self.api.execution_arn, "/*"),
             opts=child,

@@ -7,7 +7,8 @@
   function's failure queue as on-failure destination); for each `EventRule`, a rule on the bus
   with the manifest's pattern and a target with the manifest's retry policy and a dead-letter
   queue of its own (events EventBridge could not deliver). Events reach the targets as they are:
-  no input transformation, so the handler sees what the local bus hands it.
+  no input transformation, so the handler sees what the local bus hands it. Mappings and
+  targets invoke each function's `live` alias, which is all the rule may invoke.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class Subscriptions(pulumi.ComponentResource):
         self.mappings[function.name] = aws.lambda_.EventSourceMapping(
             f"{name}-{function.name}-stream",
             event_source_arn=args.wiring.stream_arn,
-            function_name=args.functions.functions[function.name].arn,
+            function_name=args.functions.aliases[function.name].arn,
             starting_position=trigger.starting_position,
             batch_size=trigger.batch_size,
             maximum_batching_window_in_seconds=trigger.max_batching_window_s,
@@ -156,6 +157,7 @@ class Subscriptions(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         base = f"{name}-{function.name}-{rule.name}"
         target = args.functions.functions[function.name]
+        alias = args.functions.aliases[function.name]
         event_rule, queue, retry = rule_with_dead_letters(
             base,
             rule,
@@ -169,6 +171,7 @@ class Subscriptions(pulumi.ComponentResource):
             f"{base}-invoke",
             action="lambda:InvokeFunction",
             function=target.name,
+            qualifier=alias.name,
             principal="events.amazonaws.com",
             source_arn=event_rule.arn,
             opts=child,
@@ -178,7 +181,7 @@ class Subscriptions(pulumi.ComponentResource):
             target_id=function.name,
             rule=event_rule.name,
             event_bus_name=args.wiring.bus_name,
-            arn=target.arn,
+            arn=alias.arn,
             retry_policy=retry,
             dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=queue.arn),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]),

@@ -7,8 +7,16 @@ retention, and reads its environment from the manifest's resource references. It
 what its manifest permissions name, on the one resource each names (see `infra.wiring`), plus
 writing its own logs and traces and sending to its own failure queue.
 
-The function(s) serving HTTP routes take memory and reserved concurrency from the stack config
-(they carry the user-facing load); the others take memory from the manifest.
+The function(s) serving HTTP routes take memory, reserved concurrency and the cold-start mode
+from the stack config (they carry the user-facing load); the others take memory and cold-start
+mode from the manifest.
+
+Every function publishes a version whenever its code or configuration changes (`publish`), and
+has an alias, `live`, on the version it published last. Every trigger invokes `live` (API
+Gateway's integration, stream mappings, rule targets, workflow steps) and every permission to
+invoke names it: a deploy moves `live`, and so does a rollback. A cold-start mode applies to
+published versions: `snapstart` snapshots each one as it is published; `provisioned` keeps
+environments of the version `live` points to initialised (AWS refuses both on one function).
 
 Asynchronous consumers (EventBridge rule targets) and stream consumers get a failure queue:
 Lambda sends an event there after its own retries (rule targets), and the stream mapping sends
@@ -28,7 +36,10 @@ from infra import packaging
 from infra.context import Deployment, policy, trust
 from infra.queues import failure_queue
 from infra.wiring import TRACING, Wiring, allow
+from stack.config import ColdStart, StackConfig
 from stack.manifest import ASYNC_RETRIES, Function
+
+ALIAS = "live"  # what every trigger invokes; a deploy moves it to the version it publishes
 
 
 def is_async_consumer(function: Function) -> bool:
@@ -37,6 +48,11 @@ def is_async_consumer(function: Function) -> bool:
 
 def serves_http(function: Function) -> bool:
     return bool(function.routes)
+
+
+def cold_start(function: Function, config: StackConfig) -> ColdStart:
+    """The stack's mode for the HTTP function(s), the manifest's for the others."""
+    return config.http_cold_start if serves_http(function) else function.cold_start
 
 
 def lambda_handler(function: Function) -> str:
@@ -56,6 +72,7 @@ class FunctionsArgs:
 class Functions(pulumi.ComponentResource):
     manifest: dict[str, Function]
     functions: dict[str, aws.lambda_.Function]
+    aliases: dict[str, aws.lambda_.Alias]
     roles: dict[str, aws.iam.Role]
     log_groups: dict[str, aws.cloudwatch.LogGroup]
     failure_queues: dict[str, aws.sqs.Queue]
@@ -68,6 +85,7 @@ class Functions(pulumi.ComponentResource):
         env = args.deployment
         self.manifest = {f.name: f for f in args.functions}
         self.functions, self.roles, self.log_groups, self.failure_queues = {}, {}, {}, {}
+        self.aliases = {}
         self.layer = aws.lambda_.LayerVersion(
             f"{name}-dependencies",
             layer_name=f"{env.prefix}-dependencies",
@@ -82,6 +100,7 @@ class Functions(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "functions": {n: f.arn for n, f in self.functions.items()},
+                "aliases": {n: a.arn for n, a in self.aliases.items()},
                 "failureQueues": {n: q.arn for n, q in self.failure_queues.items()},
             }
         )
@@ -129,9 +148,10 @@ class Functions(pulumi.ComponentResource):
         )
         http = serves_http(function)
         reserved = config.reserved_concurrency if http else -1
+        cold = cold_start(function, config)
         self.roles[function.name] = role
         self.log_groups[function.name] = log_group
-        self.functions[function.name] = aws.lambda_.Function(
+        lam = self.functions[function.name] = aws.lambda_.Function(
             base,
             name=physical,
             description=function.description,
@@ -144,6 +164,10 @@ class Functions(pulumi.ComponentResource):
             memory_size=config.lambda_memory_mb if http else function.memory_mb,
             timeout=function.timeout_s,
             reserved_concurrent_executions=reserved if reserved >= 0 else None,
+            publish=True,
+            snap_start=aws.lambda_.FunctionSnapStartArgs(apply_on="PublishedVersions")
+            if cold.mode == "snapstart"
+            else None,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables=wiring.environment(function.environment)
             )
@@ -159,10 +183,27 @@ class Functions(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy, log_group]),
         )
+        alias = self.aliases[function.name] = aws.lambda_.Alias(
+            f"{base}-{ALIAS}",
+            name=ALIAS,
+            function_name=lam.name,
+            function_version=lam.version,
+            description="What every trigger invokes: the version the last deploy published",
+            opts=child,
+        )
+        if cold.mode == "provisioned":
+            aws.lambda_.ProvisionedConcurrencyConfig(
+                f"{base}-provisioned",
+                function_name=lam.name,
+                qualifier=alias.name,
+                provisioned_concurrent_executions=cold.provisioned,
+                opts=child,
+            )
         if function.rules and queue is not None:
             aws.lambda_.FunctionEventInvokeConfig(
                 f"{base}-async",
-                function_name=self.functions[function.name].name,
+                function_name=lam.name,
+                qualifier=alias.name,
                 maximum_retry_attempts=ASYNC_RETRIES,
                 maximum_event_age_in_seconds=max(r.max_event_age_s for r in function.rules),
                 destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(

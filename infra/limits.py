@@ -14,9 +14,16 @@ Three things are written by hand, each tied to its source:
   with the provider's maximum (pulumi-aws `provider/resources.go`; every other input named
   `name` gets its default of 255, `provider/autonaming.go`).
 
-`violations(type, inputs)` is what the mocks (`infra/mocks.py`) refuse a registration with,
-and what the policy pack (`policy/`) reports at `pulumi preview`. A resource type that is not
-in `LIMITS` is itself a violation, so a new type cannot slip past unchecked.
+`RULES` are the refusals no member's shape states, each quoted from AWS's documentation with
+its source: SnapStart's runtimes and what it cannot be combined with, provisioned concurrency
+only on a published version and within the function's reservation. Some span two resources (a
+function and its provisioned-concurrency config); they are checked against the resources
+registered before, whichever of the two comes second.
+
+`violations(type, inputs, registered)` is what the mocks (`infra/mocks.py`) refuse a
+registration with, and, with no `registered` (one resource at a time), what the policy pack
+(`policy/`) reports at `pulumi preview`. A resource type that is not in `LIMITS` is itself a
+violation, so a new type cannot slip past unchecked.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import functools
 import hashlib
 import html
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -365,6 +372,12 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
         "deletionWindowInDays": Api("kms", "ScheduleKeyDeletion", "PendingWindowInDays"),
         "tags": _tags("kms", "CreateKey", "Tags"),
     },
+    "aws:lambda/alias:Alias": {
+        "functionName": Api("lambda", "CreateAlias", "FunctionName", _LAMBDA_NAME),
+        "functionVersion": Api("lambda", "CreateAlias", "FunctionVersion"),
+        "name": Api("lambda", "CreateAlias", "Name"),
+        "description": Api("lambda", "CreateAlias", "Description"),
+    },
     "aws:lambda/eventSourceMapping:EventSourceMapping": {
         "functionName": REFERENCE,
         "eventSourceArn": REFERENCE,
@@ -407,11 +420,15 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
         "reservedConcurrentExecutions": Api(
             "lambda", "PutFunctionConcurrency", "ReservedConcurrentExecutions"
         ),
+        "publish": Api("lambda", "CreateFunction", "Publish"),
+        "snapStart.applyOn": Api("lambda", "CreateFunction", "SnapStart.ApplyOn"),
+        "ephemeralStorage.size": Api("lambda", "CreateFunction", "EphemeralStorage.Size"),
         "tags": _tags("lambda", "CreateFunction", "Tags"),
     },
     "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": {
         "destinationConfig.onFailure.destination": REFERENCE,
         "functionName": Api("lambda", "PutFunctionEventInvokeConfig", "FunctionName", _LAMBDA_NAME),
+        "qualifier": Api("lambda", "PutFunctionEventInvokeConfig", "Qualifier"),
         "maximumRetryAttempts": Api(
             "lambda", "PutFunctionEventInvokeConfig", "MaximumRetryAttempts"
         ),
@@ -431,8 +448,18 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
         "statementId": Api("lambda", "AddPermission", "StatementId"),
         "action": Api("lambda", "AddPermission", "Action"),
         "function": Api("lambda", "AddPermission", "FunctionName", _LAMBDA_NAME),
+        "qualifier": Api("lambda", "AddPermission", "Qualifier"),
         "principal": Api("lambda", "AddPermission", "Principal"),
         "sourceArn": Api("lambda", "AddPermission", "SourceArn"),
+    },
+    "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": {
+        "functionName": Api(
+            "lambda", "PutProvisionedConcurrencyConfig", "FunctionName", _LAMBDA_NAME
+        ),
+        "qualifier": Api("lambda", "PutProvisionedConcurrencyConfig", "Qualifier"),
+        "provisionedConcurrentExecutions": Api(
+            "lambda", "PutProvisionedConcurrencyConfig", "ProvisionedConcurrentExecutions"
+        ),
     },
     "aws:s3/bucket:Bucket": {
         "bucket": Api(
@@ -600,7 +627,13 @@ UNIQUE_NAMES: Mapping[str, tuple[str, str | None]] = {
     "aws:iam/rolePolicy:RolePolicy": ("name", "role"),
     "aws:kms/alias:Alias": ("name", None),
     "aws:lambda/function:Function": ("name", None),
+    "aws:lambda/alias:Alias": ("name", "functionName"),
     "aws:lambda/permission:Permission": ("statementId", "function"),
+    # PutProvisionedConcurrencyConfig on a qualifier that has one replaces it.
+    "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": (
+        "qualifier",
+        "functionName",
+    ),
     "aws:s3/bucket:Bucket": ("bucket", None),
     "aws:sfn/stateMachine:StateMachine": ("name", None),
     "aws:sns/topic:Topic": ("name", None),
@@ -616,6 +649,218 @@ def unique_key(type_: str, inputs: Mapping[str, Any]) -> tuple[str, Any, Any] | 
         return None
     prop, scope = UNIQUE_NAMES[type_]
     return (type_, inputs.get(scope) if scope else None, inputs.get(prop))
+
+
+# -- refusals no member's shape states ----------------------------------------------------------
+
+FUNCTION = "aws:lambda/function:Function"
+ALIAS = "aws:lambda/alias:Alias"
+PROVISIONED = "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig"
+LATEST = "$LATEST"  # a function's unpublished version
+
+# Where the sentences below were read. The provisioned-concurrency ones in the Lambda guide's
+# own sources (GitHub, retired by AWS in October 2023, at the commit named). SnapStart for Python
+# is newer: its sentences were read in a stored copy of the Lambda FAQ page and in aws-cdk's
+# `aws-lambda` README, which says what the SnapStart page says (a newer quote of that page adds
+# "Amazon S3 Files" to what SnapStart does not support). The live pages could not be reached.
+LAMBDA_GUIDE_SOURCE = "awsdocs/aws-lambda-developer-guide, doc_source/"
+SNAPSTART_PAGE = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html (as aws/aws-cdk's "
+    "packages/aws-cdk-lib/aws-lambda/README.md states it)"
+)
+LAMBDA_FAQ = "https://aws.amazon.com/lambda/faqs/ (SnapStart)"
+PROVISIONED_PAGE = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html ("
+    + LAMBDA_GUIDE_SOURCE
+    + "provisioned-concurrency.md, 2023-10-30)"
+)
+CONCURRENCY_PAGE = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html ("
+    + LAMBDA_GUIDE_SOURCE
+    + "configuration-concurrency.md at 2029de0)"
+)
+
+
+@attrs.frozen(kw_only=True)
+class Registered:
+    """A resource registered earlier in the same run: what a rule spanning two resources reads."""
+
+    type: str
+    inputs: Mapping[str, Any]
+
+
+Check = Callable[[str, Mapping[str, Any], Sequence[Registered]], Iterator[str]]
+
+
+@attrs.frozen(kw_only=True)
+class Rule:
+    """A refusal AWS states only in prose: `says` is quoted from `source`. `check(type, inputs,
+    registered)` yields what `operation` would refuse in a registration of one of `types`,
+    given the resources registered before it (a rule spanning two resources is checked at
+    whichever comes second; with nothing registered, it sees only the one resource)."""
+
+    types: frozenset[str]
+    operation: str
+    says: str
+    source: str
+    check: Check
+
+
+def function_name(reference: Any) -> str | None:
+    """The function a name, partial ARN or ARN (with or without a qualifier) names."""
+    if not isinstance(reference, str):
+        return None
+    return reference.split(":function:")[-1].split(":")[0]
+
+
+def _snapstart(inputs: Mapping[str, Any]) -> bool:
+    return (inputs.get("snapStart") or {}).get("applyOn") == "PublishedVersions"
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _of_function(registered: Sequence[Registered], type_: str, name: str | None) -> list[Any]:
+    """The inputs of the resources of `type_` registered for function `name`."""
+    key = "name" if type_ == FUNCTION else "functionName"
+    return [
+        r.inputs
+        for r in registered
+        if r.type == type_ and name is not None and function_name(r.inputs.get(key)) == name
+    ]
+
+
+# The runtimes SnapStart supports, as the FAQ states them: family and lowest version.
+_SNAPSTART_RUNTIMES = {"java": 11, "python3.": 12, "dotnet": 8}
+
+
+def snapstart_supports(runtime: str) -> bool:
+    """Whether SnapStart supports `runtime` (a value of botocore's `Runtime` enum)."""
+    found = re.fullmatch(r"(java|python3\.|dotnet)(\d+)(\.al2023)?", runtime)
+    return found is not None and int(found[2]) >= _SNAPSTART_RUNTIMES[found[1]]
+
+
+def _snapstart_runtime(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    runtime = inputs.get("runtime")
+    if _snapstart(inputs) and isinstance(runtime, str) and not snapstart_supports(runtime):
+        yield f"SnapStart on runtime {runtime!r}, which SnapStart does not support"
+
+
+def _snapstart_storage(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    size = _int((inputs.get("ephemeralStorage") or {}).get("size"))
+    if _snapstart(inputs) and size is not None and size > 512:
+        yield f"SnapStart with {size} MB of ephemeral storage"
+
+
+def _snapstart_and_provisioned(
+    type_: str, inputs: Mapping[str, Any], registered: Sequence[Registered]
+) -> Iterator[str]:
+    """A function with SnapStart and a provisioned-concurrency config, in either order."""
+    if type_ == PROVISIONED:
+        name = function_name(inputs.get("functionName"))
+        if any(_snapstart(f) for f in _of_function(registered, FUNCTION, name)):
+            yield f"provisioned concurrency on {name!r}, whose SnapStart is on"
+    elif _snapstart(inputs) and _of_function(registered, PROVISIONED, inputs.get("name")):
+        yield f"SnapStart on {inputs.get('name')!r}, which has provisioned concurrency"
+
+
+def _provisioned_on_latest(
+    type_: str, inputs: Mapping[str, Any], registered: Sequence[Registered]
+) -> Iterator[str]:
+    """Provisioned concurrency on `$LATEST`, or on an alias that points to it."""
+    if type_ == PROVISIONED:
+        name, qualifier = function_name(inputs.get("functionName")), inputs.get("qualifier")
+        if qualifier == LATEST:
+            yield f"provisioned concurrency on {name}:{LATEST}"
+        for alias in _of_function(registered, ALIAS, name):
+            if alias.get("name") == qualifier and alias.get("functionVersion") == LATEST:
+                yield f"provisioned concurrency on {name}:{qualifier}, an alias of {LATEST}"
+    elif inputs.get("functionVersion") == LATEST:  # an alias of $LATEST
+        name = function_name(inputs.get("functionName"))
+        for config in _of_function(registered, PROVISIONED, name):
+            if config.get("qualifier") == inputs.get("name"):
+                yield f"{name}:{inputs.get('name')} (provisioned) pointed to {LATEST}"
+
+
+def _provisioned_within_reserved(
+    type_: str, inputs: Mapping[str, Any], registered: Sequence[Registered]
+) -> Iterator[str]:
+    """All the provisioned concurrency of a function at most its reserved concurrency (when it
+    reserves any: -1 or none reserves nothing)."""
+    if type_ == PROVISIONED:
+        name = function_name(inputs.get("functionName"))
+        functions = _of_function(registered, FUNCTION, name)
+        configs = [*_of_function(registered, PROVISIONED, name), inputs]
+    else:
+        name = inputs.get("name")
+        functions = [inputs]
+        configs = _of_function(registered, PROVISIONED, name)
+    provisioned = sum(_int(c.get("provisionedConcurrentExecutions")) or 0 for c in configs)
+    for function in functions:
+        reserved = _int(function.get("reservedConcurrentExecutions"))
+        if configs and reserved is not None and 0 <= reserved < provisioned:
+            yield f"{provisioned} provisioned on {name!r}, which reserves {reserved}"
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        types=frozenset({FUNCTION}),
+        operation="lambda:CreateFunction",
+        says="Lambda SnapStart supports multiple runtimes, including Java 11 (and newer), "
+        "Python 3.12 (and newer) and .NET 8 (and newer).",
+        source=LAMBDA_FAQ,
+        check=_snapstart_runtime,
+    ),
+    Rule(
+        types=frozenset({FUNCTION}),
+        operation="lambda:CreateFunction",
+        says="SnapStart does not support provisioned concurrency, Amazon Elastic File System "
+        "(Amazon EFS), or ephemeral storage greater than 512 MB.",
+        source=SNAPSTART_PAGE,
+        check=_snapstart_storage,
+    ),
+    Rule(
+        types=frozenset({FUNCTION, PROVISIONED}),
+        operation="lambda:PutProvisionedConcurrencyConfig",
+        says="Lambda SnapStart and PC cannot be enabled at the same time, on the same function.",
+        source=LAMBDA_FAQ,
+        check=_snapstart_and_provisioned,
+    ),
+    Rule(
+        types=frozenset({PROVISIONED, ALIAS}),
+        operation="lambda:PutProvisionedConcurrencyConfig",
+        says="Provisioned Concurrency is not supported on the unpublished version of the "
+        "function ($LATEST). [...] you can't allocate provisioned concurrency on an alias that "
+        "points to the unpublished version ($LATEST).",
+        source=f"{PROVISIONED_PAGE}; {CONCURRENCY_PAGE}",
+        check=_provisioned_on_latest,
+    ),
+    Rule(
+        types=frozenset({FUNCTION, PROVISIONED}),
+        operation="lambda:PutProvisionedConcurrencyConfig",
+        says="You can't allocate more provisioned concurrency than reserved concurrency for a "
+        "function.",
+        source=PROVISIONED_PAGE,
+        check=_provisioned_within_reserved,
+    ),
+)
+
+
+def rule_violations(
+    type_: str, inputs: Mapping[str, Any], registered: Sequence[Registered] = ()
+) -> list[str]:
+    """What `RULES` refuse in a registration of `type_`, given what was registered before."""
+    return [
+        f"{rule.operation}: {problem}. AWS: {rule.says!r} ({rule.source})"
+        for rule in RULES
+        if type_ in rule.types
+        for problem in rule.check(type_, inputs, registered)
+    ]
 
 
 # -- the models ---------------------------------------------------------------------------------
@@ -792,9 +1037,12 @@ def _check_collection(
     return problems
 
 
-def violations(type_: str, inputs: Mapping[str, Any]) -> list[str]:
+def violations(
+    type_: str, inputs: Mapping[str, Any], registered: Sequence[Registered] = ()
+) -> list[str]:
     """What AWS would refuse in a registration of `type_` with `inputs` (camelCase, as the
-    engine sees them), in AWS's own words; a type missing from `LIMITS` is refused too."""
+    engine sees them), in AWS's own words (or its documentation's, for `RULES`, given the
+    resources `registered` before); a type missing from `LIMITS` is refused too."""
     if type_.startswith("pulumi:") or not type_.startswith(("aws:", "random:")):
         return []
     if type_ not in LIMITS:
@@ -810,7 +1058,7 @@ def violations(type_: str, inputs: Mapping[str, Any]) -> list[str]:
                     f"{api.service}:{api.operation}: 1 validation error detected: Value "
                     f"{_shown(value)} at '{path}' failed to satisfy constraint: {problem}"
                 )
-    return problems
+    return problems + rule_violations(type_, inputs, registered)
 
 
 def _shown(value: Any) -> str:

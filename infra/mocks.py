@@ -19,7 +19,7 @@ import contextvars
 import hashlib
 import json
 import runpy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,14 +99,20 @@ class Refused(ValueError):
     """What the provider or AWS would refuse in a registration: the preview stops there."""
 
 
-def provider_inputs(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def provider_inputs(
+    type_: str,
+    name: str,
+    inputs: Mapping[str, Any],
+    registered: Sequence[limits.Registered] = (),
+) -> dict[str, Any]:
     """The inputs as the provider passes them on: with what it auto-names filled in, after
-    checking them against AWS's limits (`infra.limits`). Raises `Refused` as AWS would."""
+    checking them against AWS's limits (`infra.limits`), the rules that span resources against
+    those `registered` before. Raises `Refused` as AWS would."""
     try:
         checked = {**inputs, **limits.autoname(type_, name, inputs)}
     except ValueError as error:
         raise Refused(str(error)) from None
-    if problems := limits.violations(type_, checked):
+    if problems := limits.violations(type_, checked, registered):
         raise Refused(f"{type_} {name!r}:\n  " + "\n  ".join(problems))
     return checked
 
@@ -143,10 +149,19 @@ def fake_state(type_: str, name: str, inputs: Mapping[str, Any], region: str) ->
         case "aws:dynamodb/table:Table":
             state["streamArn"] = f"{state['arn']}/stream/2024-01-01T00:00:00.000"
         case "aws:lambda/function:Function":
-            state["invokeArn"] = (
-                f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
-                f"{state['arn']}/invocations"
-            )
+            # With `publish`, the provider reads back the latest published version; without,
+            # the function has only `$LATEST`.
+            version = "1" if inputs.get("publish") else limits.LATEST
+            state |= {
+                "version": version,
+                "qualifiedArn": f"{state['arn']}:{version}",
+                "invokeArn": _invoke_arn(region, state["arn"]),
+                "qualifiedInvokeArn": _invoke_arn(region, f"{state['arn']}:{version}"),
+            }
+        case "aws:lambda/alias:Alias":
+            function = limits.function_name(inputs.get("functionName"))
+            arn = f"arn:aws:lambda:{where}:function:{function}:{inputs.get('name')}"
+            state |= {"arn": arn, "invokeArn": _invoke_arn(region, arn)}
         case "aws:s3/bucket:Bucket":
             bucket = str(inputs.get("bucket") or physical)
             state |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
@@ -165,22 +180,34 @@ def fake_state(type_: str, name: str, inputs: Mapping[str, Any], region: str) ->
     return state
 
 
+def _invoke_arn(region: str, function_arn: str) -> str:
+    """What API Gateway integrations call: the function's (or version's, or alias's) ARN."""
+    return (
+        f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+    )
+
+
+# The ids the provider gives these types: one of their outputs.
+ID_OUTPUT = {
+    "aws:s3/bucket:Bucket": "bucket",
+    "aws:sqs/queue:Queue": "url",
+    "aws:lambda/function:Function": "name",
+    "aws:lambda/alias:Alias": "arn",
+    "aws:iam/role:Role": "name",
+    "aws:cloudwatch/logGroup:LogGroup": "name",
+}
+
+
 def fake_id(type_: str, name: str, state: Mapping[str, Any], region: str) -> str:
+    if type_ in ID_OUTPUT:
+        return str(state[ID_OUTPUT[type_]])
     match type_:
-        case "aws:s3/bucket:Bucket":
-            return str(state["bucket"])
-        case "aws:sqs/queue:Queue":
-            return str(state["url"])
+        case "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig":
+            return f"{state['functionName']},{state['qualifier']}"
         case "aws:apigatewayv2/api:Api":
             return _suffix(name)
         case "aws:cognito/userPool:UserPool":
             return f"{region}_{_suffix(name)}"
-        case (
-            "aws:lambda/function:Function"
-            | "aws:iam/role:Role"
-            | "aws:cloudwatch/logGroup:LogGroup"
-        ):
-            return str(state["name"])
     return f"{name}-id"
 
 
@@ -188,17 +215,19 @@ class CapturingMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
         self.names: dict[tuple[str, Any, Any], str] = {}
+        self.registered: list[limits.Registered] = []
 
     def new_resource(
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
-        inputs = provider_inputs(args.typ, args.name, _plain(args.inputs))
+        inputs = provider_inputs(args.typ, args.name, _plain(args.inputs), self.registered)
         key = limits.unique_key(args.typ, inputs)
         if key is not None and (other := self.names.setdefault(key, args.name)) != args.name:
             raise Refused(
                 f"{args.typ} {args.name!r} and {other!r} are both named {key[2]!r}: in AWS "
                 "they would be one resource"
             )
+        self.registered.append(limits.Registered(type=args.typ, inputs=inputs))
         state = fake_state(args.typ, args.name, inputs, self.region)
         return fake_id(args.typ, args.name, state, self.region), state
 

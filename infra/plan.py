@@ -31,8 +31,24 @@ def _list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def settings(resource: Resource) -> str:  # noqa: PLR0911, PLR0912 - one case per type
-    """The settings of `resource` an operator would check first, on one line."""
+PROVISIONED = "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig"
+
+
+def cold_start(function: Resource, inventory: Inventory) -> str:
+    """A function's cold-start mode: `snapstart`, `provisioned=<n>` (on its alias) or `none`."""
+    if (function.inputs.get("snapStart") or {}).get("applyOn") == "PublishedVersions":
+        return "snapstart"
+    counts = [
+        f"{c.inputs['provisionedConcurrentExecutions']:.0f}"
+        for c in inventory.of_type(PROVISIONED)
+        if c.inputs.get("functionName") == function.inputs.get("name")
+    ]
+    return f"provisioned={','.join(counts)}" if counts else "none"
+
+
+def settings(resource: Resource, inventory: Inventory | None = None) -> str:  # noqa: PLR0911, PLR0912 - one case per type
+    """The settings of `resource` an operator would check first, on one line (`inventory`, the
+    run it belongs to, for what other resources say about it)."""
     i: Mapping[str, Any] = resource.inputs
     match resource.type.split(":")[1:]:
         case ["kms/key", "Key"]:
@@ -70,12 +86,19 @@ def settings(resource: Resource) -> str:  # noqa: PLR0911, PLR0912 - one case pe
         case ["lambda/function", "Function"]:
             env = ",".join(sorted((i.get("environment") or {}).get("variables", {})))
             reserved = i.get("reservedConcurrentExecutions")
+            mode = cold_start(resource, inventory) if inventory is not None else "-"
             return (
                 f"{i['name']} handler={i['handler']} {i['runtime']}/{i['architectures'][0]} "
                 f"memory={i['memorySize']:.0f}MB timeout={i['timeout']:.0f}s "
                 f"reserved={'-' if reserved is None else f'{reserved:.0f}'} "
+                f"publish={_on(i.get('publish'))} cold-start={mode} "
                 f"tracing={i['tracingConfig']['mode']} env={env or '-'}"
             )
+        case ["lambda/alias", _]:
+            return f"version={i['functionVersion']} of {i['functionName']}"
+        case ["lambda/provisionedConcurrencyConfig", _]:
+            executions = i["provisionedConcurrentExecutions"]
+            return f"{executions:.0f} environments on {i['functionName']}:{i['qualifier']}"
         case ["lambda/eventSourceMapping", _]:
             return (
                 f"batch={i['batchSize']:.0f} retries={i['maximumRetryAttempts']:.0f} "
@@ -87,10 +110,16 @@ def settings(resource: Resource) -> str:  # noqa: PLR0911, PLR0912 - one case pe
             runtimes = ",".join(i["compatibleRuntimes"])
             return f"{i['layerName']} {runtimes}/{','.join(i['compatibleArchitectures'])}"
         case ["lambda/permission", _]:
-            return f"principal={i['principal']} source-arn={i.get('sourceArn', '-')}"
+            return (
+                f"qualifier={i.get('qualifier', '-')} principal={i['principal']} "
+                f"source-arn={i.get('sourceArn', '-')}"
+            )
         case ["lambda/functionEventInvokeConfig", _]:
             failure = _on(i.get("destinationConfig"))
-            return f"retries={i['maximumRetryAttempts']:.0f} on-failure={failure}"
+            return (
+                f"qualifier={i.get('qualifier', '-')} retries={i['maximumRetryAttempts']:.0f} "
+                f"on-failure={failure}"
+            )
         case ["apigatewayv2/api", _]:
             return "cors=" + ",".join(i["corsConfiguration"]["allowOrigins"])
         case ["apigatewayv2/route", _]:
@@ -180,7 +209,7 @@ def render(inventory: Inventory) -> str:
         width = max((len(r.kind) for r in children), default=0)
         for child in sorted(children, key=lambda r: (r.kind, r.name)):
             flags = " [protected, retained]" if child.protect else ""
-            name, details = physical_name(child), settings(child)
+            name, details = physical_name(child), settings(child, inventory)
             if name and details.startswith(name.rstrip("*")):
                 details = details[len(name.rstrip("*")) :].lstrip()
             shown = f"{child.name} -> {name}" if name else child.name

@@ -2,9 +2,10 @@
 
 The ASL comes from the workflow's `definition` function (e.g. `stack.workflows:approval_definition`,
 a pure function returning a dict), called with the workflow's `steps` resolved to Lambda ARNs
-and its `arguments` resolved to resource values. Each state machine logs every event (level
-ALL, with execution data) to a KMS-encrypted log group, is traced with X-Ray, and has its own
-role: its manifest permissions, invoking its own steps, and log delivery. Its `started_by` rule
+and its `arguments` resolved to resource values. A step is the function's `live` alias. Each
+state machine logs every event (level ALL, with execution data) to a KMS-encrypted log group,
+is traced with X-Ray, and has its own role: its manifest permissions, invoking its own steps'
+`live` aliases (nothing else of those functions), and log delivery. Its `started_by` rule
 on the bus starts it through a role that may start this state machine and nothing else, with the
 rule's retry policy and a dead-letter queue.
 
@@ -95,7 +96,7 @@ class StateMachines(pulumi.ComponentResource):
             opts=child,
         )
         steps = {
-            arg: args.functions.functions[function].arn for arg, function in workflow.steps.items()
+            arg: args.functions.aliases[function].arn for arg, function in workflow.steps.items()
         }
         statements = [
             *wiring.statements(workflow.permissions),
@@ -103,9 +104,7 @@ class StateMachines(pulumi.ComponentResource):
             allow(TRACING, "*"),
         ]
         if steps:
-            invoked = [
-                args.functions.functions[f].arn for f in sorted(set(workflow.steps.values()))
-            ]
+            invoked = [args.functions.aliases[f].arn for f in sorted(set(workflow.steps.values()))]
             statements.append(allow(["lambda:InvokeFunction"], invoked))
         if any(p.startswith(ENCRYPTED) for p in workflow.permissions):
             statements.append(wiring.key_statement(workflow.permissions))

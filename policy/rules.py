@@ -76,6 +76,14 @@ OBJECTS = re.compile(r"arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]*/\*")
 LOG_STREAMS = re.compile(r"arn:aws[a-z-]*:logs:[a-z0-9-]+:\d{12}:log-group:[^*]+:log-stream:\*")
 SOURCE_CONDITIONS = ("aws:SourceAccount", "aws:SourceArn", "kms:EncryptionContext:aws:logs:arn")
 MIN_LOG_RETENTION_DAYS = 30
+# The alias every trigger invokes (infra's `ALIAS`, written out here like the lists above): a
+# deploy moves it, a rollback moves it back; a trigger on the function itself or on `$LATEST`
+# would run whatever was deployed last, and would not follow a rollback.
+LIVE = "live"
+FUNCTION_ARN = re.compile(
+    r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$.*-]+)?"
+)
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 Report = Callable[[str], None]
 Validate = Callable[[ResourceValidationArgs, Report], None]
@@ -198,6 +206,67 @@ def _invoke_permissions(args: ResourceValidationArgs, report: Report) -> None:
         report(f"{args.name}: lets {props['principal']} invoke: only {sorted(INVOKERS)}")
     if not props.get("sourceArn"):
         report(f"{args.name}: any {props['principal']} resource, of any account, may invoke")
+
+
+def _qualifier(reference: Any) -> str | None:
+    """The qualifier a function's name, partial ARN or ARN carries (None if unqualified)."""
+    if not isinstance(reference, str):
+        return None
+    _, _, qualifier = reference.split(":function:")[-1].partition(":")
+    return qualifier or None
+
+
+def _not_live(text: str) -> list[str]:
+    """Every function ARN in `text` that is not qualified with the live alias."""
+    return [m[0] for m in FUNCTION_ARN.finditer(text) if m[1] != f":{LIVE}"]
+
+
+def _step_functions(definition: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(state, function) for each Task state that invokes a Lambda function."""
+    for state_name, state in _states(definition):
+        resource = str(state.get("Resource", ""))
+        if state.get("Type") != "Task":
+            continue
+        if resource.startswith(LAMBDA_INVOKE):
+            arguments = state.get("Parameters") or state.get("Arguments") or {}
+            dynamic = "FunctionName.$" in arguments
+            yield state_name, None if dynamic else arguments.get("FunctionName")
+        elif ":lambda:" in resource and ":function:" in resource:
+            yield state_name, resource
+
+
+def _invokes_live(args: ResourceValidationArgs, report: Report) -> None:
+    """Whatever invokes a function names its `live` alias: not the function, not `$LATEST`."""
+    props, kind = args.props, args.resource_type.split(":")[1]
+
+    def check(what: str, reference: Any, qualifier: Any = None) -> None:
+        qualifier = qualifier or _qualifier(reference)
+        if qualifier != LIVE:
+            at = f"its {qualifier!r}" if qualifier else "the unqualified function"
+            report(f"{args.name}: {what} invokes {reference}, {at}, not its {LIVE!r} alias")
+
+    if kind in {"lambda/permission", "lambda/functionEventInvokeConfig"}:
+        function = props.get("function") or props.get("functionName")
+        check(
+            "a permission" if kind == "lambda/permission" else "async delivery",
+            function,
+            props.get("qualifier"),
+        )
+    elif kind == "lambda/eventSourceMapping":
+        check("the mapping", props.get("functionName"))
+    elif kind in {"apigatewayv2/integration", "cloudwatch/eventTarget"}:
+        for arn in _not_live(str(props.get("integrationUri") or props.get("arn") or "")):
+            check("the integration" if kind.startswith("api") else "the target", arn)
+    elif kind == "sfn/stateMachine":
+        for state_name, function in _step_functions(_document(props["definition"])):
+            check(f"Task state {state_name!r}", function)
+    elif kind == "iam/rolePolicy":
+        for _, document in policy_documents(args.resource_type, props):
+            for statement in _allows(document):
+                if "lambda:InvokeFunction" in as_list(statement.get("Action", [])):
+                    for arn in as_list(statement.get("Resource", [])):
+                        if arn != "*":
+                            check("the role", arn)
 
 
 def _function_urls(args: ResourceValidationArgs, report: Report) -> None:
@@ -525,6 +594,21 @@ POLICIES: list[Policy] = [
         MANDATORY,
         _invoke_permissions,
         "aws:lambda/permission:Permission",
+    ),
+    _on(
+        "triggers-invoke-live-alias",
+        "Every trigger (API integration, stream mapping, rule target, workflow step, async "
+        "invoke config) and every permission to invoke names a function's live alias, never "
+        "the function itself or $LATEST: a deploy and a rollback move live, and nothing else.",
+        MANDATORY,
+        _invokes_live,
+        "aws:apigatewayv2/integration:Integration",
+        "aws:lambda/permission:Permission",
+        "aws:lambda/eventSourceMapping:EventSourceMapping",
+        "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
+        "aws:cloudwatch/eventTarget:EventTarget",
+        "aws:sfn/stateMachine:StateMachine",
+        "aws:iam/rolePolicy:RolePolicy",
     ),
     _on(
         "function-urls-authenticated",

@@ -90,6 +90,70 @@ def _frozen_tags(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(sorted((value or {}).items()))
 
 
+# How a function meets a cold start. AWS refuses SnapStart and provisioned concurrency on one
+# function, so one mode says which (see infra/limits.py for the sources).
+COLD_START_MODES = ("none", "snapstart", "provisioned")
+
+
+def cold_start_problem(mode: str, provisioned: int, *, mode_key: str, count_key: str) -> str | None:
+    """What is wrong with a cold-start `mode` and its `provisioned` count, in plain words naming
+    the keys they came from (None if nothing is). The count is 0 when it is not given."""
+    if mode not in COLD_START_MODES:
+        return f"{mode_key} is {mode!r}: it must be one of {', '.join(COLD_START_MODES)}"
+    if mode == "provisioned" and provisioned < 1:
+        given = "is not set" if provisioned == 0 else f"is {provisioned}"
+        return (
+            f"{mode_key} is provisioned, so {count_key} must say how many execution "
+            f"environments to keep initialised (at least 1), but it {given}"
+        )
+    if mode == "snapstart" and provisioned != 0:
+        return (
+            f"{mode_key} is snapstart and {count_key} is {provisioned}: SnapStart and "
+            "provisioned concurrency cannot be combined on one function (AWS refuses it). "
+            f"Choose one: {mode_key} provisioned with {count_key}, or snapstart without it"
+        )
+    if mode == "none" and provisioned != 0:
+        return (
+            f"{count_key} is {provisioned}, but {mode_key} is none: a count is only used with "
+            f"{mode_key} provisioned. Set {mode_key} to provisioned, or remove {count_key}"
+        )
+    return None
+
+
+@attrs.frozen
+class ColdStart:
+    """A function's cold-start mode: `none` (Lambda initialises an environment when it needs
+    one), `snapstart` (Lambda snapshots each published version once initialised and resumes new
+    environments from it) or `provisioned` (`provisioned` environments kept initialised on the
+    function's `live` alias)."""
+
+    mode: str = "none"
+    provisioned: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        problem = cold_start_problem(
+            self.mode, self.provisioned, mode_key="cold start mode", count_key="provisioned"
+        )
+        if problem:
+            raise ValueError(problem)
+
+
+def _cold_start(instance: StackConfig, _attribute: attrs.Attribute[Any], value: int) -> None:
+    """`tasks:coldStart` with `tasks:provisionedConcurrency`, and the provisioned count against
+    the function's reservation (AWS refuses to provision more than a function reserves)."""
+    keys = {"mode_key": "tasks:coldStart", "count_key": "tasks:provisionedConcurrency"}
+    if problem := cold_start_problem(instance.cold_start, value, **keys):
+        raise ValueError(problem)
+    reserved = instance.reserved_concurrency
+    if instance.cold_start == "provisioned" and 0 <= reserved < value:
+        raise ValueError(
+            f"tasks:provisionedConcurrency is {value}, more than tasks:reservedConcurrency "
+            f"({reserved}): AWS refuses to provision more concurrency than a function reserves. "
+            "Lower tasks:provisionedConcurrency, or raise tasks:reservedConcurrency (-1 reserves "
+            "none)"
+        )
+
+
 class ConfigSource(Protocol):
     """What `pulumi.Config` offers (typed getters over `project:key` values)."""
 
@@ -120,6 +184,8 @@ class StackConfig:
     )
     lambda_memory_mb: int = attrs.field(default=1024, validator=_positive)
     reserved_concurrency: int = -1
+    cold_start: str = "none"
+    provisioned_concurrency: int = attrs.field(default=0, validator=_cold_start)
     max_body_bytes: int = attrs.field(default=65536, validator=_positive)
     approval_timeout_hours: int = attrs.field(default=72, validator=_positive)
     alarm_email: str = ""
@@ -135,6 +201,12 @@ class StackConfig:
     @property
     def is_production(self) -> bool:
         return self.stack == "prod"
+
+    @property
+    def http_cold_start(self) -> ColdStart:
+        """The cold-start mode of the function(s) serving HTTP routes (the others take the
+        manifest's)."""
+        return ColdStart(self.cold_start, self.provisioned_concurrency)
 
     @classmethod
     def from_values(cls, stack: str, values: Mapping[str, Any]) -> StackConfig:

@@ -1,4 +1,5 @@
-"""The manifest: every Lambda function, its entry point, triggers, environment and permissions.
+"""The manifest: every Lambda function, its entry point, triggers, environment, permissions and
+cold-start mode.
 
 This table is the single source of wiring. `infra/` reads it to create each function, its
 least-privilege role, its routes, rules and event-source mappings; the local platform reads the
@@ -13,6 +14,7 @@ from typing import Any, Literal
 
 import attrs
 
+from stack.config import ColdStart
 from stack.workflows import TIMED_OUT, TOKEN_ISSUED, WORKFLOW_SOURCE
 from taskcore.events import (
     EVENT_SOURCE,
@@ -113,6 +115,8 @@ class Function:
     environment: Mapping[str, Resource] = attrs.field(factory=dict)
     memory_mb: int = 512
     timeout_s: int = 10
+    # The function(s) serving HTTP routes take the stack's `tasks:coldStart` instead.
+    cold_start: ColdStart = attrs.field(factory=ColdStart)
 
     @property
     def module(self) -> str:

@@ -11,6 +11,9 @@ from infra.mocks import Inventory, Resource
 STACKS = ("dev", "prod")  # the stacks with a Pulumi.<stack>.yaml
 
 FUNCTION = "aws:lambda/function:Function"
+ALIAS = "aws:lambda/alias:Alias"
+PROVISIONED = "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig"
+LIVE = "live"  # the alias every trigger invokes
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -48,6 +51,17 @@ def by_output(graph: Inventory, type_: str, key: str, value: Any) -> Resource:
 def function(graph: Inventory, name: str) -> Resource:
     """A manifest function's Lambda, by its physical name."""
     return by_output(graph, FUNCTION, "name", f"tasks-{graph.stack}-{name}")
+
+
+def alias(graph: Inventory, name: str) -> Resource:
+    """A manifest function's `live` alias."""
+    found = [
+        a
+        for a in graph.of_type(ALIAS)
+        if a.inputs["functionName"] == f"tasks-{graph.stack}-{name}" and a.inputs["name"] == LIVE
+    ]
+    assert len(found) == 1, f"{len(found)} x {LIVE} alias of {name}"
+    return found[0]
 
 
 def role_policy(graph: Inventory, role_arn: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Test-only manifest entries: every trigger and permission kind the components support, so
-each code path runs under mocks whatever the real manifest holds today.
+"""Test-only manifest entries: every trigger, permission and cold-start kind the components
+support, so each code path runs under mocks whatever the real manifest holds today.
 
 `definition` is a sample workflow's ASL (a pure function, as `stack.workflows`'s are): one Lambda
 step, then an `events:putEvents`, then a wait bounded by the approval timeout.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stack.config import ColdStart
 from stack.manifest import EventRule, Function, Route, StreamTrigger, Workflow
 from stack.workflows import RETRY
 
@@ -53,6 +54,7 @@ SAMPLE_CONSUMER = Function(
     ),
     environment={"BUS_NAME": "bus.name", "TIMEOUT": "approval.timeout"},
     timeout_s=30,
+    cold_start=ColdStart("provisioned", 2),
 )
 SAMPLE_STEP = Function(
     name="sample-step",
@@ -61,6 +63,7 @@ SAMPLE_STEP = Function(
     invoked_by_workflow=True,
     permissions=frozenset({"table.write"}),
     environment={"TABLE_NAME": "table.name", "CURSOR_SECRET": "cursor.secret"},
+    cold_start=ColdStart("snapstart"),
 )
 SAMPLE_FUNCTIONS = (SAMPLE_HTTP, SAMPLE_STREAM, SAMPLE_CONSUMER, SAMPLE_STEP)
 

@@ -8,7 +8,7 @@ import pulumi
 import pytest
 
 from infra.mocks import stack_config
-from stack.config import StackConfig
+from stack.config import ColdStart, StackConfig
 from tests.infra.graph import STACKS
 
 
@@ -62,3 +62,78 @@ def test_only_the_projects_namespace_is_read() -> None:
 def test_an_unknown_key_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown config key"):
         StackConfig.from_values("dev", {"tasks:lambdaMemory": 512})
+
+
+# -- cold-start mode ----------------------------------------------------------------------------
+
+
+def test_dev_has_no_cold_start_mode_and_prod_uses_snapstart() -> None:
+    assert _from_pulumi("dev").http_cold_start == ColdStart("none", 0)
+    assert _from_pulumi("prod").http_cold_start == ColdStart("snapstart", 0)
+    provisioned = _from_pulumi(
+        "prod", **{"tasks:coldStart": "provisioned", "tasks:provisionedConcurrency": 5}
+    )
+    assert provisioned.http_cold_start == ColdStart("provisioned", 5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"tasks:coldStart": "warm"},
+            "tasks:coldStart is 'warm': it must be one of none, snapstart, provisioned",
+        ),
+        (
+            {"tasks:coldStart": "provisioned"},
+            "tasks:coldStart is provisioned, so tasks:provisionedConcurrency must say how many "
+            "execution environments to keep initialised \\(at least 1\\), but it is not set",
+        ),
+        (
+            {"tasks:coldStart": "provisioned", "tasks:provisionedConcurrency": -2},
+            "tasks:provisionedConcurrency must say how many .* but it is -2",
+        ),
+        (
+            {"tasks:coldStart": "none", "tasks:provisionedConcurrency": 3},
+            "tasks:provisionedConcurrency is 3, but tasks:coldStart is none: a count is only "
+            "used with tasks:coldStart provisioned",
+        ),
+        (
+            {"tasks:coldStart": "snapstart", "tasks:provisionedConcurrency": 3},
+            "tasks:coldStart is snapstart and tasks:provisionedConcurrency is 3: SnapStart and "
+            "provisioned concurrency cannot be combined on one function",
+        ),
+        (
+            {"tasks:coldStart": "provisioned", "tasks:provisionedConcurrency": 101},
+            "tasks:provisionedConcurrency is 101, more than tasks:reservedConcurrency \\(100\\)",
+        ),
+    ],
+)
+def test_a_cold_start_mode_aws_would_refuse_stops_the_program(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        _from_pulumi("prod", **overrides)
+
+
+def test_provisioning_is_bounded_only_by_a_reservation_that_exists() -> None:
+    unreserved = {"tasks:reservedConcurrency": -1, "tasks:coldStart": "provisioned"}
+    assert _from_pulumi("prod", **unreserved, **{"tasks:provisionedConcurrency": 500})
+    assert _from_pulumi(
+        "prod", **{"tasks:coldStart": "provisioned", "tasks:provisionedConcurrency": 100}
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "count", "message"),
+    [
+        ("warm", 0, "cold start mode is 'warm'"),
+        ("provisioned", 0, "provisioned must say how many"),
+        ("snapstart", 2, "cannot be combined"),
+        ("none", 1, "a count is only used with cold start mode provisioned"),
+    ],
+)
+def test_the_manifests_cold_start_modes_are_checked_the_same_way(
+    mode: str, count: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ColdStart(mode, count)

@@ -4,13 +4,17 @@ pulumi-aws generates are held to the provider's maximums. A missing type or prop
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
+import botocore.model
+import botocore.session
 import pytest
 
-from infra import limits, mocks
+from infra import limits, mocks, packaging
 from infra.mocks import Inventory, Refused
 from stack import manifest
 
@@ -170,6 +174,62 @@ def test_names_the_provider_generates_fit_with_their_suffix(graph: Inventory) ->
             "Member must have length greater than or equal to 3",
         ),
         ("aws:ec2/vpc:Vpc", {}, "not in infra/limits.py's LIMITS"),
+        # Versions, aliases and cold starts.
+        (
+            "aws:lambda/function:Function",
+            {"snapStart": {"applyOn": "Always"}},
+            "at 'snapStart.applyOn' failed to satisfy constraint: "
+            "Member must satisfy enum value set",
+        ),
+        (
+            "aws:lambda/function:Function",
+            {"runtime": "python3.11", "snapStart": {"applyOn": "PublishedVersions"}},
+            "lambda:CreateFunction: SnapStart on runtime 'python3.11', which SnapStart does not "
+            "support. AWS: 'Lambda SnapStart supports multiple runtimes, including Java 11",
+        ),
+        (
+            "aws:lambda/function:Function",
+            {
+                "runtime": "python3.12",
+                "snapStart": {"applyOn": "PublishedVersions"},
+                "ephemeralStorage": {"size": 1024.0},
+            },
+            "SnapStart with 1024 MB of ephemeral storage. AWS: 'SnapStart does not support "
+            "provisioned concurrency",
+        ),
+        (
+            "aws:lambda/alias:Alias",
+            {"name": "2"},
+            "lambda:CreateAlias: 1 validation error detected: Value '2' at 'name' failed to "
+            "satisfy constraint: Member must satisfy regular expression pattern",
+        ),
+        (
+            "aws:lambda/alias:Alias",
+            {"name": "l" * 129},
+            "Member must have length less than or equal to 128",
+        ),
+        (
+            "aws:lambda/alias:Alias",
+            {"functionVersion": "latest"},
+            r"at 'functionVersion' failed to satisfy constraint: Member must satisfy regular "
+            r"expression pattern: (\$LATEST(\.PUBLISHED)?|[0-9]+)",
+        ),
+        (
+            "aws:lambda/permission:Permission",
+            {"qualifier": "live alias"},
+            "at 'qualifier' failed to satisfy constraint",
+        ),
+        (
+            "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig",
+            {"functionName": "f", "qualifier": "$LATEST"},
+            "lambda:PutProvisionedConcurrencyConfig: provisioned concurrency on f:$LATEST. AWS: "
+            '"Provisioned Concurrency is not supported on the unpublished version',
+        ),
+        (
+            "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig",
+            {"provisionedConcurrentExecutions": 0.0},
+            "Member must have value greater than or equal to 1",
+        ),
     ],
 )
 def test_aws_refusals(type_: str, inputs: dict[str, Any], refusal: str) -> None:
@@ -238,3 +298,119 @@ def test_two_rules_with_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) ->
     # The rule, or its dead-letter queue, whichever registers first.
     with pytest.raises(ValueError, match="are both named 'tasks-dev-task-events-to-stats"):
         mocks.run("dev")
+
+
+# -- rules that span two resources, in whole programs -------------------------------------------
+
+PROGRAM_HEADER = """
+import pulumi_aws as aws
+
+FUNCTION = dict(name="f", role="arn:aws:iam::123456789012:role/r", runtime="python3.12",
+                handler="h.handler")
+SNAPSTART = aws.lambda_.FunctionSnapStartArgs(apply_on="PublishedVersions")
+"""
+# A function, its `live` alias and provisioned concurrency on it, as `infra.functions` makes
+# them; the cases below change one thing each.
+FUNCTION_THEN_CONFIG = """
+function = aws.lambda_.Function("f", publish={publish}, snap_start={snap_start},
+                                reserved_concurrent_executions={reserved}, **FUNCTION)
+alias = aws.lambda_.Alias("f-live", name="live", function_name=function.name,
+                          function_version=function.version)
+aws.lambda_.ProvisionedConcurrencyConfig("f-provisioned", function_name=function.name,
+                                         qualifier={qualifier},
+                                         provisioned_concurrent_executions={count})
+"""
+# The other order: the config names the function before the function is registered.
+CONFIG_THEN_FUNCTION = """
+import pulumi
+
+config = aws.lambda_.ProvisionedConcurrencyConfig(
+    "f-provisioned", function_name="f", qualifier="1", provisioned_concurrent_executions={count}
+)
+aws.lambda_.Function("f", publish=True, snap_start={snap_start},
+                     reserved_concurrent_executions={reserved}, **FUNCTION,
+                     opts=pulumi.ResourceOptions(depends_on=[config]))
+"""
+CORRECT = {
+    "publish": True,
+    "snap_start": None,
+    "reserved": 5,
+    "qualifier": "alias.name",
+    "count": 3,
+}
+
+
+def _run_program(root: Path, body: str) -> mocks.Inventory:
+    (root / "Pulumi.yaml").write_text("name: tasks\nruntime: python\n")
+    (root / "Pulumi.dev.yaml").write_text("config:\n  aws:region: eu-west-1\n")
+    (root / "__main__.py").write_text(PROGRAM_HEADER + body)
+    return mocks.run("dev", root=root)
+
+
+def test_a_correct_provisioned_program_passes(tmp_path: Path) -> None:
+    graph = _run_program(tmp_path, FUNCTION_THEN_CONFIG.format(**CORRECT))
+    (config,) = graph.of_type(
+        "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig"
+    )
+    assert config.inputs["qualifier"] == "live"
+    assert _run_program(tmp_path, CONFIG_THEN_FUNCTION.format(**CORRECT)).of_type(
+        "aws:lambda/function:Function"
+    )
+
+
+@pytest.mark.parametrize(
+    ("program", "changes", "refusal"),
+    [
+        (
+            FUNCTION_THEN_CONFIG,
+            {"snap_start": "SNAPSTART"},
+            "provisioned concurrency on 'f', whose SnapStart is on. AWS: 'Lambda SnapStart and PC "
+            "cannot be enabled at the same time, on the same function.'",
+        ),
+        (
+            CONFIG_THEN_FUNCTION,
+            {"snap_start": "SNAPSTART"},
+            "SnapStart on 'f', which has provisioned concurrency. AWS: 'Lambda SnapStart and PC "
+            "cannot be enabled",
+        ),
+        (
+            FUNCTION_THEN_CONFIG,
+            {"publish": False},
+            "provisioned concurrency on f:live, an alias of $LATEST. AWS: ",
+        ),
+        (
+            FUNCTION_THEN_CONFIG,
+            {"qualifier": "'$LATEST'"},
+            "provisioned concurrency on f:$LATEST. AWS: ",
+        ),
+        (
+            FUNCTION_THEN_CONFIG,
+            {"reserved": 2},
+            "3 provisioned on 'f', which reserves 2. AWS: \"You can't allocate more provisioned "
+            'concurrency than reserved concurrency for a function."',
+        ),
+        (CONFIG_THEN_FUNCTION, {"reserved": 2}, "3 provisioned on 'f', which reserves 2"),
+        (
+            FUNCTION_THEN_CONFIG,
+            {"count": 0},
+            "at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have "
+            "value greater than or equal to 1",
+        ),
+    ],
+)
+def test_the_mocks_refuse_what_aws_refuses_across_resources(
+    tmp_path: Path, program: str, changes: dict[str, object], refusal: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(refusal)):
+        _run_program(tmp_path, program.format(**{**CORRECT, **changes}))
+
+
+def test_snapstart_runtimes_are_the_faqs_among_botocores() -> None:
+    """Java 11, Python 3.12 and .NET 8 and newer, of the runtimes botocore's model lists."""
+    runtimes = botocore.session.get_session().get_service_model("lambda").shape_for("Runtime")
+    assert isinstance(runtimes, botocore.model.StringShape)
+    supported = {r for r in runtimes.enum if limits.snapstart_supports(r)}
+    assert {"python3.12", "python3.13", "java11", "java21", "dotnet8"} <= supported
+    assert not supported & {"python3.11", "java8", "java8.al2", "dotnet6", "nodejs22.x"}
+    assert all(r.startswith(("python3.", "java", "dotnet")) for r in supported)
+    assert limits.snapstart_supports(packaging.RUNTIME)

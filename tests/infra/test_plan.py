@@ -58,3 +58,23 @@ def test_the_plan_shows_names_and_tags(graphs: dict[str, Inventory]) -> None:
     assert "storage-attachments -> storage-attachments-" in text
     for component in ("api", "data", "functions", "subscriptions", "monitoring"):
         assert f"Application=tasks Component={component} Environment=prod" in text
+
+
+def test_the_plan_shows_versions_aliases_and_cold_starts(graphs: dict[str, Inventory]) -> None:
+    prod, dev = plan.render(graphs["prod"]), plan.render(graphs["dev"])
+    for function in FUNCTIONS:
+        name = function.name
+        assert f"functions-{name}-live -> live  version=1 of tasks-prod-{name}" in prod
+    lines = prod.splitlines()
+    (api,) = [
+        line for line in lines if "aws:lambda:Function" in line and " tasks-prod-api " in line
+    ]
+    assert "publish=on cold-start=snapstart" in api
+    assert "cold-start=snapstart" not in dev
+    assert "qualifier=live principal=apigateway.amazonaws.com" in prod
+    synthetic = plan.render(graphs["synthetic"])
+    assert "cold-start=provisioned=2" in synthetic
+    assert (
+        "functions-sample-consumer-provisioned  2 environments on tasks-dev-sample-consumer:live"
+        in synthetic
+    )

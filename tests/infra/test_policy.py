@@ -82,6 +82,31 @@ def _unknown_type(resource: Resource) -> Resource:
     return attrs.evolve(resource, type="aws:ec2/vpc:Vpc")
 
 
+UNQUALIFIED = "arn:aws:lambda:eu-west-1:123456789012:function:tasks-prod-stats"
+
+
+def _unqualified(key: str) -> Change:
+    """`key`'s function ARN without its `:live`."""
+    return lambda r: attrs.evolve(r, inputs={**r.inputs, key: r.inputs[key].replace(":live", "")})
+
+
+def _lambda_step(function: str) -> Change:
+    def apply(resource: Resource) -> Resource:
+        definition = json.loads(resource.inputs["definition"])
+        definition["States"]["Step"] = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": function, "Payload.$": "$"},
+            "Retry": [{"ErrorEquals": ["States.TaskFailed"], "BackoffRate": 2.0}],
+            "End": True,
+        }
+        return attrs.evolve(
+            resource, inputs={**resource.inputs, "definition": json.dumps(definition)}
+        )
+
+    return apply
+
+
 BREAKAGES: list[tuple[str, str, Change]] = [
     (
         "iam-least-privilege",
@@ -118,6 +143,19 @@ BREAKAGES: list[tuple[str, str, Change]] = [
         "routes-authorized",
         g.ROUTE,
         _inputs(routeKey="DELETE /tasks/{taskId}", authorizationType="NONE", authorizerId=None),
+    ),
+    ("triggers-invoke-live-alias", g.PERMISSION, _inputs(qualifier=None)),
+    ("triggers-invoke-live-alias", g.INVOKE_CONFIG, _inputs(qualifier="$LATEST")),
+    ("triggers-invoke-live-alias", g.INTEGRATION, _unqualified("integrationUri")),
+    ("triggers-invoke-live-alias", g.MAPPING, _unqualified("functionName")),
+    ("triggers-invoke-live-alias", g.TARGET, _inputs(arn=UNQUALIFIED)),
+    ("triggers-invoke-live-alias", g.TARGET, _inputs(arn=f"{UNQUALIFIED}:1")),
+    ("triggers-invoke-live-alias", g.STATE_MACHINE, _lambda_step(UNQUALIFIED)),
+    ("triggers-invoke-live-alias", g.STATE_MACHINE, _lambda_step("tasks-prod-stats:$LATEST")),
+    (
+        "triggers-invoke-live-alias",
+        g.ROLE_POLICY,
+        _policy(_first_statement(Action=["lambda:InvokeFunction"], Resource=[UNQUALIFIED])),
     ),
     ("lambda-invoke-permissions-scoped", g.PERMISSION, _inputs(sourceArn=None)),
     ("lambda-invoke-permissions-scoped", g.PERMISSION, _inputs(principal="s3.amazonaws.com")),
@@ -255,3 +293,15 @@ def test_the_pack_starts_as_crossguard_starts_it(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+def test_live_alias_triggers_pass_and_the_message_says_what_is_invoked(
+    graphs: dict[str, Inventory],
+) -> None:
+    (policy,) = [p for p in POLICIES if p.name == "triggers-invoke-live-alias"]
+    assert check(graphs["synthetic"], [policy]) == []
+    found = check(_broken(graphs["prod"], g.TARGET, _inputs(arn=UNQUALIFIED)), [policy])
+    assert [v.message for v in found] == [
+        f"{graphs['prod'].of_type(g.TARGET)[0].name}: the target invokes {UNQUALIFIED}, the "
+        "unqualified function, not its 'live' alias"
+    ]

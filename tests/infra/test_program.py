@@ -165,8 +165,9 @@ def _failure_queue(graph: Inventory, function: Function) -> str | None:
     queues: set[str] = set()
     for config in graph.of_type(g.INVOKE_CONFIG):
         if config.inputs["functionName"] == name:
+            assert config.inputs["qualifier"] == g.LIVE
             queues.add(config.inputs["destinationConfig"]["onFailure"]["destination"])
-    arn = g.function(graph, function.name).outputs["arn"]
+    arn = g.alias(graph, function.name).outputs["arn"]
     for mapping in graph.of_type(g.MAPPING):
         if mapping.inputs["functionName"] == arn:
             queues.add(mapping.inputs["destinationConfig"]["onFailure"]["destinationArn"])
@@ -187,7 +188,7 @@ def test_routes_are_the_manifests_plus_default(
     for key, route in routes.items():
         owner = declared.get(key, first_http)
         integration = integrations[route["target"]]
-        assert integration["integrationUri"] == g.function(graph, owner.name).outputs["invokeArn"]
+        assert integration["integrationUri"] == g.alias(graph, owner.name).outputs["invokeArn"]
         assert (integration["integrationType"], integration["payloadFormatVersion"]) == (
             "AWS_PROXY",
             "2.0",
@@ -219,7 +220,7 @@ def test_each_event_rule_targets_its_function_with_retries_and_dlq(
     for function, rule in declared:
         event_rule, target = _rule_wiring(graph, _plain(rule.pattern))
         lam = g.function(graph, function.name)
-        assert target.inputs["arn"] == lam.outputs["arn"]
+        assert target.inputs["arn"] == g.alias(graph, function.name).outputs["arn"]
         assert "inputTransformer" not in target.inputs
         assert "input" not in target.inputs
         assert target.inputs["retryPolicy"] == {
@@ -237,8 +238,9 @@ def test_each_event_rule_targets_its_function_with_retries_and_dlq(
         (statement,) = policy["Statement"]
         assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": event_rule.outputs["arn"]}}
         invoke = permissions[event_rule.outputs["arn"]]
-        assert (invoke["function"], invoke["principal"]) == (
+        assert (invoke["function"], invoke["qualifier"], invoke["principal"]) == (
             lam.outputs["name"],
+            g.LIVE,
             "events.amazonaws.com",
         )
 
@@ -251,7 +253,7 @@ def test_each_stream_trigger_is_a_mapping_as_declared(
         if function.stream is None:
             continue
         trigger = function.stream
-        arn = g.function(graph, function.name).outputs["arn"]
+        arn = g.alias(graph, function.name).outputs["arn"]
         (mapping,) = [m.inputs for m in graph.of_type(g.MAPPING) if m.inputs["functionName"] == arn]
         assert mapping["eventSourceArn"] == stream_arn
         assert (
@@ -280,12 +282,12 @@ def test_each_workflow_is_a_state_machine_built_from_its_definition(
             graph, g.STATE_MACHINE, "name", f"tasks-{graph.stack}-{workflow.name}"
         )
         resolved = {
-            **{arg: g.function(graph, f).outputs["arn"] for arg, f in workflow.steps.items()},
+            **{arg: g.alias(graph, f).outputs["arn"] for arg, f in workflow.steps.items()},
             **{arg: _value(graph, config, r) for arg, r in workflow.arguments.items()},
         }
         built = load_definition(workflow.definition)(**resolved)
         assert json.loads(machine.inputs["definition"]) == built
-        steps = {g.function(graph, f).outputs["arn"] for f in workflow.steps.values()}
+        steps = {g.alias(graph, f).outputs["arn"] for f in workflow.steps.values()}
         expected = _expected_pairs(graph, workflow.permissions, None)
         expected |= {("lambda:InvokeFunction", arn) for arn in steps}
         pairs = g.allowed_pairs(g.role_policy(graph, machine.inputs["roleArn"]))
@@ -377,6 +379,9 @@ DRIVEN_BY: Mapping[str, set[tuple[str, str]]] = {
     },
     "lambda_memory_mb": {(g.FUNCTION, "memorySize")},
     "reserved_concurrency": {(g.FUNCTION, "reservedConcurrentExecutions")},
+    # none (dev) against snapstart (prod); provisioned would add a provisioned-concurrency config
+    "cold_start": {(g.FUNCTION, "snapStart.applyOn")},
+    "provisioned_concurrency": {(g.PROVISIONED, "<exists>")},
     "approval_timeout_hours": {(g.STATE_MACHINE, "definition")},
     "alarm_email": {("aws:sns/topicSubscription:TopicSubscription", "<exists>")},
     "alarm_p99_latency_ms": {(g.ALARM, "threshold"), (g.ALARM, "alarmDescription")},
