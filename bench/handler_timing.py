@@ -29,7 +29,7 @@ from stack.manifest import API
 COLD_ENV = {
     "TABLE_NAME": "tasks",
     "BUCKET_NAME": "attachments",
-    "CURSOR_SECRET": "x" * 48,
+    "CURSOR_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor-AbCdEf",
     "AWS_REGION": "eu-west-1",
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import attrs
 
 from handlers.settings import DEFAULT_MAX_BODY_BYTES, Settings
-from taskcore.cursors import CursorCodec
 from taskcore.ports import (
     ApprovalWorkflow,
     AttachmentStore,
@@ -29,6 +28,7 @@ from taskcore.services import ExportService, TaskService
 from taskcore.system import SystemClock, UlidGenerator
 
 if TYPE_CHECKING:
+    from handlers.secrets import SecretCursors
     from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, TableClient
     from taskcore.adapters.s3 import S3AttachmentStore
 
@@ -102,9 +102,20 @@ def build_export_service(
     )
 
 
+def build_cursors(settings: Settings) -> SecretCursors:
+    """The cursor-signing keys, read from their secret on first use (`handlers.secrets`)."""
+    from handlers.secrets import SecretCursors
+    from taskcore.adapters.clients import LazyClient
+
+    client = LazyClient(
+        "secretsmanager", settings.endpoints.secretsmanager, settings.region, timeout_s=3
+    )
+    return SecretCursors(settings.require("cursor_secret_arn"), client, ttl=CURSOR_TTL)
+
+
 def build_container(settings: Settings) -> Container:
     """The HTTP API's services, on DynamoDB and S3."""
-    secret = settings.require("cursor_secret")
+    cursors = build_cursors(settings)
     clock = SystemClock()
     tasks = build_task_repository(settings)
     service = TaskService(
@@ -113,7 +124,7 @@ def build_container(settings: Settings) -> Container:
         attachments=build_attachment_store(settings),
         clock=clock,
         ids=UlidGenerator(),
-        cursors=CursorCodec(secret.encode(), ttl=CURSOR_TTL),
+        cursors=cursors,
     )
     exports = build_export_service(settings, tasks=tasks, clock=clock)
     return Container(
@@ -132,6 +143,16 @@ def settings() -> Settings:
 @functools.cache
 def container() -> Container:
     return build_container(settings())
+
+
+def prepare_cursors() -> None:
+    """Before a SnapStart snapshot: ready the cursor secret's first read (its imports), not
+    the read (`handlers.secrets.SecretCursors.prepare`)."""
+    from handlers.secrets import SecretCursors
+
+    cursors = container().service.cursors
+    if isinstance(cursors, SecretCursors):
+        cursors.prepare()
 
 
 @functools.cache

@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from handlers.settings import MIN_CURSOR_SECRET, ConfigurationError
+from taskcore.adapters.clients import LazyClient
 from taskcore.cursors import CursorCodec, Position
 from taskcore.errors import Unavailable
 
@@ -57,13 +58,21 @@ class SecretCursors:
     """`taskcore.ports.Cursors` whose signing keys come from a Secrets Manager secret."""
 
     secret_id: str
-    client: Any
-    """A Secrets Manager client (botocore's, as every other client here)."""
+    client: LazyClient | Any
+    """A Secrets Manager client (botocore's, as every other client here), or a `LazyClient`
+    building it on first use."""
     ttl: timedelta
     max_age_s: int = MAX_AGE_S
     _provider: Any = None
     _codec: tuple[str, CursorCodec] | None = None
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def prepare(self) -> None:
+        """Import what the first read needs (Powertools Parameters, and boto3 with it), without
+        reading: before a SnapStart snapshot, so no restored container pays for the import.
+        The value itself is not read there: a snapshot keeps no secret, and a restore made
+        after a rotation reads the rotated value."""
+        import aws_lambda_powertools.utilities.parameters  # noqa: F401 - imported to be ready
 
     def codec(self) -> CursorCodec:
         """The codec for the secret's value now (read, or from Powertools' cache)."""
@@ -74,7 +83,8 @@ class SecretCursors:
 
         with self._lock:
             if self._provider is None:
-                self._provider = SecretsProvider(boto3_client=self.client)
+                client = self.client.get() if isinstance(self.client, LazyClient) else self.client
+                self._provider = SecretsProvider(boto3_client=client)
             try:
                 raw = self._provider.get(self.secret_id, max_age=self.max_age_s)
             except GetParameterError as error:

@@ -31,13 +31,14 @@ class Endpoints:
     s3: str | None = None
     events: str | None = None
     stepfunctions: str | None = None
+    secretsmanager: str | None = None
 
 
 VARIABLES = {
     "table_name": "TABLE_NAME",
     "bucket_name": "BUCKET_NAME",
     "bus_name": "BUS_NAME",
-    "cursor_secret": "CURSOR_SECRET",
+    "cursor_secret_arn": "CURSOR_SECRET_ARN",
     "max_body_bytes": "MAX_BODY_BYTES",
 }
 """Each setting a manifest entry may declare, and its environment variable."""
@@ -60,7 +61,9 @@ class Settings:
     table_name: str | None = None
     bucket_name: str | None = None
     bus_name: str | None = None
-    cursor_secret: str | None = attrs.field(default=None, repr=False)
+    cursor_secret_arn: str | None = None
+    """The Secrets Manager secret holding the cursor-signing keys (`handlers.secrets`): the
+    keys themselves are never in the environment."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
@@ -68,11 +71,6 @@ class Settings:
         def get(name: str) -> str | None:
             return environ.get(name) or None
 
-        secret = get("CURSOR_SECRET")
-        if secret is not None and len(secret) < MIN_CURSOR_SECRET:
-            raise ConfigurationError(
-                f"CURSOR_SECRET must be set to at least {MIN_CURSOR_SECRET} characters"
-            )
         max_body = get("MAX_BODY_BYTES")
         return cls(
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
@@ -81,11 +79,12 @@ class Settings:
                 s3=get("S3_ENDPOINT"),
                 events=get("EVENTS_ENDPOINT"),
                 stepfunctions=get("STEPFUNCTIONS_ENDPOINT"),
+                secretsmanager=get("SECRETSMANAGER_ENDPOINT"),
             ),
             table_name=get("TABLE_NAME"),
             bucket_name=get("BUCKET_NAME"),
             bus_name=get("BUS_NAME"),
-            cursor_secret=secret,
+            cursor_secret_arn=get("CURSOR_SECRET_ARN"),
             max_body_bytes=(
                 _positive_int("MAX_BODY_BYTES", max_body) if max_body else DEFAULT_MAX_BODY_BYTES
             ),

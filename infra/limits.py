@@ -461,6 +461,27 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
             "lambda", "PutProvisionedConcurrencyConfig", "ProvisionedConcurrentExecutions"
         ),
     },
+    "aws:secretsmanager/secret:Secret": {
+        "kmsKeyId": REFERENCE,
+        "name": Api("secretsmanager", "CreateSecret", "Name"),
+        "description": Api("secretsmanager", "CreateSecret", "Description"),
+        "recoveryWindowInDays": Api(
+            "secretsmanager",
+            "DeleteSecret",
+            "RecoveryWindowInDays",
+            Documented(
+                "The number of days from 7 to 30 that Secrets Manager waits before permanently "
+                "deleting the secret.",
+                minimum=7,
+                maximum=30,
+            ),
+        ),
+        "tags": _tags("secretsmanager", "CreateSecret", "Tags"),
+    },
+    "aws:secretsmanager/secretVersion:SecretVersion": {
+        "secretId": REFERENCE,
+        "secretString": Api("secretsmanager", "PutSecretValue", "SecretString"),
+    },
     "aws:s3/bucket:Bucket": {
         "bucket": Api(
             "s3",

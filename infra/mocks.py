@@ -139,6 +139,10 @@ def fake_state(type_: str, name: str, inputs: Mapping[str, Any], region: str) ->
         "aws:iam/role:Role": f"arn:aws:iam::{account}:role/{physical}",
         "aws:sns/topic:Topic": f"arn:aws:sns:{where}:{physical}",
         "aws:cognito/userPool:UserPool": f"arn:aws:cognito-idp:{where}:userpool/{physical}",
+        # Secrets Manager appends a hyphen and six random characters to a secret's name.
+        "aws:secretsmanager/secret:Secret": (
+            f"arn:aws:secretsmanager:{where}:secret:{physical}-{_suffix(name)[:6]}"
+        ),
     }
     if type_ in arns:
         state.setdefault("name", physical)

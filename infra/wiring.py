@@ -41,7 +41,12 @@ UNSCOPED_ACTIONS = frozenset(
     }
 )
 TRACING = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-ENCRYPTED = ("table.", "bucket.", "queue.")  # permissions on data encrypted with the stack's key
+ENCRYPTED = (
+    "table.",
+    "bucket.",
+    "queue.",
+    "cursor.",
+)  # permissions on data encrypted with the stack's key
 WRITES_ENCRYPTED = frozenset({"table.write", "bucket.presign", "bucket.write", "queue.send"})
 Statement = dict[str, Any]
 
@@ -67,7 +72,7 @@ class Wiring:
 
     deployment: Deployment
     key_arn: pulumi.Input[str]
-    cursor_secret: pulumi.Input[str]
+    cursor_secret_arn: pulumi.Input[str]
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     table_indexes: Sequence[str]
@@ -85,7 +90,7 @@ class Wiring:
             "table.name": self.table_name,
             "bucket.name": self.bucket_name,
             "bus.name": self.bus_name,
-            "cursor.secret": self.cursor_secret,
+            "cursor.secret_arn": self.cursor_secret_arn,
             "stage.name": self.stage_name,
             "approval.timeout": self.deployment.config.approval_timeout_hours * 3600,
             "api.max_body_bytes": self.deployment.config.max_body_bytes,
@@ -128,6 +133,7 @@ class Wiring:
             "table.read": [
                 (["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"], [table, *indexes])
             ],
+            "cursor.read": [(["secretsmanager:GetSecretValue"], [self.cursor_secret_arn])],
             "table.write": [
                 (
                     [

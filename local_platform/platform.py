@@ -71,6 +71,8 @@ class Services:
     dynamodb_endpoint: str
     s3_endpoint: str
     cursor_secret: str
+    """The cursor-signing key: put in the secret on moto's Secrets Manager, read from there by
+    the API function as on AWS (`handlers.secrets`)."""
     config: StackConfig
     storage: str = "in memory"
     workflows: dict[str, tuple[Workflow, str]] = attrs.field(factory=dict)
@@ -79,13 +81,15 @@ class Services:
     relay: EventsRelay | None = None
     """The EventBridge endpoint the handlers publish to (relays to moto, feeds the local bus)."""
     approval_timeout_s: int | None = None  # overrides the stack's approvalTimeoutHours
+    cursor_secret_arn: str = ""
+    """The secret on moto holding `cursor_secret` (`ensure_cursor_secret`)."""
 
     def resolve(self, resource: Resource) -> str:
         values: dict[Resource, str] = {
             "table.name": TABLE,
             "bucket.name": BUCKET,
             "bus.name": "tasks-local-bus",
-            "cursor.secret": self.cursor_secret,
+            "cursor.secret_arn": self.cursor_secret_arn,
             "stage.name": "local",
             "api.max_body_bytes": str(self.config.max_body_bytes),
             "approval.timeout": str(
@@ -103,6 +107,7 @@ class Services:
             # One moto server serves S3, EventBridge, SFN and SQS; EventBridge via the relay.
             "EVENTS_ENDPOINT": self.relay.url if self.relay else self.s3_endpoint,
             "STEPFUNCTIONS_ENDPOINT": self.s3_endpoint,
+            "SECRETSMANAGER_ENDPOINT": self.s3_endpoint,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "local",
@@ -114,7 +119,9 @@ class Services:
 
 
 def _client(
-    service: Literal["dynamodb", "dynamodbstreams", "s3", "events", "sqs", "stepfunctions"],
+    service: Literal[
+        "dynamodb", "dynamodbstreams", "s3", "events", "sqs", "stepfunctions", "secretsmanager"
+    ],
     endpoint: str,
 ) -> Any:
     return boto3.client(
@@ -190,6 +197,9 @@ def running(
             created = ensure_table(services.dynamodb_endpoint)
             log.info("table %s %s", TABLE, "created" if created else "kept from the last run")
             ensure_bucket(services.s3_endpoint, config)
+            services.cursor_secret_arn = ensure_cursor_secret(
+                services.s3_endpoint, services.cursor_secret
+            )
             services.tap_queue = ensure_bus(services.s3_endpoint, services.resolve("bus.name"))
             relay = EventsRelay(
                 upstream=services.s3_endpoint, bus_name=services.resolve("bus.name"), region=REGION
@@ -207,6 +217,21 @@ def running(
             except subprocess.TimeoutExpired:
                 moto.kill()
                 moto.wait()
+
+
+CURSOR_SECRET_NAME = "tasks-local-cursor-signing"
+
+
+def ensure_cursor_secret(endpoint: str, key: str) -> str:
+    """The cursor-signing secret on moto, in the shape infra gives it (`{"current": key}`);
+    its ARN."""
+    client = _client("secretsmanager", endpoint)
+    value = json.dumps({"current": key})
+    try:
+        return str(client.create_secret(Name=CURSOR_SECRET_NAME, SecretString=value)["ARN"])
+    except client.exceptions.ResourceExistsException:  # a platform sharing this moto
+        client.put_secret_value(SecretId=CURSOR_SECRET_NAME, SecretString=value)
+        return str(client.describe_secret(SecretId=CURSOR_SECRET_NAME)["ARN"])
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:

@@ -472,6 +472,25 @@ def _generated_secrets(args: ResourceValidationArgs, report: Report) -> None:
         report(f"{args.name}: a generated secret shorter than 32 characters")
 
 
+SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL")
+REFERENCE_SUFFIXES = ("_ARN", "_NAME", "_ID")
+
+
+def _no_secrets_in_environment(args: ResourceValidationArgs, report: Report) -> None:
+    """A secret belongs in Secrets Manager (read by the function, as `handlers.secrets` reads
+    the cursor keys): an environment variable's value shows in the console and the API to
+    anyone who may read the function's configuration. A name that refers to a secret
+    (`..._ARN`, `..._NAME`, `..._ID`) is fine."""
+    variables = (args.props.get("environment") or {}).get("variables") or {}
+    for name in sorted(variables):
+        upper = name.upper()
+        if SECRET_LOOKING.search(upper) and not upper.endswith(REFERENCE_SUFFIXES):
+            report(
+                f"{args.name}: environment variable {name} looks like a secret: keep it in "
+                "Secrets Manager and pass its ARN"
+            )
+
+
 def _aws_limits(args: ResourceValidationArgs, report: Report) -> None:
     for problem in limits.violations(args.resource_type, args.props):
         report(f"{args.name}: {problem}")
@@ -732,6 +751,14 @@ POLICIES: list[Policy] = [
         MANDATORY,
         _generated_secrets,
         "random:index/randomPassword:RandomPassword",
+    ),
+    _on(
+        "no-secrets-in-environment",
+        "No function's environment holds a secret-looking variable (a secret is read from "
+        "Secrets Manager; the environment names its ARN).",
+        MANDATORY,
+        _no_secrets_in_environment,
+        "aws:lambda/function:Function",
     ),
     _on(
         "aws-api-limits",

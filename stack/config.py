@@ -86,6 +86,16 @@ def _extra_tags(_instance: Any, _attribute: attrs.Attribute[Any], value: Mapping
             raise ValueError(f"tag {key!r} must be a string, not {tag!r}")
 
 
+def _generations(_instance: Any, _attribute: attrs.Attribute[Any], value: tuple[int, ...]) -> None:
+    valid = all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value)
+    if not (1 <= len(value) <= 2 and valid and len(set(value)) == len(value)):
+        raise ValueError(
+            f"tasks:cursorKeyGenerations is {list(value)!r}: it must list one or two distinct "
+            "key generations (positive integers), the first signing cursors and the second "
+            "still accepted, e.g. [2, 1] (docs/deploying.md: rotating the cursor key)"
+        )
+
+
 def _frozen_tags(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(sorted((value or {}).items()))
 
@@ -187,6 +197,9 @@ class StackConfig:
     cold_start: str = "none"
     provisioned_concurrency: int = attrs.field(default=0, validator=_cold_start)
     max_body_bytes: int = attrs.field(default=65536, validator=_positive)
+    cursor_key_generations: tuple[int, ...] = attrs.field(
+        default=(1,), converter=tuple, validator=_generations
+    )
     approval_timeout_hours: int = attrs.field(default=72, validator=_positive)
     alarm_email: str = ""
     alarm_p99_latency_ms: int = attrs.field(default=1000, validator=_positive)

@@ -39,6 +39,7 @@ Permission = Literal[
     "bus.publish",
     "workflow.respond",
     "queue.send",
+    "cursor.read",
 ]
 # Where an environment variable's value comes from: a resource attribute infra (or the local
 # platform) resolves, or a literal.
@@ -46,7 +47,7 @@ Resource = Literal[
     "table.name",
     "bucket.name",
     "bus.name",
-    "cursor.secret",
+    "cursor.secret_arn",
     "stage.name",
     "approval.timeout",
     "api.max_body_bytes",
@@ -150,11 +151,11 @@ API = Function(
         Route("POST", "/exports"),
         Route("GET", "/exports/{exportId}"),
     ),
-    permissions=frozenset({"table.read", "table.write", "bucket.presign"}),
+    permissions=frozenset({"table.read", "table.write", "bucket.presign", "cursor.read"}),
     environment={
         "TABLE_NAME": "table.name",
         "BUCKET_NAME": "bucket.name",
-        "CURSOR_SECRET": "cursor.secret",
+        "CURSOR_SECRET_ARN": "cursor.secret_arn",
         "MAX_BODY_BYTES": "api.max_body_bytes",
     },
     memory_mb=1024,

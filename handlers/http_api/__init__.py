@@ -98,7 +98,7 @@ def create_app(get_container: GetContainer) -> APIGatewayHttpResolver:
 
 
 app = create_app(bootstrap.container)
-snapstart.prepare(__name__, handler=[bootstrap.container])
+snapstart.prepare(__name__, handler=[bootstrap.container, bootstrap.prepare_cursors])
 
 
 @logger.inject_lambda_context

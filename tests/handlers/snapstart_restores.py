@@ -26,6 +26,7 @@ import io
 import json
 import random
 import socket
+import sys
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -35,6 +36,9 @@ import ulid
 
 REFUSED: list[str] = []
 LOW_PAGE = {"priority": "low", "limit": "1"}
+CURSOR_KEY = "s" * 48
+"""The cursor-signing key, in place of the one the API reads from Secrets Manager (sockets are
+refused here: the secret is read on first use, never before the snapshot)."""
 
 
 def refuse_connections() -> None:
@@ -68,6 +72,7 @@ def main() -> None:
     from local_platform.lambda_runtime import handler_context
     from local_platform.snapstart import fork_restore, run_before_snapshot
     from stack.manifest import API
+    from taskcore.cursors import CursorCodec
     from taskcore.testing import InMemoryAttachmentStore, InMemoryStatsStore, InMemoryTaskRepository
 
     run_before_snapshot()
@@ -75,6 +80,8 @@ def main() -> None:
     prepared = {
         "dynamodb": built.service.tasks.models.connection._client is not None,  # type: ignore[attr-defined]
         "s3": built.service.attachments._lazy._client is not None,  # type: ignore[attr-defined]
+        "secretsmanager": built.service.cursors.client._client is not None,  # type: ignore[attr-defined]
+        "parameters": "aws_lambda_powertools.utilities.parameters" in sys.modules,
     }
 
     service = attrs.evolve(
@@ -82,6 +89,7 @@ def main() -> None:
         tasks=InMemoryTaskRepository(),
         stats=InMemoryStatsStore(),
         attachments=InMemoryAttachmentStore(),
+        cursors=CursorCodec(CURSOR_KEY.encode()),
     )
     container = attrs.evolve(built, service=service)
     http_api.app = http_api.create_app(lambda: container)

@@ -559,12 +559,10 @@ class TestGroups:
         assert http_api.parse_groups(claim) == groups
 
 
-def test_container_needs_a_cursor_secret() -> None:
-    with pytest.raises(RuntimeError, match="CURSOR_SECRET"):
+def test_container_needs_the_cursor_secrets_arn() -> None:
+    with pytest.raises(RuntimeError, match="CURSOR_SECRET_ARN is not set"):
         bootstrap.build_container(
-            Settings.from_environment(
-                {"TABLE_NAME": "t", "BUCKET_NAME": "b", "CURSOR_SECRET": "short"}
-            )
+            Settings.from_environment({"TABLE_NAME": "t", "BUCKET_NAME": "b"})
         )
 
 

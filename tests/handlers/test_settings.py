@@ -8,7 +8,7 @@ from handlers import bootstrap
 from handlers.settings import VARIABLES, ConfigurationError, Endpoints, Settings
 from stack.manifest import FUNCTIONS
 
-SECRET = "s" * 32
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tasks-cursor-AbCdEf"
 
 
 def test_every_variable_the_manifest_declares_is_a_setting() -> None:
@@ -22,7 +22,8 @@ def test_reads_the_environment_once_into_typed_values() -> None:
             "TABLE_NAME": "tasks-prod",
             "BUCKET_NAME": "files",
             "BUS_NAME": "bus",
-            "CURSOR_SECRET": SECRET,
+            "CURSOR_SECRET_ARN": SECRET_ARN,
+            "SECRETSMANAGER_ENDPOINT": "http://127.0.0.1:8002",
             "MAX_BODY_BYTES": "1024",
             "AWS_DEFAULT_REGION": "eu-west-1",
             "DYNAMODB_ENDPOINT": "http://127.0.0.1:8001",
@@ -30,14 +31,15 @@ def test_reads_the_environment_once_into_typed_values() -> None:
     )
     assert settings == Settings(
         region="eu-west-1",
-        endpoints=Endpoints(dynamodb="http://127.0.0.1:8001"),
+        endpoints=Endpoints(
+            dynamodb="http://127.0.0.1:8001", secretsmanager="http://127.0.0.1:8002"
+        ),
         table_name="tasks-prod",
         bucket_name="files",
         bus_name="bus",
-        cursor_secret=SECRET,
+        cursor_secret_arn=SECRET_ARN,
         max_body_bytes=1024,
     )
-    assert SECRET not in repr(settings)
 
 
 def test_aws_region_wins_over_the_default_region() -> None:
@@ -48,7 +50,6 @@ def test_aws_region_wins_over_the_default_region() -> None:
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"CURSOR_SECRET": "short"}, "CURSOR_SECRET must be set to at least 32 characters"),
         ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES must be a positive integer, not 'lots'"),
         ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES must be a positive integer, not '0'"),
     ],
@@ -63,7 +64,7 @@ def test_a_setting_the_function_was_not_given_is_named() -> None:
     assert settings.require("table_name") == "t"
     with pytest.raises(ConfigurationError, match="BUCKET_NAME is not set"):
         bootstrap.build_attachment_store(settings)
-    with pytest.raises(ConfigurationError, match="CURSOR_SECRET is not set"):
+    with pytest.raises(ConfigurationError, match="CURSOR_SECRET_ARN is not set"):
         bootstrap.build_container(settings)
 
 

@@ -22,12 +22,12 @@ from taskcore.cursors import CursorCodec
 from taskcore.services import is_ulid
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "s" * 48
+SECRET = "s" * 48  # snapstart_restores.CURSOR_KEY
 ENVIRONMENT = {
     "TABLE_NAME": "tasks",
     "BUCKET_NAME": "attachments",
     "BUS_NAME": "tasks-bus",
-    "CURSOR_SECRET": SECRET,
+    "CURSOR_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor-AbCdEf",
     "AWS_REGION": "eu-west-1",
     "AWS_ACCESS_KEY_ID": "snapstart-test",
     "AWS_SECRET_ACCESS_KEY": "snapstart-test",
@@ -69,7 +69,12 @@ def restores(*, hooks: bool) -> dict[str, Any]:
 class TestTheSnapshot:
     def test_builds_the_clients_and_connects_to_nothing(self) -> None:
         report = restores(hooks=True)
-        assert report["prepared"] == {"dynamodb": True, "s3": True}
+        assert report["prepared"] == {
+            "dynamodb": True,
+            "s3": True,
+            "secretsmanager": True,
+            "parameters": True,  # the cursor secret's first read, imported; not read
+        }
         assert report["refused"] == []
 
     def test_its_warm_up_request_spends_the_cold_start(self) -> None:

@@ -62,7 +62,7 @@ SAMPLE_STEP = Function(
     description="A workflow step (invoked synchronously by Step Functions)",
     invoked_by_workflow=True,
     permissions=frozenset({"table.write"}),
-    environment={"TABLE_NAME": "table.name", "CURSOR_SECRET": "cursor.secret"},
+    environment={"TABLE_NAME": "table.name", "CURSOR_SECRET_ARN": "cursor.secret_arn"},
     cold_start=ColdStart("snapstart"),
 )
 SAMPLE_FUNCTIONS = (SAMPLE_HTTP, SAMPLE_STREAM, SAMPLE_CONSUMER, SAMPLE_STEP)

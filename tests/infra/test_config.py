@@ -137,3 +137,17 @@ def test_the_manifests_cold_start_modes_are_checked_the_same_way(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         ColdStart(mode, count)
+
+
+@pytest.mark.parametrize("generations", [[], [0], [1, 1], [1, 2, 3], ["2"], [True]], ids=repr)
+def test_cursor_key_generations_are_one_or_two_distinct_positive_integers(
+    generations: list[object],
+) -> None:
+    with pytest.raises(ValueError, match=r"tasks:cursorKeyGenerations is .*one or two distinct"):
+        _from_pulumi("dev", **{"tasks:cursorKeyGenerations": generations})
+
+
+def test_a_rotation_lists_the_signing_generation_first() -> None:
+    assert _from_pulumi("dev").cursor_key_generations == (1,)
+    rotating = _from_pulumi("dev", **{"tasks:cursorKeyGenerations": [2, 1]})
+    assert rotating.cursor_key_generations == (2, 1)

@@ -228,6 +228,11 @@ BREAKAGES: list[tuple[str, str, Change]] = [
         "random:index/randomPassword:RandomPassword",
         _inputs(length=16),
     ),
+    (
+        "no-secrets-in-environment",
+        g.FUNCTION,
+        _inputs(environment={"variables": {"CURSOR_SECRET": "s" * 48, "SECRET_ARN": "arn"}}),
+    ),
     ("aws-api-limits", g.RULE, _inputs(name="r" * 65)),
     ("aws-api-limits", g.QUEUE, _unknown_type),
     ("tagged", g.FUNCTION, _inputs(tags={"Application": "tasks", "Environment": "prod"})),

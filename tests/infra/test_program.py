@@ -63,6 +63,7 @@ VOCABULARY: Mapping[str, Sequence[tuple[Sequence[str], str]]] = {
     "bus.publish": [(["events:PutEvents"], "bus")],
     "workflow.respond": [(["states:SendTaskSuccess"], "state machines")],
     "queue.send": [(["sqs:SendMessage"], "own queue")],
+    "cursor.read": [(["secretsmanager:GetSecretValue"], "cursor secret")],
 }
 
 
@@ -78,6 +79,7 @@ def _resources(graph: Inventory, which: str, own_queue: str | None) -> list[str]
         "bus": [g.one(graph, g.BUS).outputs["arn"]],
         "state machines": [m.outputs["arn"] for m in graph.of_type(g.STATE_MACHINE)],
         "own queue": [own_queue] if own_queue else [],
+        "cursor secret": [g.one(graph, "aws:secretsmanager/secret:Secret").outputs["arn"]],
         "*": ["*"],
     }[which]
 
@@ -100,9 +102,7 @@ def _value(graph: Inventory, config: StackConfig, resource: str) -> Any:
         "table.name": outputs["tableName"],
         "bucket.name": outputs["bucketName"],
         "bus.name": outputs["busName"],
-        "cursor.secret": g.one(graph, "random:index/randomPassword:RandomPassword").outputs[
-            "result"
-        ],
+        "cursor.secret_arn": g.one(graph, "aws:secretsmanager/secret:Secret").outputs["arn"],
         "stage.name": "$default",
         "approval.timeout": config.approval_timeout_hours * 3600,
         "api.max_body_bytes": config.max_body_bytes,
@@ -365,6 +365,7 @@ DRIVEN_BY: Mapping[str, set[tuple[str, str]]] = {
         (g.BUCKET, "<protect>"),
         (g.KEY, "deletionWindowInDays"),
         (g.KEY, "<protect>"),
+        ("aws:secretsmanager/secret:Secret", "recoveryWindowInDays"),
         ("aws:cognito/userPool:UserPool", "deletionProtection"),
         ("aws:cognito/userPool:UserPool", "<protect>"),
     },
@@ -484,7 +485,7 @@ def test_infra_knows_every_word_of_the_manifests_vocabulary() -> None:
             dns_suffix=pulumi.Output.from_input("amazonaws.com"),
         ),
         key_arn="k",
-        cursor_secret="s",
+        cursor_secret_arn="s",
         table_name="t",
         table_arn="t",
         table_indexes=INDEXES,

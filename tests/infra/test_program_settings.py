@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Sequence
 
+from infra import mocks
 from infra.mocks import Inventory
 from stack.config import StackConfig
 from stack.manifest import Function, Workflow
@@ -144,7 +145,35 @@ def test_every_resource_belongs_to_a_tasks_component(graph: Inventory) -> None:
             assert resource.name.startswith(parent.name + "-"), resource.name
 
 
-def test_the_cursor_secret_is_generated_and_never_exported(graph: Inventory) -> None:
-    secret = g.one(graph, "random:index/randomPassword:RandomPassword")
-    assert secret.inputs["length"] >= 32
-    assert secret.outputs["result"] not in json.dumps(graph.outputs)
+def test_the_cursor_keys_are_generated_into_the_secret_and_never_exported(
+    graph: Inventory,
+) -> None:
+    key = g.one(graph, "random:index/randomPassword:RandomPassword")
+    assert key.inputs["length"] >= 32
+    secret = g.one(graph, "aws:secretsmanager/secret:Secret")
+    assert secret.inputs["kmsKeyId"] == g.one(graph, "aws:kms/key:Key").outputs["arn"]
+    version = g.one(graph, "aws:secretsmanager/secretVersion:SecretVersion")
+    assert version.inputs["secretId"] == secret.id
+    assert json.loads(version.inputs["secretString"]) == {"current": key.outputs["result"]}
+    assert key.outputs["result"] not in json.dumps(graph.outputs)
+    for function in graph.of_type(g.FUNCTION):  # only the secret's ARN is in an environment
+        variables = (function.inputs.get("environment") or {}).get("variables", {})
+        assert key.outputs["result"] not in json.dumps(variables)
+
+
+def test_a_rotation_keeps_the_previous_generation_accepted() -> None:
+    """`[1]` -> `[1, 2]` -> `[2, 1]`: each generation's key is its own resource, so the one
+    that signed stays the same key while the list changes around it."""
+    values = {}
+    for generations in ([1], [1, 2], [2, 1]):
+        graph = mocks.run("dev", overrides={"tasks:cursorKeyGenerations": generations})
+        keys = {
+            int(r.name.rsplit("-", 1)[1]): r.outputs["result"]
+            for r in graph.of_type("random:index/randomPassword:RandomPassword")
+        }
+        version = g.one(graph, "aws:secretsmanager/secretVersion:SecretVersion")
+        values[tuple(generations)] = (keys, json.loads(version.inputs["secretString"]))
+    keys, value = values[(1, 2)]
+    assert value == {"current": keys[1], "previous": keys[2]}  # 2 accepted, 1 still signs
+    keys, value = values[(2, 1)]
+    assert value == {"current": keys[2], "previous": keys[1]}  # 2 signs, 1 still accepted
