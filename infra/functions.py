@@ -36,7 +36,8 @@ from infra import packaging
 from infra.context import Deployment, policy, trust
 from infra.queues import failure_queue
 from infra.wiring import TRACING, Wiring, allow
-from stack.config import ColdStart, StackConfig
+from stack.cold_start import ColdStart
+from stack.config import StackConfig
 from stack.manifest import ASYNC_RETRIES, Function
 
 ALIAS = "live"  # what every trigger invokes; a deploy moves it to the version it publishes

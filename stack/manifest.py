@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import attrs
 
-from stack.config import ColdStart
+from stack.cold_start import ColdStart
 from stack.workflows import TIMED_OUT, TOKEN_ISSUED, WORKFLOW_SOURCE
 from taskcore.events import (
     EVENT_SOURCE,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stack.config import ColdStart
+from stack.cold_start import ColdStart
 from stack.manifest import EventRule, Function, Route, StreamTrigger, Workflow
 from stack.workflows import RETRY
 

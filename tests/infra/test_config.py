@@ -8,7 +8,8 @@ import pulumi
 import pytest
 
 from infra.mocks import stack_config
-from stack.config import ColdStart, StackConfig
+from stack.cold_start import ColdStart
+from stack.config import StackConfig
 from tests.infra.graph import STACKS
 
 
