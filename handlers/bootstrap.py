@@ -147,12 +147,10 @@ def container() -> Container:
 
 def prepare_cursors() -> None:
     """Before a SnapStart snapshot: ready the cursor secret's first read (its imports), not
-    the read (`handlers.secrets.SecretCursors.prepare`)."""
-    from handlers.secrets import SecretCursors
+    the read (`handlers.secrets.prepare_first_read`)."""
+    from handlers.secrets import prepare_first_read
 
-    cursors = container().service.cursors
-    if isinstance(cursors, SecretCursors):
-        cursors.prepare()
+    prepare_first_read()
 
 
 @functools.cache

@@ -53,6 +53,14 @@ def codec_from_value(value: Any, ttl: timedelta) -> CursorCodec:
     return CursorCodec(keys["current"].encode(), ttl=ttl, previous=previous)
 
 
+def prepare_first_read() -> None:
+    """Import what the first read needs (Powertools Parameters, and boto3 with it), without
+    reading: before a SnapStart snapshot, so no restored container pays for the import. The
+    value itself is not read there: a snapshot keeps no secret, and a restore made after a
+    rotation reads the rotated value."""
+    import aws_lambda_powertools.utilities.parameters  # noqa: F401 - imported to be ready
+
+
 @attrs.define
 class SecretCursors:
     """`taskcore.ports.Cursors` whose signing keys come from a Secrets Manager secret."""
@@ -66,13 +74,6 @@ class SecretCursors:
     _provider: Any = None
     _codec: tuple[str, CursorCodec] | None = None
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
-
-    def prepare(self) -> None:
-        """Import what the first read needs (Powertools Parameters, and boto3 with it), without
-        reading: before a SnapStart snapshot, so no restored container pays for the import.
-        The value itself is not read there: a snapshot keeps no secret, and a restore made
-        after a rotation reads the rotated value."""
-        import aws_lambda_powertools.utilities.parameters  # noqa: F401 - imported to be ready
 
     def codec(self) -> CursorCodec:
         """The codec for the secret's value now (read, or from Powertools' cache)."""

@@ -116,9 +116,6 @@ class _Window:
         factory=lambda: collections.defaultdict(dict)
     )
 
-    def __bool__(self) -> bool:
-        return bool(self.durations or self.metrics)
-
     def lines(self) -> list[str]:
         out = []
         functions = sorted(set(self.durations) | set(self.metrics))

@@ -223,15 +223,12 @@ CURSOR_SECRET_NAME = "tasks-local-cursor-signing"
 
 
 def ensure_cursor_secret(endpoint: str, key: str) -> str:
-    """The cursor-signing secret on moto, in the shape infra gives it (`{"current": key}`);
-    its ARN."""
+    """The cursor-signing secret on this platform's own (new) moto server, in the shape infra
+    gives it (`{"current": key}`); its ARN. The key is kept across runs (`.local/`), so cursors
+    handed out before a restart stay valid."""
     client = _client("secretsmanager", endpoint)
     value = json.dumps({"current": key})
-    try:
-        return str(client.create_secret(Name=CURSOR_SECRET_NAME, SecretString=value)["ARN"])
-    except client.exceptions.ResourceExistsException:  # a platform sharing this moto
-        client.put_secret_value(SecretId=CURSOR_SECRET_NAME, SecretString=value)
-        return str(client.describe_secret(SecretId=CURSOR_SECRET_NAME)["ARN"])
+    return str(client.create_secret(Name=CURSOR_SECRET_NAME, SecretString=value)["ARN"])
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
