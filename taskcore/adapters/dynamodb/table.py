@@ -239,6 +239,10 @@ def _bind_models(
     # One connection (one botocore client) per table: both models share the key schema.
     idempotency._connection = task._get_connection()
     models = Models(task=task, idempotency=idempotency)
+    # PynamoDB builds its client from a session of its own (per thread: this one's is the one
+    # Lambda's handler runs in); sharing the process's data loader saves its client a second
+    # load of botocore's data.
+    clients.share_loader(models.connection.session)
     clients.declare(lambda: models.connection.client)  # built on first use, or before a snapshot
     return models
 
