@@ -9,6 +9,7 @@ with settings of their own.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from taskcore.services import ExportService, TaskService
 from taskcore.system import SystemClock, UlidGenerator
 
 if TYPE_CHECKING:
+    from handlers.auth import Verifier
     from handlers.secrets import SecretCursors
     from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, TableClient
     from taskcore.adapters.s3 import S3AttachmentStore
@@ -42,6 +44,10 @@ class Container:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     exports: ExportService | None = None
     """The export routes' service; None in containers built for other routes only."""
+    verifier: Callable[[], Verifier] | None = None
+    """The bearer-token verifier for requests no API Gateway authorizer verified (a Function
+    URL's), built on first use: PyJWT and its keys cost nothing to requests through API
+    Gateway. None: such requests are refused."""
 
 
 # -- building, from settings -------------------------------------------------------------------
@@ -113,6 +119,18 @@ def build_cursors(settings: Settings) -> SecretCursors:
     return SecretCursors(settings.require("cursor_secret_arn"), client, ttl=CURSOR_TTL)
 
 
+def build_verifier(settings: Settings) -> Verifier:
+    """The issuer's rules and keys (`handlers.auth`), the JWKS fetched on first use."""
+    from handlers.auth import RemoteKeys, Verifier, jwks_uri
+
+    issuer = settings.require("jwt_issuer")
+    return Verifier(
+        issuer=issuer,
+        audience=settings.require("jwt_audience"),
+        keys=RemoteKeys(settings.jwks_uri or jwks_uri(issuer)),
+    )
+
+
 def build_container(settings: Settings) -> Container:
     """The HTTP API's services, on DynamoDB and S3."""
     cursors = build_cursors(settings)
@@ -128,7 +146,11 @@ def build_container(settings: Settings) -> Container:
     )
     exports = build_export_service(settings, tasks=tasks, clock=clock)
     return Container(
-        service=service, clock=clock, max_body_bytes=settings.max_body_bytes, exports=exports
+        service=service,
+        clock=clock,
+        max_body_bytes=settings.max_body_bytes,
+        exports=exports,
+        verifier=verifier if settings.jwt_issuer else None,
     )
 
 
@@ -151,6 +173,11 @@ def prepare_cursors() -> None:
     from handlers.secrets import prepare_first_read
 
     prepare_first_read()
+
+
+@functools.cache
+def verifier() -> Verifier:
+    return build_verifier(settings())
 
 
 @functools.cache

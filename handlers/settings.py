@@ -40,6 +40,8 @@ VARIABLES = {
     "bus_name": "BUS_NAME",
     "cursor_secret_arn": "CURSOR_SECRET_ARN",
     "max_body_bytes": "MAX_BODY_BYTES",
+    "jwt_issuer": "JWT_ISSUER",
+    "jwt_audience": "JWT_AUDIENCE",
 }
 """Each setting a manifest entry may declare, and its environment variable."""
 
@@ -65,6 +67,12 @@ class Settings:
     """The Secrets Manager secret holding the cursor-signing keys (`handlers.secrets`): the
     keys themselves are never in the environment."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    jwt_issuer: str | None = None
+    """The issuer whose bearer tokens the function verifies itself (requests through a Function
+    URL, `handlers.auth`); API Gateway's authorizer trusts the same one."""
+    jwt_audience: str | None = None
+    jwks_uri: str | None = None
+    """Where the issuer's JWKS is; None: under the issuer, where Cognito publishes it."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -85,6 +93,9 @@ class Settings:
             bucket_name=get("BUCKET_NAME"),
             bus_name=get("BUS_NAME"),
             cursor_secret_arn=get("CURSOR_SECRET_ARN"),
+            jwt_issuer=get("JWT_ISSUER"),
+            jwt_audience=get("JWT_AUDIENCE"),
+            jwks_uri=get("JWKS_URI"),
             max_body_bytes=(
                 _positive_int("MAX_BODY_BYTES", max_body) if max_body else DEFAULT_MAX_BODY_BYTES
             ),

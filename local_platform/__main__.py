@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             services.environment, concurrency=args.concurrency, log=console.lambda_line
         )
         issuer = DevIssuer()
+        services.jwks_uri = f"http://{args.host}:{args.port}{issuer.jwks_path}"
         config = services.config
         rate = args.throttle_rate or float(config.throttle_rate_limit)
         burst = args.throttle_burst or config.throttle_burst_limit

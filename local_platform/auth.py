@@ -3,20 +3,12 @@
 `DevIssuer` keeps one RSA key pair under `.local/issuer/` (git-ignored), created on first use,
 and mints RS256 tokens shaped like Cognito ID tokens (`cognito:groups` is a JSON list, as
 Cognito puts it; `token_use` is "id"). `DevIssuer.verify` is what the gateway runs for every
-authorized route: it mirrors the documented workflow of an HTTP API JWT authorizer
-("Control access to HTTP APIs with JWT authorizers"):
-
-1. the header names an algorithm we accept (RS256 only: `none`, HS256 and the rest are
-   refused before any key is touched) and a `kid` that is in the issuer's JWKS;
-2. the signature verifies with that key;
-3. `exp` is after now, `nbf` (when present) is not after now;
-4. `iss` equals the configured issuer exactly (no trailing-slash or case folding);
-5. `aud` matches the configured audience, or, only when `aud` is absent, `client_id` does.
+authorized route: the documented workflow of an HTTP API JWT authorizer, in the one
+implementation the functions behind a Function URL run too (`handlers.auth`: algorithm
+allow-list, `kid` in the issuer's JWKS, signature, `exp`/`nbf`, `iss`, `aud` or `client_id`).
 
 Clock skew: none. AWS documents no leeway ("must be after/before the current time"), and the
 issuer and the gateway share one clock here, so `leeway` defaults to 0 seconds.
-Stricter than AWS: AWS accepts any RSA algorithm (RS384, RS512, ...); we accept RS256 only,
-the one algorithm Cognito and this issuer use. `iat` is not checked, as AWS does not list it.
 
     python -m local_platform.auth token --user alice --groups approvers --ttl 3600
     python -m local_platform.auth jwks
@@ -36,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
@@ -44,6 +36,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from handlers.auth import StaticKeys, Unauthorized, Verifier
+
+__all__ = ["DevIssuer", "Unauthorized"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KEY_DIR = REPO_ROOT / ".local" / "issuer"
@@ -53,15 +49,6 @@ ALGORITHM = "RS256"
 PRIVATE_KEY_FILE = "private_key.pem"
 JWKS_FILE = "jwks.json"
 KEY_BITS = 2048
-
-
-class Unauthorized(Exception):
-    """The token fails one of the authorizer's checks; `reason` says which (for logs and the
-    `www-authenticate` header, never for the response body)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _b64url(data: bytes) -> str:
@@ -192,69 +179,15 @@ class DevIssuer:
         )
 
     def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims if it passes every authorizer check; else `Unauthorized`."""
-        keys = self._key_pair()
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise Unauthorized("the token is malformed") from None
-        algorithm = header.get("alg")
-        if algorithm != ALGORITHM:  # before any key is used: no `none`, no HS256-with-RSA-key
-            raise Unauthorized(f"signing method {algorithm} is invalid")
-        if header.get("kid") != keys.kid:
-            raise Unauthorized("the token's kid matches no key of the issuer")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                keys.private_key.public_key(),
-                algorithms=[ALGORITHM],
-                # Time and audience are checked below, against our clock and AWS's rules.
-                options={
-                    "verify_signature": True,
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                    # AWS does not type-check these; PyJWT would (sub/jti must be strings).
-                    "verify_sub": False,
-                    "verify_jti": False,
-                },
-            )
-        except jwt.InvalidSignatureError:
-            raise Unauthorized("the token's signature is invalid") from None
-        except jwt.PyJWTError:
-            raise Unauthorized("the token is malformed") from None
-        self._check_claims(claims)
-        return claims
-
-    def _check_claims(self, claims: Mapping[str, Any]) -> None:
-        now = self.clock()
-        leeway = self.leeway.total_seconds()
-        exp = claims.get("exp")
-        if not _is_number(exp):
-            raise Unauthorized("the token has no valid exp claim")
-        if now >= exp + leeway:
-            raise Unauthorized("the token has expired")
-        nbf = claims.get("nbf")
-        if nbf is not None:
-            if not _is_number(nbf):
-                raise Unauthorized("the token has no valid nbf claim")
-            if now < nbf - leeway:
-                raise Unauthorized("the token is not valid yet")
-        if claims.get("iss") != self.issuer:
-            raise Unauthorized("the token does not have a valid issuer")
-        if "aud" in claims:
-            audience = claims["aud"]
-            audiences = audience if isinstance(audience, list) else [audience]
-        else:
-            audiences = [claims.get("client_id")]
-        if self.audience not in audiences:
-            raise Unauthorized("the token does not have a valid audience")
-
-
-def _is_number(value: object) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+        """The token's claims if it passes every authorizer check; else `Unauthorized`. The
+        checks are `handlers.auth`'s, the ones a function behind a Function URL makes."""
+        return Verifier(
+            issuer=self.issuer,
+            audience=self.audience,
+            keys=StaticKeys(self.jwks),
+            clock=self.clock,
+            leeway_s=self.leeway.total_seconds(),
+        ).verify(token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

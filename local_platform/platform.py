@@ -30,6 +30,7 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from local_platform.auth import DEV_AUDIENCE, DEV_ISSUER
 from local_platform.bus import Invoke, LocalBus
 from local_platform.children import Record, die_with_parent
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
@@ -83,6 +84,11 @@ class Services:
     approval_timeout_s: int | None = None  # overrides the stack's approvalTimeoutHours
     cursor_secret_arn: str = ""
     """The secret on moto holding `cursor_secret` (`ensure_cursor_secret`)."""
+    issuer: str = DEV_ISSUER
+    audience: str = DEV_AUDIENCE
+    jwks_uri: str = ""
+    """Where the functions that verify tokens themselves fetch the issuer's JWKS (the gateway
+    serves it); empty: under the issuer's URL, as on AWS."""
 
     def resolve(self, resource: Resource) -> str:
         values: dict[Resource, str] = {
@@ -92,6 +98,8 @@ class Services:
             "cursor.secret_arn": self.cursor_secret_arn,
             "stage.name": "local",
             "api.max_body_bytes": str(self.config.max_body_bytes),
+            "auth.issuer": self.issuer,
+            "auth.audience": self.audience,
             "approval.timeout": str(
                 self.approval_timeout_s or self.config.approval_timeout_hours * 3600
             ),
@@ -101,6 +109,8 @@ class Services:
     def environment(self, function: Function) -> dict[str, str]:
         """The function's environment as the manifest declares it, plus local endpoints."""
         env = {name: self.resolve(resource) for name, resource in function.environment.items()}
+        if "JWT_ISSUER" in env and self.jwks_uri:
+            env["JWKS_URI"] = self.jwks_uri
         env |= {
             "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "S3_ENDPOINT": self.s3_endpoint,

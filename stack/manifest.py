@@ -51,6 +51,8 @@ Resource = Literal[
     "stage.name",
     "approval.timeout",
     "api.max_body_bytes",
+    "auth.issuer",
+    "auth.audience",
 ]
 
 ASYNC_RETRIES = 2
@@ -103,6 +105,43 @@ class EventRule:
     max_event_age_s: int = 3600
 
 
+InvokeMode = Literal["BUFFERED", "RESPONSE_STREAM"]
+
+AUTH_ENVIRONMENT: Mapping[str, Resource] = {
+    "JWT_ISSUER": "auth.issuer",
+    "JWT_AUDIENCE": "auth.audience",
+}
+"""What a function needs to verify bearer tokens itself (`handlers.auth`): the issuer API
+Gateway's authorizer trusts, and its audience. The issuer's JWKS is at Cognito's place under it,
+unless `JWKS_URI` says otherwise (the local platform, on another port)."""
+
+
+@attrs.frozen(kw_only=True)
+class FunctionUrl:
+    """A Lambda Function URL on the function's `live` alias, with auth type NONE: AWS checks no
+    caller, so the function verifies every request's bearer token itself (`handlers.auth`),
+    and must be given `AUTH_ENVIRONMENT` (the policy pack refuses a URL on a function without
+    it). Whether a stack creates the URL is its config's `tasks:functionUrls`; its CORS origins
+    are the stack's `tasks:corsAllowOrigins`; the function's reserved concurrency (the stack's
+    `tasks:reservedConcurrency` for the API, `tasks:downloadConcurrency` for the download)
+    bounds what abuse of it can cost."""
+
+    invoke_mode: InvokeMode = "BUFFERED"
+
+
+@attrs.frozen(kw_only=True)
+class WebAdapter:
+    """The function is an ASGI app behind AWS's Lambda Web Adapter (a layer AWS publishes): its
+    Lambda handler is `script`, which starts a web server for `app` on `$AWS_LWA_PORT`, and the
+    adapter turns each invocation into an HTTP request to it and streams the answer back (the
+    Python runtime cannot stream a response itself). The local platform runs the same script
+    on a loopback port. `readiness_path` is what the adapter polls before the first request."""
+
+    script: str
+    app: str
+    readiness_path: str = "/health"
+
+
 @attrs.frozen(kw_only=True)
 class Function:
     name: str
@@ -118,6 +157,14 @@ class Function:
     timeout_s: int = 10
     # The function(s) serving HTTP routes take the stack's `tasks:coldStart` instead.
     cold_start: ColdStart = attrs.field(factory=ColdStart)
+    url: FunctionUrl | None = None
+    web: WebAdapter | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.url is not None and not AUTH_ENVIRONMENT.keys() <= self.environment.keys():
+            raise ValueError(f"{self.name}: a Function URL needs {sorted(AUTH_ENVIRONMENT)}")
+        if self.web is not None and self.web.app != self.handler:
+            raise ValueError(f"{self.name}: a web function's handler is its app")
 
     @property
     def module(self) -> str:
@@ -157,9 +204,26 @@ API = Function(
         "BUCKET_NAME": "bucket.name",
         "CURSOR_SECRET_ARN": "cursor.secret_arn",
         "MAX_BODY_BYTES": "api.max_body_bytes",
+        **AUTH_ENVIRONMENT,
     },
     memory_mb=1024,
     timeout_s=10,
+    # The backup path beside API Gateway: the same handler, routes and answers.
+    url=FunctionUrl(invoke_mode="BUFFERED"),
+)
+
+DOWNLOAD = Function(
+    name="download",
+    handler="handlers.download:app",
+    description="All of the caller's tasks as NDJSON, streamed page by page (Function URL)",
+    web=WebAdapter(script="handlers/download.sh", app="handlers.download:app"),
+    url=FunctionUrl(invoke_mode="RESPONSE_STREAM"),
+    permissions=frozenset({"table.read"}),
+    environment={"TABLE_NAME": "table.name", **AUTH_ENVIRONMENT},
+    # Reading and serialising pages is CPU-bound; memory use is flat (one page at a time).
+    memory_mb=1024,
+    # A Function URL streams for at most 15 minutes; 20,000 tasks take seconds.
+    timeout_s=300,
 )
 
 
@@ -298,6 +362,7 @@ FUNCTIONS: tuple[Function, ...] = (
     APPROVAL_DECIDED,
     APPROVAL_TIMEOUT,
     EXPORTS,
+    DOWNLOAD,
 )
 WORKFLOWS: tuple[Workflow, ...] = (APPROVAL,)
 

@@ -231,6 +231,22 @@ def parse_query(params: Mapping[str, str]) -> TaskQuery:
     )
 
 
+@attrs.frozen(kw_only=True)
+class DownloadQuery:
+    """What the streaming download takes: every task of the caller, optionally of one status."""
+
+    status: Status | None = None
+
+
+def parse_download_query(params: Mapping[str, str]) -> DownloadQuery:
+    """Build a DownloadQuery from query-string parameters; any other parameter is refused."""
+    c = _Collector(dict(params), ("status",))
+    status = c.choice("status", Status)
+    if c.errors:
+        raise InvalidQuery(c.errors)
+    return DownloadQuery(status=None if status is UNSET else status)
+
+
 def _content_type_problem(value: object) -> str | None:
     if not isinstance(value, str) or not 3 <= len(value) <= CONTENT_TYPE_MAX or "/" not in value:
         return "must be a media type like application/pdf"

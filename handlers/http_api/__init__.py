@@ -1,7 +1,7 @@
 """The HTTP API Lambda: API Gateway HTTP API (payload 2.0) events in, problem+json errors out.
 
 Each route parses its input into a command, calls the service, and maps the result; domain
-errors become HTTP in one table (`responses.PROBLEMS`). Each resource module (`health`,
+errors become HTTP in one table (`handlers.problems.PROBLEMS`). Each resource module (`health`,
 `tasks`, `attachments`, `approvals`, `stats`, `exports`) names the manifest routes it implements
 and builds its own Powertools Router from the manifest (`routing`); this module includes every
 router in one resolver, with the not-found/405 and exception handlers, and is the manifest's

@@ -40,10 +40,18 @@ class Request:
         return self.container.exports
 
     def principal(self) -> Principal:
-        """The verified JWT subject and groups (read from the raw event: it is the hot path)."""
+        """The verified JWT subject and groups (read from the raw event: it is the hot path).
+
+        Through API Gateway, the claims its JWT authorizer verified (Lambda builds the event: a
+        caller cannot put them there). Without an authorizer's context (a Function URL), the
+        bearer token is verified here (`handlers.auth`)."""
         if self._principal is None:
             context = self.event.raw_event.get("requestContext") or {}
-            claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+            authorizer = (context.get("authorizer") or {}).get("jwt")
+            if authorizer is None:
+                claims = self._verified_claims()
+            else:
+                claims = authorizer.get("claims") or {}
             subject = claims.get("sub")
             if not isinstance(subject, str) or not subject:
                 raise HttpProblem(401, "unauthenticated", "Unauthenticated", "no verified subject")
@@ -58,6 +66,27 @@ class Request:
             groups = parse_groups(claims.get("cognito:groups"))
             self._principal = Principal(user_id=UserId(subject), groups=groups)
         return self._principal
+
+    def _verified_claims(self) -> Mapping[str, Any]:
+        from handlers.auth import Unauthorized, bearer_token
+
+        if self.container.verifier is None:
+            raise HttpProblem(
+                401,
+                "unauthenticated",
+                "Unauthenticated",
+                "this route needs API Gateway's authorizer",
+            )
+        try:
+            return self.container.verifier().verify(bearer_token(self.header("authorization")))
+        except Unauthorized as refused:
+            raise HttpProblem(
+                401,
+                "unauthenticated",
+                "Unauthenticated",
+                refused.reason,
+                headers={"WWW-Authenticate": challenge(refused.reason)},
+            ) from None
 
     def header(self, name: str) -> str | None:
         headers: Mapping[str, str] = self.event.headers or {}
@@ -147,6 +176,13 @@ def _holds_lone_surrogate(document: Any) -> bool:
         elif isinstance(value, list):
             pending += value
     return False
+
+
+def challenge(reason: str) -> str:
+    """The `WWW-Authenticate` value for a refused token (RFC 6750 section 3)."""
+    if reason == "no bearer token":
+        return "Bearer"
+    return f'Bearer error="invalid_token", error_description="{reason.replace(chr(34), chr(39))}"'
 
 
 def parse_groups(value: object) -> frozenset[str]:

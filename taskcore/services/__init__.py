@@ -4,6 +4,7 @@
 - `reactions`: what the event consumers and the approval workflow's steps do (plain functions,
   each taking only the ports it needs);
 - `exports`: `ExportService` and the `MultipartWriter` a run streams through;
+- `downloads`: `owned_pages`, every task of an owner a page at a time (downloads, exports);
 - `attachments`, `ids`: the attachment key layout and the id check the others share.
 
 The names other packages use are re-exported here: `from taskcore.services import TaskService`,
@@ -13,6 +14,7 @@ The names other packages use are re-exported here: `from taskcore.services impor
 from __future__ import annotations
 
 from taskcore.services.attachments import attachment_key, attachment_prefix
+from taskcore.services.downloads import DOWNLOAD_PAGE_SIZE, owned_pages
 from taskcore.services.exports import (
     EXPORT_PART_SIZE,
     NDJSON,
@@ -39,6 +41,7 @@ from taskcore.services.tasks import (
 )
 
 __all__ = [
+    "DOWNLOAD_PAGE_SIZE",
     "EXPORT_PART_SIZE",
     "IDEMPOTENCY_KEY_MAX",
     "NDJSON",
@@ -58,6 +61,7 @@ __all__ = [
     "failure_reason",
     "is_ulid",
     "is_user_id",
+    "owned_pages",
     "record_stats",
     "remove_attachments",
     "resume_workflow",

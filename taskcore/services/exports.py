@@ -30,6 +30,7 @@ from taskcore.ports import (
     UploadedPart,
 )
 from taskcore.serialization import task_to_ndjson
+from taskcore.services.downloads import owned_pages
 from taskcore.services.ids import is_ulid
 
 NDJSON = "application/x-ndjson"
@@ -227,15 +228,15 @@ class _ExportRun:
         self.export = updated
 
     def execute(self, remaining_s: Callable[[], float] | None) -> Export:
-        service, owner_id = self.service, self.export.owner_id
-        items, after = 0, None
+        service, items = self.service, 0
+        pages = owned_pages(service.tasks, self.export.owner_id, page_size=service.page_size)
         while True:
             if remaining_s is not None and remaining_s() < service.time_margin_s:
                 raise DeadlineExceeded(f"export {self.export.id} ran out of time")
-            page = service.tasks.list_owned(
-                owner_id, status=None, priority=None, limit=service.page_size, after=after
-            )
-            for task in page.items:
+            page = next(pages, None)
+            if page is None:
+                break
+            for task in page:
                 self.writer.write(task_to_ndjson(task))
                 items += 1
                 if items % service.progress_every == 0:
@@ -243,9 +244,6 @@ class _ExportRun:
                         service.clock.now(), items=items, size=self.writer.size
                     )
                     self.save(progress)
-            if page.last_position is None:
-                break
-            after = page.last_position
         self.writer.close()
         self.save(self.export.complete(service.clock.now(), items=items, size=self.writer.size))
         return self.export
