@@ -7,4 +7,4 @@ cd "${LAMBDA_TASK_ROOT:-$(dirname "$0")/..}" || exit 1
 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}/opt/python:${LAMBDA_RUNTIME_DIR:-}" exec python -m uvicorn \
     handlers.download:app \
     --host 127.0.0.1 --port "${AWS_LWA_PORT:-8080}" \
-    --no-access-log --no-server-header --timeout-graceful-shutdown 2
+    --no-access-log --no-server-header --log-level warning --timeout-graceful-shutdown 2

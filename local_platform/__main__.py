@@ -6,12 +6,14 @@ python -m local_platform [--stack dev] [--port 8000] [--in-memory] [--no-throttl
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,11 @@ import uvicorn
 from local_platform.auth import DevIssuer
 from local_platform.children import port_holder, reclaim
 from local_platform.console import Console, configure_logging, describe_event
+from local_platform.dynamodb_local import free_port
+from local_platform.function_urls import AdapterUrl, BufferedUrl, WebFunction, url_functions
 from local_platform.gateway import build_app
 from local_platform.gateway.docs import ApiDocs
+from local_platform.gateway.stage import Cors
 from local_platform.lambda_runtime import lambda_context
 from local_platform.platform import (
     REGION,
@@ -60,15 +65,102 @@ def event_invoker(sandboxes: Sandboxes) -> Callable[[Function, dict[str, Any]], 
     return invoke
 
 
+class _Companion(uvicorn.Server):
+    """A server that stops when the platform's main one does (which alone handles Ctrl-C)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve(main: uvicorn.Server, companions: list[uvicorn.Server]) -> None:
+    """Run the gateway and the Function URLs in one event loop until Ctrl-C."""
+
+    async def run() -> None:
+        tasks = [asyncio.create_task(companion.serve()) for companion in companions]
+        try:
+            await main.serve()
+        finally:
+            for companion in companions:
+                companion.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is the way out
+        asyncio.run(run())
+
+
+def url_ports(base: int, functions: list[Function]) -> dict[str, int]:
+    """Each Function URL's port: `base`, `base + 1`... in manifest order; 0: free ports."""
+    return {f.name: (base + i if base else free_port()) for i, f in enumerate(functions)}
+
+
+def function_urls(
+    services: Services,
+    sandboxes: Sandboxes,
+    console: Console,
+    *,
+    host: str,
+    base: int,
+    concurrency: int,
+) -> tuple[list[WebFunction], list[uvicorn.Server], dict[str, str]]:
+    """The Function URLs' servers (one port each), and the web functions behind them, started."""
+    cors = Cors(tuple(services.config.cors_allow_origins))
+    functions = url_functions(FUNCTIONS)
+    ports = url_ports(base, functions)
+    web_functions: list[WebFunction] = []
+    companions: list[uvicorn.Server] = []
+    urls: dict[str, str] = {}
+    for function in functions:
+        front: Any
+        if function.web is not None:
+            web = WebFunction(
+                function, services.environment(function), free_port(), log=console.lambda_line
+            )
+            web_functions.append(web.start())
+            front = AdapterUrl(function, web.url, cors, region=REGION)
+        else:
+            front = BufferedUrl(function, sandboxes, cors, region=REGION, concurrency=concurrency)
+        config = uvicorn.Config(
+            front, host=host, port=ports[function.name], log_level="warning", access_log=False
+        )
+        companions.append(_Companion(config))
+        urls[function.name] = f"http://{host}:{ports[function.name]}"
+    return web_functions, companions, urls
+
+
+URL_NOTES = {
+    "BUFFERED": "the same routes as the API, the function verifies the token",
+    "RESPONSE_STREAM": "streamed, the function verifies the token",
+}
+
+
 def banner(
-    services: Services, host: str, port: int, issuer: DevIssuer, *, throttling: str, logs: str
+    services: Services,
+    host: str,
+    port: int,
+    issuer: DevIssuer,
+    *,
+    throttling: str,
+    logs: str,
+    urls: dict[str, str] | None = None,
 ) -> str:
     url = f"http://{host}:{port}"
     workflows = ", ".join(services.workflows) or "none"
+    functions = {f.name: f for f in FUNCTIONS}
+    url_lines = "".join(
+        f"\n  {name + ' URL':<12} {address}   ({URL_NOTES[functions[name].url.invoke_mode]})"  # type: ignore[union-attr]
+        for name, address in (urls or {}).items()
+    )
+    download = (urls or {}).get("download")
+    try_download = (
+        f'\n  Download all:  curl -sN -H "Authorization: Bearer $TOKEN" {download}/tasks'
+        if download
+        else ""
+    )
     return f"""
   tasks local platform — stack '{services.config.stack}'
   API          {url}   (health: {url}/health)
-  API docs     {url}/docs   (Swagger UI: Authorize with a token from make token)
+  API docs     {url}/docs   (Swagger UI: Authorize with a token from make token){url_lines}
   DynamoDB     {services.dynamodb_endpoint}   (DynamoDB Local, {services.storage})
   S3, bus, SFN {services.s3_endpoint}   (moto: S3, EventBridge, SQS, SFN, Secrets Manager)
   workflows    {workflows}   (the real ASL, on moto's executor)
@@ -80,18 +172,24 @@ def banner(
 
   Get a token:   TOKEN=$(make token USER=alice)
   An approver:   make token USER=bob GROUPS=approvers
-  Try it:        curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks
+  Try it:        curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks{try_download}
   Stop:          Ctrl-C
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local_platform", description=__doc__)
     parser.add_argument("--stack", default="dev", help="read Pulumi.<stack>.yaml (default dev)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--dynamodb-port", type=int, default=8001, help="0 picks a free port")
     parser.add_argument("--s3-port", type=int, default=8002, help="0 picks a free port")
+    parser.add_argument(
+        "--url-port-base",
+        type=int,
+        default=8003,
+        help="the Function URLs' ports, one each from here in manifest order; 0 picks free ports",
+    )
     parser.add_argument("--in-memory", action="store_true", help="keep no data across runs")
     parser.add_argument(
         "--db-path", type=Path, default=ROOT / ".dynamodb", help="where DynamoDB Local keeps data"
@@ -100,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throttle-burst", type=int, help="override the stack's burst")
     parser.add_argument(
         "--no-throttle", action="store_true", help="no stage throttling (for load tests)"
+    )
+    parser.add_argument(
+        "--no-events",
+        action="store_true",
+        help="do not follow the table's stream nor deliver events (bulk seeding, read tests)",
     )
     parser.add_argument(
         "--approval-timeout", type=int, help="seconds an approval waits (default: the stack's)"
@@ -122,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         default=STATE / "logs",
         help="where each function's raw log lines are kept (<function>.log)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     # A SIGTERM (from a supervisor, `timeout`, CI) stops the platform like Ctrl-C does, so
     # DynamoDB Local and the moto server are stopped too instead of being orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -131,10 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("LOG_LEVEL", "INFO")
     started = time.monotonic()
     reclaim(STATE / "platforms", lambda line: print(f"==> {line}", flush=True))
+    url_ports_ = [args.url_port_base + i for i in range(len(url_functions(FUNCTIONS)))]
     for option, port in (
         ("--port", args.port),
         ("--dynamodb-port", args.dynamodb_port),
         ("--s3-port", args.s3_port),
+        *(("--url-port-base", p) for p in url_ports_ if args.url_port_base),
     ):
         holder = port_holder(port) if port else None
         if holder is not None:
@@ -175,21 +284,47 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             docs=ApiDocs(),
         )
+        web_functions, companions, urls = function_urls(
+            services,
+            sandboxes,
+            console,
+            host=args.host,
+            base=args.url_port_base,
+            concurrency=args.concurrency,
+        )
         throttling = "off" if args.no_throttle else f"{rate:g} req/s, burst {burst}"
         logs = f"{shown(args.log_dir.resolve())}/<function>.log" + (
             "" if args.verbose else "   (raw; --verbose prints them here)"
         )
         print(
-            banner(services, args.host, args.port, issuer, throttling=throttling, logs=logs),
+            banner(
+                services,
+                args.host,
+                args.port,
+                issuer,
+                throttling=throttling,
+                logs=logs,
+                urls=urls,
+            ),
             flush=True,
         )
         print(f"==> ready in {time.monotonic() - started:.1f}s", flush=True)
         try:
-            with event_plumbing(services, event_invoker(sandboxes)):
-                uvicorn.run(
-                    app, host=args.host, port=args.port, log_level="warning", access_log=False
+            plumbing = (
+                contextlib.nullcontext()
+                if args.no_events
+                else event_plumbing(services, event_invoker(sandboxes))
+            )
+            with plumbing:
+                main_server = uvicorn.Server(
+                    uvicorn.Config(
+                        app, host=args.host, port=args.port, log_level="warning", access_log=False
+                    )
                 )
+                serve(main_server, companions)
         finally:
+            for web in web_functions:
+                web.stop()
             sandboxes.stop()
             console.stop()
     print("==> stopped: DynamoDB Local and the S3 stand-in are down", flush=True)

@@ -40,6 +40,7 @@ TAGS = {
     "local_platform.bus": "events",
     "local_platform.streams": "stream",
     "local_platform.sandboxes": "lambda",
+    "local_platform.urls": "url",
 }
 """Loggers and the short tag their lines get; any other logger's lines are the platform's."""
 

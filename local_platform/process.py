@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from local_platform.children import die_with_parent
 from local_platform.dynamodb_local import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+URL_LINE = re.compile(r"^  (\S+) URL\s+(http://\S+)")
 
 
 @attrs.define
@@ -48,6 +50,16 @@ class Platform:
 
         self._reader = threading.Thread(target=read, name="platform-output", daemon=True)
         self._reader.start()
+
+    urls: dict[str, str] = attrs.field(factory=dict)
+    """Each Function URL the platform serves, by function name, read from its banner
+    (`  download URL http://127.0.0.1:N   (...)`) once it answers."""
+
+    def read_urls(self) -> None:
+        for line in list(self.output):
+            match = URL_LINE.match(line)
+            if match:
+                self.urls[match.group(1)] = match.group(2)
 
     def token(self, user: str, *groups: str) -> str:
         return self.issuer.mint(user, groups)
@@ -120,6 +132,8 @@ def start_platform(
         str(dynamodb_port),
         "--s3-port",
         "0",
+        "--url-port-base",
+        "0",
         "--log-dir",
         str(log_dir),
         *extra,
@@ -152,6 +166,11 @@ def start_platform(
             raise RuntimeError("the local platform exited:\n" + "\n".join(platform.output))
         try:
             if httpx.get(f"{platform.url}/health", timeout=1, trust_env=False).status_code == 200:
+                while not any(line.startswith("==> ready") for line in list(platform.output)):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)  # the banner was printed; the reader may lag behind
+                platform.read_urls()
                 return platform
         except httpx.TransportError:
             pass

@@ -249,11 +249,13 @@ def test_the_platforms_console_has_a_line_per_request_and_event_and_no_raw_json(
         output = list(platform.output)
         requests = [line for line in output if "POST /tasks 201" in line and request_id in line]
         events = [line for line in output if " stats ← TaskCreated " in line]
-        if requests and events:
+        # A request's line is written just after its answer: wait for the refusal's too.
+        refusals = [line for line in output if refused.headers["apigw-requestid"] in line]
+        if requests and events and refusals:
             break
         time.sleep(0.2)
     assert requests, "\n".join(output[-40:])
-    [refusal] = [line for line in output if refused.headers["apigw-requestid"] in line]
+    [refusal] = refusals
     assert " POST /tasks 422 " in refusal
     assert refusal.endswith(f"  ({refused.json()['detail']})")  # why, without reading the body
     assert events, "\n".join(output[-40:])
