@@ -1,8 +1,8 @@
 """The streaming download: every task of the caller, newest first, as NDJSON (one task per line,
 in the API's own task shape), sent while it is read, one page of the table at a time.
 
-    GET /tasks[?status=todo|in_progress|...]   200 application/x-ndjson, streamed
-    GET /health                                200 {"status": "ok"} (the adapter's readiness check)
+    GET /tasks.ndjson[?status=pending|...]   200 application/x-ndjson, streamed
+    GET /health                              200 {"status": "ok"} (the adapter's readiness check)
 
 An ASGI app, served by uvicorn from `handlers/download.sh`: on AWS behind the Lambda Web
 Adapter, which turns each invocation of the function's Function URL (invoke mode
@@ -40,6 +40,7 @@ from aws_lambda_powertools import Logger
 
 from handlers import bootstrap, problems
 from handlers.http_api.request import challenge, parse_groups
+from stack.manifest import DOWNLOAD_PATH
 from taskcore import errors
 from taskcore.commands import DownloadQuery, parse_download_query
 from taskcore.model import Principal, Task, UserId
@@ -140,7 +141,7 @@ class Download:
                 outcome.status = 200
                 await _send_json(send, 200, {"status": "ok"})
                 return
-            if path != "/tasks":
+            if path != DOWNLOAD_PATH:
                 raise Refused(
                     problems.Problem(
                         status=404, code="no-route", title="Not found", detail=f"nothing at {path}"

@@ -153,7 +153,7 @@ def banner(
     )
     download = (urls or {}).get("download")
     try_download = (
-        f'\n  Download all:  curl -sN -H "Authorization: Bearer $TOKEN" {download}/tasks'
+        f'\n  Download all:  curl -sN -H "Authorization: Bearer $TOKEN" {download}/tasks.ndjson'
         if download
         else ""
     )

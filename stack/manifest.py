@@ -127,6 +127,14 @@ class FunctionUrl:
     bounds what abuse of it can cost."""
 
     invoke_mode: InvokeMode = "BUFFERED"
+    routes: tuple[Route, ...] = ()
+    """What a web function serves through its URL (a handler function serves its API routes
+    through it too); the OpenAPI description documents each, on the URL's own server."""
+
+
+DOWNLOAD_PATH = "/tasks.ndjson"
+"""The streaming download, on the download function's URL: the path names what it sends, and
+is no route of the API's."""
 
 
 @attrs.frozen(kw_only=True)
@@ -217,7 +225,7 @@ DOWNLOAD = Function(
     handler="handlers.download:app",
     description="All of the caller's tasks as NDJSON, streamed page by page (Function URL)",
     web=WebAdapter(script="handlers/download.sh", app="handlers.download:app"),
-    url=FunctionUrl(invoke_mode="RESPONSE_STREAM"),
+    url=FunctionUrl(invoke_mode="RESPONSE_STREAM", routes=(Route("GET", DOWNLOAD_PATH),)),
     permissions=frozenset({"table.read"}),
     environment={"TABLE_NAME": "table.name", **AUTH_ENVIRONMENT},
     # Reading and serialising pages is CPU-bound; memory use is flat (one page at a time).

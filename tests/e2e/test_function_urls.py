@@ -97,7 +97,7 @@ def test_twenty_thousand_tasks_stream_back_exactly_as_stored(
     seen = len(download_records(running))
     received: list[dict[str, Any]] = []
     with httpx.stream(
-        "GET", f"{url(running, 'download')}/tasks", headers=auth(running, many), timeout=120
+        "GET", f"{url(running, 'download')}/tasks.ndjson", headers=auth(running, many), timeout=120
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/x-ndjson; charset=utf-8"
@@ -118,7 +118,7 @@ def test_a_client_that_disconnects_leaves_nothing_running(
     running, _ = platform
     seen = len(download_records(running))
     with httpx.stream(
-        "GET", f"{url(running, 'download')}/tasks", headers=auth(running, many), timeout=60
+        "GET", f"{url(running, 'download')}/tasks.ndjson", headers=auth(running, many), timeout=60
     ) as response:
         first = next(response.iter_lines())
     assert json.loads(first)["ownerId"] == many
@@ -141,7 +141,7 @@ def test_no_user_ever_streams_another_users_tasks(platform: tuple[Platform, str]
         theirs = {bob.post("/tasks", json={"title": f"bob {i}"}).json()["id"] for i in range(2)}
     for user, own, other in (("alice-bola", mine, theirs), ("bob-bola", theirs, mine)):
         response = httpx.get(
-            f"{url(running, 'download')}/tasks", headers=auth(running, user), timeout=30
+            f"{url(running, 'download')}/tasks.ndjson", headers=auth(running, user), timeout=30
         )
         ids = {json.loads(line)["id"] for line in response.text.splitlines()}
         assert ids == own
@@ -161,7 +161,7 @@ def other_issuer(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return DevIssuer(key_dir=tmp_path_factory.mktemp("other-issuer"))
 
 
-@pytest.mark.parametrize(("name", "path"), [("api", "/tasks"), ("download", "/tasks")])
+@pytest.mark.parametrize(("name", "path"), [("api", "/tasks"), ("download", "/tasks.ndjson")])
 def test_every_forged_token_is_refused_on_both_urls(
     platform: tuple[Platform, str], other_issuer: Any, name: str, path: str
 ) -> None:

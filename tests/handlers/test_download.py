@@ -126,7 +126,7 @@ def test_every_task_of_the_caller_newest_first_in_the_apis_shape(
     app: tuple[str, Recorded], repository: GatedRepository, issuer: DevIssuer
 ) -> None:
     url, recorded = app
-    response = httpx.get(f"{url}/tasks", headers=auth(issuer.mint("alice")), timeout=10)
+    response = httpx.get(f"{url}/tasks.ndjson", headers=auth(issuer.mint("alice")), timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/x-ndjson; charset=utf-8"
     assert response.headers["transfer-encoding"] == "chunked"
@@ -145,7 +145,7 @@ def test_a_user_with_no_tasks_gets_an_empty_stream(
     app: tuple[str, Recorded], issuer: DevIssuer
 ) -> None:
     url, _ = app
-    response = httpx.get(f"{url}/tasks", headers=auth(issuer.mint("carol")), timeout=10)
+    response = httpx.get(f"{url}/tasks.ndjson", headers=auth(issuer.mint("carol")), timeout=10)
     assert response.status_code == 200
     assert response.content == b""
 
@@ -158,7 +158,7 @@ def test_the_status_filter(
     started = task.transition_to(Status.IN_PROGRESS, task.updated_at + timedelta(seconds=1))
     repository.save(started, expected_version=task.version)
     response = httpx.get(
-        f"{url}/tasks", params={"status": "in_progress"}, headers=auth(issuer.mint("alice"))
+        f"{url}/tasks.ndjson", params={"status": "in_progress"}, headers=auth(issuer.mint("alice"))
     )
     assert response.status_code == 200
     assert [line["id"] for line in lines(response)] == [task.id]
@@ -180,7 +180,7 @@ def test_bad_parameters_are_a_400_problem_before_any_task(
     field: str,
 ) -> None:
     url, _ = app
-    response = httpx.get(f"{url}/tasks?{query}", headers=auth(issuer.mint("alice")))
+    response = httpx.get(f"{url}/tasks.ndjson?{query}", headers=auth(issuer.mint("alice")))
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
@@ -205,7 +205,7 @@ def test_every_refusable_token_is_a_401_problem(
     for kind, headers in unauthorized_headers_for(issuer, other_issuer).items():
         if kind == "bearer-without-token":
             continue  # h11 will not send a header value ending in a space
-        response = httpx.get(f"{url}/tasks", headers=headers)
+        response = httpx.get(f"{url}/tasks.ndjson", headers=headers)
         assert response.status_code == 401, kind
         assert response.headers["content-type"] == "application/problem+json", kind
         assert response.json()["type"] == "urn:tasks:problem:unauthenticated", kind
@@ -220,7 +220,9 @@ def test_the_first_lines_leave_before_the_second_page_is_read(
     back until the second was read, this would time out."""
     url, recorded = app
     repository.open_reads = 1
-    with httpx.stream("GET", f"{url}/tasks", headers=auth(issuer.mint("alice")), timeout=10) as r:
+    with httpx.stream(
+        "GET", f"{url}/tasks.ndjson", headers=auth(issuer.mint("alice")), timeout=10
+    ) as r:
         received = r.iter_lines()
         first = next(received)
         assert repository.reads <= 2  # the second read, if started, waits at the gate
@@ -241,7 +243,9 @@ def test_a_client_that_leaves_stops_the_reading(
     for n in range(261, 5261):  # 50 more pages of alice's
         repository.add(build_task(n=n))
     repository.open_reads = 1
-    with httpx.stream("GET", f"{url}/tasks", headers=auth(issuer.mint("alice")), timeout=10) as r:
+    with httpx.stream(
+        "GET", f"{url}/tasks.ndjson", headers=auth(issuer.mint("alice")), timeout=10
+    ) as r:
         next(r.iter_lines())
     repository.release()  # the second read goes on; the client has gone
     done = outcome(recorded)
@@ -257,7 +261,7 @@ def test_storage_unavailable_before_the_first_byte_is_a_503_problem(
 ) -> None:
     url, _ = app
     repository.fail_at = 1
-    response = httpx.get(f"{url}/tasks", headers=auth(issuer.mint("alice")))
+    response = httpx.get(f"{url}/tasks.ndjson", headers=auth(issuer.mint("alice")))
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.json()["type"] == "urn:tasks:problem:unavailable"
@@ -271,7 +275,7 @@ def test_a_failure_mid_stream_ends_the_body_incomplete(
     url, recorded = app
     repository.fail_at = 2
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.get(f"{url}/tasks", headers=auth(issuer.mint("alice")), timeout=10)
+        httpx.get(f"{url}/tasks.ndjson", headers=auth(issuer.mint("alice")), timeout=10)
     error = outcome(recorded).error
     assert error is not None
     assert "Unavailable" in error
@@ -279,7 +283,12 @@ def test_a_failure_mid_stream_ends_the_body_incomplete(
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("POST", "/tasks", 405), ("DELETE", "/tasks", 405), ("GET", "/tasks/x", 404)],
+    [
+        ("POST", "/tasks.ndjson", 405),
+        ("DELETE", "/tasks.ndjson", 405),
+        ("GET", "/tasks", 404),
+        ("GET", "/tasks.ndjson/x", 404),
+    ],
 )
 def test_other_requests_are_problems(
     app: tuple[str, Recorded], issuer: DevIssuer, method: str, path: str, status: int
@@ -293,7 +302,7 @@ def test_other_requests_are_problems(
 def test_health_and_head(app: tuple[str, Recorded], issuer: DevIssuer) -> None:
     url, _ = app
     assert httpx.get(f"{url}/health").json() == {"status": "ok"}
-    head = httpx.head(f"{url}/tasks", headers=auth(issuer.mint("alice")))
+    head = httpx.head(f"{url}/tasks.ndjson", headers=auth(issuer.mint("alice")))
     assert head.status_code == 200
     assert head.content == b""
 
