@@ -1,6 +1,8 @@
 """`make bench`: the figures we publish, each a ratio measured side by side in one run.
 
-    python -m bench [--quick] [--only requests,cold,first,restore,warm,load,events,export,sizes]
+    python -m bench [--quick] [--only SECTION,...]
+
+Sections: requests, cold, first, restore, warm, load, events, export, download, sizes.
 
 Prints one table (absolute numbers beside the ratios) and writes `bench-results.json`, so
 runs can be compared. Exits 1 if a target is missed. Not part of `make test`: timings on a
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    download,
     dynamodb_requests,
     events,
     exports,
@@ -32,7 +35,18 @@ from local_platform.dynamodb_local import DynamoDBLocal
 from stack.manifest import FUNCTIONS
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench-results.json"
-SECTIONS = ("requests", "cold", "first", "restore", "warm", "load", "events", "export", "sizes")
+SECTIONS = (
+    "requests",
+    "cold",
+    "first",
+    "restore",
+    "warm",
+    "load",
+    "events",
+    "export",
+    "download",
+    "sizes",
+)
 
 
 def machine() -> str:
@@ -157,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             bench.throughput_ratio >= 0.5,
         )
 
+    if "download" in only:
+        download_section(report, quick=args.quick)
+
     if "sizes" in only:
         package_sizes(report)
 
@@ -199,6 +216,34 @@ def first_request_section(report: Report, *, quick: bool) -> None:
     )
     if ours.secret is not None:
         report.row("first page: cursor secret's first read", f"{ours.secret * 1e3:.0f} ms")
+
+
+def download_section(report: Report, *, quick: bool) -> None:
+    small, large = exports.SIZES
+    section(
+        f"download: GET /tasks.ndjson from the function's own server, {small:,} vs {large:,} tasks"
+    )
+    bench = download.run(repeats=1 if quick else 3)
+    report.data["download"] = download.data(bench)
+    report.row(
+        "download: peak RSS, 20k vs 2k tasks",
+        f"{bench.memory_ratio:.2f}x "
+        f"({bench.peak_mb(large):.0f} MB vs {bench.peak_mb(small):.0f} MB)",
+        "<= 1.2x",
+        bench.memory_ratio <= 1.2,
+    )
+    report.row(
+        "download: throughput vs raw Query loop",
+        f"{bench.throughput_ratio:.2f}x ({bench.best_rate('download'):.0f} vs "
+        f"{bench.best_rate('query'):.0f} tasks/s)",
+        ">= 0.5x",
+        bench.throughput_ratio >= 0.5,
+    )
+    for size in (small, large):
+        report.row(
+            f"download: first byte / total, {size:,} tasks",
+            f"{bench.first_byte_ms(size):.0f} ms / {bench.total_ms(size):.0f} ms",
+        )
 
 
 def restore_section(report: Report, *, quick: bool) -> None:

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeGuard
 import attrs
 import jwt
 
+from handlers.settings import ConfigurationError
 from taskcore.errors import Unavailable
 
 ALGORITHMS = ("RS256",)
@@ -89,18 +90,22 @@ class RemoteKeys:
 
     def _jwks(self) -> jwt.PyJWKClient:
         if self._client is None:
-            self._client = jwt.PyJWKClient(
-                self.uri,
-                cache_jwk_set=True,
-                lifespan=self.lifespan_s,
-                timeout=self.timeout_s,
-                cooldown_duration=self.cooldown_s,
-            )
+            try:
+                self._client = jwt.PyJWKClient(
+                    self.uri,
+                    cache_jwk_set=True,
+                    lifespan=self.lifespan_s,
+                    timeout=self.timeout_s,
+                    cooldown_duration=self.cooldown_s,
+                )
+            except jwt.PyJWKClientError as error:  # an http(s) URI only: a deployment error
+                raise ConfigurationError(f"the issuer's JWKS URI {self.uri!r}: {error}") from None
         return self._client
 
     def key(self, kid: str) -> Any:
+        client = self._jwks()
         try:
-            return self._jwks().get_signing_key(kid).key
+            return client.get_signing_key(kid).key
         except jwt.PyJWKClientConnectionError as error:
             raise Unavailable(f"the issuer's keys could not be fetched: {error}") from None
         except jwt.PyJWKClientError:
