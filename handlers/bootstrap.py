@@ -175,6 +175,13 @@ def prepare_cursors() -> None:
     prepare_first_read()
 
 
+def prepare_verifier() -> None:
+    """Before a SnapStart snapshot: the in-function token verifier (PyJWT and its crypto
+    imports), for a function that has an issuer; its JWKS is fetched after the restore."""
+    if settings().jwt_issuer:
+        verifier()
+
+
 @functools.cache
 def verifier() -> Verifier:
     return build_verifier(settings())

@@ -98,7 +98,10 @@ def create_app(get_container: GetContainer) -> APIGatewayHttpResolver:
 
 
 app = create_app(bootstrap.container)
-snapstart.prepare(__name__, handler=[bootstrap.container, bootstrap.prepare_cursors])
+snapstart.prepare(
+    __name__,
+    handler=[bootstrap.container, bootstrap.prepare_cursors, bootstrap.prepare_verifier],
+)
 
 
 @logger.inject_lambda_context
