@@ -1,25 +1,32 @@
-"""openapi.yaml against the manifest and the handler.
+"""openapi.yaml against the manifest and the handlers.
 
-The document must be valid OpenAPI 3.1, list exactly the manifest's routes, and describe what
-the handler really does: every response of a broad scenario (each operation, its success and
-its error statuses) is validated against the schema the document gives for that operation,
+The document must be valid OpenAPI 3.1, list exactly the manifest's routes (the API function's,
+on the API's servers, and each Function URL route, on that URL's servers only), and describe
+what the handlers really do: every response of a broad scenario (each operation, its success
+and its error statuses) is validated against the schema the document gives for that operation,
 status and media type, and request bodies and parameters are checked against the documented
 request schemas in both directions (what the handler accepts conforms; what the schema rejects,
-the handler rejects too).
+the handler rejects too). The API's operations are driven through its Lambda handler; the
+download's through its ASGI app over HTTP, as the Lambda Web Adapter reaches it, every NDJSON
+line checked against the schema the document names for it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import attrs
+import httpx
 import pytest
+import uvicorn
 import yaml
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
@@ -27,12 +34,19 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from handlers import bootstrap, http_api, settings
+from handlers.auth import StaticKeys, Verifier
+from handlers.download import Download
+from local_platform.__main__ import arguments, url_ports
+from local_platform.auth import DevIssuer
+from local_platform.dynamodb_local import free_port
+from local_platform.function_urls import url_functions
 from local_platform.gateway.payload import http_event
 from local_platform.lambda_runtime import handler_context
-from stack.manifest import API
+from stack.manifest import API, DOWNLOAD_PATH, FUNCTIONS, Function, Route
 from taskcore import services
 from taskcore.errors import Unavailable
 from taskcore.model import ExportId, UserId
+from taskcore.ports import StoredPage
 from taskcore.testing import (
     Fakes,
     InMemoryExportRepository,
@@ -41,11 +55,16 @@ from taskcore.testing import (
     InMemoryTaskRepository,
     in_memory_service,
 )
+from tests.e2e.tokens import unauthorized_headers_for
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 SPEC_URI = "urn:tasks:openapi"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 PROBLEM_MEDIA = "application/problem+json"
+NDJSON_MEDIA = "application/x-ndjson"
+ITEM_SCHEMA = "x-itemSchema"
+"""Where the document names the schema of each item of a sequential media type (NDJSON):
+OpenAPI 3.1 has no keyword for it (3.2's is `itemSchema`)."""
 
 TASK = "/tasks/{taskId}"
 COMPLETE = "/tasks/{taskId}/complete"
@@ -152,7 +171,15 @@ class Spec:
             return
         media = headers.get("content-type", "").split(";")[0].strip()
         assert media in content, f"{status}: {media!r} is not documented ({sorted(content)})"
-        errors = self.schema_errors(f"{where}/content/{_escape(media)}/schema", body)
+        at = f"{where}/content/{_escape(media)}"
+        if ITEM_SCHEMA in content[media]:  # a sequence (NDJSON): `body` is its items
+            assert "schema" not in content[media], f"{status} {media}: schema and items"
+            assert isinstance(body, list), f"{status} {media}: expected items, got {body!r}"
+            for index, item in enumerate(body):
+                errors = self.schema_errors(f"{at}/{ITEM_SCHEMA}", item)
+                assert not errors, f"{status} {media} item {index} does not conform: {errors}"
+            return
+        errors = self.schema_errors(f"{at}/schema", body)
         assert not errors, f"{status} {media} does not conform: {errors}\n{body}"
 
     def request_errors(
@@ -201,6 +228,42 @@ class Spec:
 
 
 SPEC = Spec.load()
+
+# -- where each route is served ------------------------------------------------------------------
+
+LAMBDA_URL = "https://{urlId}.lambda-url.{region}.on.aws"
+API_GATEWAY = "https://{apiId}.execute-api.{region}.amazonaws.com"
+LOCAL = arguments([])  # the local platform's defaults (`make dev`)
+URL_PORTS = url_ports(LOCAL.url_port_base, url_functions(FUNCTIONS))
+
+
+def url_routes() -> dict[str, Function]:
+    """Each route a Function URL serves beside the API's (`FunctionUrl.routes`), by route key,
+    with its function: documented on that URL's servers only."""
+    return {route.key: f for f in FUNCTIONS if f.url is not None for route in f.url.routes}
+
+
+def manifest_routes() -> dict[str, Route]:
+    """Every route the document must list: the API function's and the Function URLs'."""
+    routes = {route.key: route for route in API.routes}
+    for function in FUNCTIONS:
+        routes |= {route.key: route for route in (function.url.routes if function.url else ())}
+    return routes
+
+
+def url_servers(function: Function) -> list[str]:
+    """A function's Function URL: the local platform's port for it, and Lambda's host."""
+    return [f"http://127.0.0.1:{URL_PORTS[function.name]}", LAMBDA_URL]
+
+
+def operation_ids(*, on_url: bool) -> set[str]:
+    """The API's operations (on_url=False), or those of the Function URL routes."""
+    routes = url_routes()
+    return {
+        operation["operationId"]
+        for method, path, operation in SPEC.operations()
+        if (f"{method} {path}" in routes) == on_url
+    }
 
 
 @attrs.define
@@ -682,14 +745,268 @@ NOT_EXERCISED: dict[tuple[str, int], str] = {
         (op, 400): "API Gateway path decoding"
         for op in ("getTask", "deleteTask", "getAttachmentDownload", "getExport")
     },
+    ("downloadTasks", 429): "Lambda's throttling in front of the Function URL",
 }
 
 
-def documented_statuses() -> dict[str, set[int]]:
+def documented_statuses(operations: set[str]) -> dict[str, set[int]]:
     return {
         operation["operationId"]: {int(status) for status in operation["responses"]}
         for _, _, operation in SPEC.operations()
+        if operation["operationId"] in operations
     }
+
+
+# -- the download, on its own Function URL ------------------------------------------------------
+
+DOWNLOAD_KEY = f"GET {DOWNLOAD_PATH}"
+# What the download must be seen answering: its stream and each problem before the first byte.
+URL_REQUIRED_STATUSES: dict[str, set[int]] = {"downloadTasks": {200, 400, 401, 500, 503}}
+
+
+@attrs.define
+class FlakyTasks(InMemoryTaskRepository):
+    """The scenario's tasks (the same dict), whose page reads raise `error()` from the
+    `fail_from`-th read on."""
+
+    fail_from: int = 1
+    error: Callable[[], Exception] = lambda: Unavailable("the table is throttled")
+    reads: int = 0
+
+    def list_owned(self, owner_id: UserId, **kwargs: Any) -> StoredPage:
+        self.reads += 1
+        if self.reads >= self.fail_from:
+            raise self.error()
+        return super().list_owned(owner_id, **kwargs)
+
+
+class UnreachableKeys:
+    """An issuer whose JWKS cannot be fetched (as `RemoteKeys` reports it)."""
+
+    def key(self, kid: str) -> Any:
+        raise Unavailable("the issuer's keys could not be fetched")
+
+
+@attrs.define
+class DownloadUrl:
+    """Calls the download function's app over HTTP, on a real uvicorn on a loopback port (as the
+    Lambda Web Adapter reaches it on AWS), and checks every exchange against SPEC: requests for
+    its route against its operation, any other against NoRoute / MethodNotAllowed.
+
+    `repositories[-1]` and `verifiers[-1]` are what the app reads per request: a test pushes
+    failing ones."""
+
+    base: str
+    issuer: DevIssuer
+    repositories: list[Any]
+    verifiers: list[Any]
+    seen: set[tuple[str, int]] = attrs.field(factory=set)
+
+    def __call__(
+        self,
+        *,
+        expect: int,
+        query: str = "",
+        user: str | None = "alice",
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+    ) -> Response:
+        target = DOWNLOAD_PATH + (f"?{query}" if query else "")
+        status, response_headers, raw = self._send(method, target, user, headers)
+        operation = SPEC.operation_pointer("GET", DOWNLOAD_PATH)  # HEAD: GET without the body
+        responses = SPEC.at(f"{operation}/responses")
+        assert str(status) in responses, f"{method} {target}: {status} is not documented: {raw!r}"
+        body = [] if method == "HEAD" and status == 200 else _parse(response_headers, raw)
+        if method == "HEAD":
+            assert raw == b"", "HEAD answered a body"
+        SPEC.check_response(f"{operation}/responses/{status}", status, response_headers, body)
+        self.seen.add((SPEC.at(operation)["operationId"], status))
+        assert status == expect, f"{method} {target}: expected {expect}, got {status}: {raw!r}"
+        if 200 <= status < 300:
+            errors = SPEC.request_errors(
+                "GET", DOWNLOAD_PATH, query=dict(parse_qsl(query, keep_blank_values=True))
+            )
+            assert not errors, f"{target}: accepted but undocumented: {errors}"
+        return status, response_headers, body
+
+    def broken(self, *, user: str = "alice") -> tuple[dict[str, str], list[Any]]:
+        """A stream that fails after its first byte: a documented `200` whose body ends without
+        HTTP's final chunk (httpx reports it), every line received before it a `Task`."""
+        received: list[bytes] = []
+        headers = {"authorization": f"Bearer {self.issuer.mint(user)}"}
+        with httpx.stream("GET", self.base + DOWNLOAD_PATH, headers=headers, timeout=10) as r:
+            status, response_headers = r.status_code, {k.lower(): v for k, v in r.headers.items()}
+            with pytest.raises(httpx.RemoteProtocolError):
+                _keep(r.iter_raw(), received)
+        operation = SPEC.operation_pointer("GET", DOWNLOAD_PATH)
+        lines = _parse(response_headers, b"".join(received))
+        assert lines, "nothing was sent before the failure"
+        SPEC.check_response(f"{operation}/responses/{status}", status, response_headers, lines)
+        assert status == 200
+        self.seen.add((SPEC.at(operation)["operationId"], status))
+        return response_headers, lines
+
+    def health(self) -> Response:
+        """`GET /health` (the Lambda Web Adapter's readiness check): no token, and the answer
+        the document gives for the API's `GET /health`."""
+        status, headers, raw = self._send("GET", "/health", None, None)
+        body = _parse(headers, raw)
+        where = pointer("paths", "/health", "get", "responses", str(status))
+        SPEC.check_response(where, status, headers, body)
+        assert status == 200
+        return status, headers, body
+
+    def unrouted(self, method: str, path: str, *, expect: int) -> Response:
+        """Whatever this URL does not serve (the API's routes included: they are on other
+        hosts): the NoRoute / MethodNotAllowed shapes."""
+        assert f"{method} {path}" not in url_routes()
+        status, headers, raw = self._send(method, path, "alice", None)
+        assert status == expect, f"{method} {path}: expected {expect}, got {status}: {raw!r}"
+        name = {404: "NoRoute", 405: "MethodNotAllowed"}[status]
+        body = _parse(headers, raw)
+        SPEC.check_response(pointer("components", "responses", name), status, headers, body)
+        return status, headers, body
+
+    def _send(
+        self, method: str, target: str, user: str | None, headers: Mapping[str, str] | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        sent = dict(headers or {})
+        if user is not None:
+            sent["authorization"] = f"Bearer {self.issuer.mint(user)}"
+        response = httpx.request(method, self.base + target, headers=sent, timeout=10)
+        return (
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            response.content,
+        )
+
+
+def _keep(chunks: Iterator[bytes], kept: list[bytes]) -> None:
+    """Append each chunk to `kept` as it comes, until the stream ends or breaks."""
+    for chunk in chunks:
+        kept.append(chunk)
+
+
+def _parse(headers: Mapping[str, str], raw: bytes) -> Any:
+    """The body as the document describes it: NDJSON as its items (each line whole, each
+    ending in a newline), JSON as a value, nothing as None."""
+    media = headers.get("content-type", "").split(";")[0].strip()
+    if media == NDJSON_MEDIA:
+        text = raw.decode("utf-8")
+        assert text == "" or text.endswith("\n"), f"a line is cut short: {text[-80:]!r}"
+        return [json.loads(line) for line in text.split("\n")[:-1]]
+    return json.loads(raw) if raw else None
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
+    return DevIssuer(key_dir=tmp_path_factory.mktemp("issuer"))
+
+
+@pytest.fixture(scope="module")
+def other_issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
+    return DevIssuer(key_dir=tmp_path_factory.mktemp("other-issuer"))
+
+
+@pytest.fixture
+def download(fakes: Fakes, issuer: DevIssuer) -> Iterator[DownloadUrl]:
+    """The download's app over the scenario's tasks, verifying the issuer's tokens."""
+    verifier = Verifier(
+        issuer=issuer.issuer, audience=issuer.audience, keys=StaticKeys(issuer.jwks)
+    )
+    repositories: list[Any] = [fakes.tasks]
+    verifiers: list[Any] = [verifier]
+    app = Download(repository=lambda: repositories[-1], verifier=lambda: verifiers[-1])
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield DownloadUrl(f"http://127.0.0.1:{port}", issuer, repositories, verifiers)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def exercise_download(
+    download: DownloadUrl, api: Api, fakes: Fakes, other_issuer: DevIssuer
+) -> None:
+    """Tasks made through the API, read back through the download: every line is the task
+    `GET /tasks/{taskId}` answers, newest first, over more than one page."""
+    exercise_approvals(api)  # approved, rejected and pending tasks, of alice and bob
+    task = create(api, title="with a file", tags=["a", "b"], dueDate="2030-02-01")
+    request = {"filename": "notes.txt", "contentType": "text/plain", "size": 5}
+    api("POST", ATTACHMENTS, {"taskId": task["id"]}, body=request, expect=201)
+    done = create(api, title="done", description="line one\nline two")
+    api("PATCH", TASK, {"taskId": done["id"]}, body={"status": "in_progress"}, expect=200)
+    api("POST", COMPLETE, {"taskId": done["id"]}, expect=200)
+    for n in range(105):
+        create(api, title=f"bulk {n}", priority="low")
+
+    _, headers, lines = download(expect=200)
+    assert headers["content-type"] == f"{NDJSON_MEDIA}; charset=utf-8"
+    assert headers["cache-control"] == "no-store"
+    owned = sorted((t.id for (o, _), t in fakes.tasks.tasks.items() if o == "alice"), reverse=True)
+    assert [line["id"] for line in lines] == owned
+    assert len(owned) > 100  # more than one page
+    for line in lines:
+        assert line == api("GET", TASK, {"taskId": line["id"]}, expect=200)[2]
+
+    _, _, completed = download(query="status=completed", expect=200)
+    assert [line["id"] for line in completed] == [done["id"]]
+    _, _, cancelled = download(query="status=cancelled", expect=200)
+    assert {line["approval"] for line in cancelled} == {"rejected"}
+    assert download(user="carol", expect=200)[2] == []  # no tasks: an empty body
+    download(method="HEAD", expect=200)
+
+    download(query="limit=5", expect=400)
+    download(query="status=done", expect=400)
+    download(query="status=", expect=400)
+    download(query="status=pending&status=completed", expect=400)
+    download(query="cursor=abc.def", expect=400)
+
+    for kind, headers_ in unauthorized_headers_for(download.issuer, other_issuer).items():
+        if kind == "bearer-without-token":
+            continue  # h11 will not send a header value that ends in a space
+        _, answered, _ = download(user=None, headers=headers_, expect=401)
+        assert answered["www-authenticate"].startswith("Bearer"), kind
+    download(user="x" * 256, expect=401)  # verified, but no OpenID Connect `sub`
+
+    download.verifiers.append(
+        Verifier(download.issuer.issuer, download.issuer.audience, UnreachableKeys())
+    )
+    _, answered, _ = download(expect=503)
+    assert answered["retry-after"] == "1"
+    download.verifiers.pop()
+
+    for error, status in ((lambda: Unavailable("no connection"), 503), (_bug, 500)):
+        download.repositories.append(FlakyTasks(tasks=fakes.tasks.tasks, error=error))
+        _, _, problem = download(expect=status)
+        assert "bug" not in json.dumps(problem)
+        download.repositories.pop()
+
+    download.repositories.append(FlakyTasks(tasks=fakes.tasks.tasks, fail_from=2))
+    _, partial = download.broken()
+    assert [line["id"] for line in partial] == owned[:100]  # the first page, then nothing
+    download.repositories.pop()
+
+    download.health()
+    download.unrouted("GET", "/tasks", expect=404)
+    download.unrouted("GET", "/tasks.ndjson/x", expect=404)
+    download.unrouted("GET", "/exports", expect=404)
+    _, headers, _ = download.unrouted("POST", DOWNLOAD_PATH, expect=405)
+    assert headers["allow"] == "GET, HEAD"
+    download.unrouted("DELETE", DOWNLOAD_PATH, expect=405)
+
+
+def _bug() -> Exception:
+    return RuntimeError("bug")
 
 
 # -- the document itself -------------------------------------------------------------------------
@@ -701,7 +1018,14 @@ class TestDocument:
         assert document["openapi"] == "3.1.0"
         assert document["info"]["title"] == "tasks API"
         assert document["info"]["version"] == "1.0.0"
-        for phrase in ("JWT authorizer", "(`sub`)", "`approvers` group"):
+        for phrase in (
+            "JWT authorizer",
+            "Through a Function URL",
+            "`WWW-Authenticate",
+            "`tasks:functionUrls`",
+            "(`sub`)",
+            "`approvers` group",
+        ):
             assert phrase in document["info"]["description"]
         assert json.loads(json.dumps(document)) == document  # plain JSON: no YAML dates etc.
 
@@ -711,8 +1035,8 @@ class TestDocument:
         def inline(node: Any, where: str) -> Iterator[tuple[str, Any]]:
             if isinstance(node, dict):
                 for key, value in node.items():
-                    if key == "schema" and isinstance(value, dict):
-                        yield f"{where}/schema", value
+                    if key in ("schema", ITEM_SCHEMA) and isinstance(value, dict):
+                        yield f"{where}/{key}", value
                     else:
                         yield from inline(value, f"{where}/{_escape(key)}")
             elif isinstance(node, list):
@@ -751,13 +1075,27 @@ class TestDocument:
             SPEC.at(ref[1:])
 
     def test_routes_are_the_manifests(self) -> None:
+        """The API's routes on the API's servers (the document's), each Function URL route on
+        its URL's servers only (its path's), and nothing else."""
         documented = {f"{method} {path}" for method, path, _ in SPEC.operations()}
-        assert documented == {route.key for route in API.routes}
+        assert documented == set(manifest_routes())
+        assert url_routes(), "the manifest has Function URL routes: this test checks them"
+        on_url = url_routes()
+        for method, path, operation in SPEC.operations():
+            assert "servers" not in operation, f"{method} {path}: servers go on the path"
+            servers = [s["url"] for s in SPEC.document["paths"][path].get("servers", [])]
+            function = on_url.get(f"{method} {path}")
+            if function is None:
+                assert not servers, f"{method} {path} is the API's: on the API's servers"
+            else:
+                assert servers == url_servers(function), f"{method} {path}: {function.name}'s URL"
+                assert all(f"{m} {path}" in on_url for m, p, _ in SPEC.operations() if p == path)
 
     def test_operation_ids_are_unique_and_complete(self) -> None:
         ids = [operation["operationId"] for _, _, operation in SPEC.operations()]
         assert len(ids) == len(set(ids))
-        assert set(ids) == set(VALID_REQUESTS) == set(REQUIRED_STATUSES)
+        assert operation_ids(on_url=False) == set(VALID_REQUESTS) == set(REQUIRED_STATUSES)
+        assert operation_ids(on_url=True) == set(URL_REQUIRED_STATUSES)
 
     def test_security_follows_the_manifest(self) -> None:
         document = SPEC.document
@@ -768,7 +1106,7 @@ class TestDocument:
             "JWT",
         )
         assert document["security"] == [{"bearerJwt": []}]
-        routes = {route.key: route for route in API.routes}
+        routes = manifest_routes()
         for method, path, operation in SPEC.operations():
             public = operation.get("security") == []
             assert public == (not routes[f"{method} {path}"].authorized), (method, path)
@@ -777,12 +1115,28 @@ class TestDocument:
             assert ("401" in statuses) != public, (method, path)
 
     def test_servers(self) -> None:
-        urls = [server["url"] for server in SPEC.document["servers"]]
-        assert urls == [
-            "http://127.0.0.1:8000",
-            "https://{apiId}.execute-api.{region}.amazonaws.com",
+        """The API's: API Gateway and the API function's Function URL, each on the local
+        platform and on AWS. Each URL server says, in words, what differs from API Gateway."""
+        servers = SPEC.document["servers"]
+        assert [server["url"] for server in servers] == [
+            f"http://127.0.0.1:{LOCAL.port}",
+            API_GATEWAY,
+            *url_servers(API),
         ]
-        assert set(SPEC.document["servers"][1]["variables"]) == {"apiId", "region"}
+        assert set(servers[1]["variables"]) == {"apiId", "region"}
+        assert set(servers[3]["variables"]) == {"urlId", "region"}
+        for server in servers:
+            assert server["x-internal"] == server["url"].startswith("http://127.0.0.1:")
+        for phrase in ("authorizer", "401", "throttling"):
+            assert phrase in servers[2]["description"]
+        for phrase in ("`tasks:functionUrls`", "authorizer", "`401`", "throttling"):
+            assert phrase in servers[3]["description"]
+        for key, function in url_routes().items():
+            path = key.split(" ", 1)[1]
+            own = SPEC.document["paths"][path]["servers"]
+            assert set(own[1]["variables"]) == {"urlId", "region"}
+            assert "`tasks:functionUrls`" in own[1]["description"]
+            assert [s["x-internal"] for s in own] == [True, False], function.name
 
     def test_errors_are_problem_json(self) -> None:
         for method, path, operation in SPEC.operations():
@@ -793,6 +1147,29 @@ class TestDocument:
                 gateway_only = status == "400" and set(response["content"]) == {"application/json"}
                 if int(status) >= 400 and int(status) != 429 and not gateway_only:
                     assert PROBLEM_MEDIA in response["content"], (method, path, status)
+
+    def test_sequences_name_their_items_schema_and_their_examples_conform(self) -> None:
+        """NDJSON has no `schema` (the body is no JSON value) but `x-itemSchema`; each line of
+        its example is such an item."""
+        found = 0
+        for method, path, operation in SPEC.operations():
+            for status in operation["responses"]:
+                response, where = SPEC.follow(
+                    pointer("paths", path, method.lower(), "responses", status)
+                )
+                for media, content in response.get("content", {}).items():
+                    sequence = media == NDJSON_MEDIA
+                    assert (ITEM_SCHEMA in content) == sequence, (method, path, status, media)
+                    assert ("schema" in content) != sequence, (method, path, status, media)
+                    if sequence:
+                        found += 1
+                        assert content["example"].endswith("\n")
+                        lines = [json.loads(x) for x in content["example"].splitlines()]
+                        assert len(lines) > 1
+                        items = f"{where}/content/{_escape(media)}/{ITEM_SCHEMA}"
+                        for line in lines:
+                            assert not SPEC.schema_errors(items, line), line
+        assert found == 1
 
     def test_request_bodies_reject_unknown_fields(self) -> None:
         for name in ("CreateTask", "UpdateTask", "AttachmentRequest", "Decision", "NoBody"):
@@ -854,7 +1231,7 @@ class TestResponsesConform:
         seen: dict[str, set[int]] = {}
         for operation, status in api.seen:
             seen.setdefault(operation, set()).add(status)
-        documented = documented_statuses()
+        documented = documented_statuses(operation_ids(on_url=False))
         assert set(seen) == set(documented)
         for operation, statuses in documented.items():
             missing = {s for s in statuses - seen[operation] if (operation, s) not in NOT_EXERCISED}
@@ -867,6 +1244,42 @@ class TestResponsesConform:
             seen = {status for op, status in api.seen if op == operation}
             missing = REQUIRED_STATUSES[operation] - seen
             assert not missing, f"{operation} was not seen answering {sorted(missing)}"
+
+
+class TestDownloadConforms:
+    """GET /tasks.ndjson, driven through the download function's own app."""
+
+    def test_every_documented_status_is_produced(
+        self, download: DownloadUrl, api: Api, fakes: Fakes, other_issuer: DevIssuer
+    ) -> None:
+        exercise_download(download, api, fakes, other_issuer)
+        documented = documented_statuses(operation_ids(on_url=True))
+        seen: dict[str, set[int]] = {}
+        for operation, status in download.seen:
+            seen.setdefault(operation, set()).add(status)
+        assert set(seen) == set(documented)
+        for operation, statuses in documented.items():
+            missing = {s for s in statuses - seen[operation] if (operation, s) not in NOT_EXERCISED}
+            assert not missing, f"{operation}: documented but never produced: {sorted(missing)}"
+            assert URL_REQUIRED_STATUSES[operation] <= seen[operation]
+            assert seen[operation] <= statuses
+
+    @pytest.mark.parametrize(
+        "query", ["", *(f"status={status}" for status in ("pending", "in_progress", "cancelled"))]
+    )
+    def test_queries_accepted_by_both(self, download: DownloadUrl, query: str) -> None:
+        """`DownloadUrl` checks that what the app accepts is a request the document allows."""
+        download(query=query, expect=200)
+
+    @pytest.mark.parametrize(
+        "query",
+        ["status=done", "status=", "status=PENDING", "limit=5", "sort=asc", "status=pending&x=1"],
+    )
+    def test_queries_rejected_by_both(self, download: DownloadUrl, query: str) -> None:
+        parameters = dict(parse_qsl(query, keep_blank_values=True))
+        assert SPEC.request_errors("GET", DOWNLOAD_PATH, query=parameters)
+        _, _, problem = download(query=query, expect=400)
+        assert problem["type"] == "urn:tasks:problem:invalid-query"
 
 
 # -- requests: the document and the code agree -------------------------------------------------
