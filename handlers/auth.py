@@ -26,6 +26,7 @@ A token that fails is `Unauthorized` (401); a JWKS that cannot be fetched is
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeGuard
@@ -37,6 +38,10 @@ from handlers.settings import ConfigurationError
 from taskcore.errors import Unavailable
 
 ALGORITHMS = ("RS256",)
+SHOWN_ALG = re.compile(r"^[A-Za-z0-9]{1,16}$")
+REASON_MAX = 64
+"""No refusal reason is longer (`tests/handlers/test_auth.py`): they are this module's own
+words, never a caller's text, so the `WWW-Authenticate` challenge has a bounded length."""
 JWKS_TIMEOUT_S = 3.0
 """Per JWKS fetch: a slow issuer fails one request with a 503, not the function's timeout."""
 JWKS_LIFESPAN_S = 3600.0
@@ -52,8 +57,8 @@ class Unauthorized(Exception):
     `WWW-Authenticate` header's description, never more than that)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(reason[:REASON_MAX])
+        self.reason = reason[:REASON_MAX]
 
 
 class Keys(Protocol):
@@ -134,7 +139,11 @@ class Verifier:
             raise Unauthorized("the token is malformed") from None
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:  # before any key: no `none`, no HS256-with-an-RSA-key
-            raise Unauthorized(f"signing method {algorithm} is invalid")
+            # API Gateway's words; the token's own `alg` only when it is a plain short name:
+            # the reason goes into a response header, and a header must not carry what a
+            # caller wrote (a CR/LF there would break the response).
+            shown = algorithm if isinstance(algorithm, str) and SHOWN_ALG.match(algorithm) else "?"
+            raise Unauthorized(f"signing method {shown} is invalid")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthorized("the token names no kid")

@@ -90,9 +90,11 @@ class Outcome:
     error: str | None = None
 
 
-def _unauthenticated(reason: str) -> Refused:
+def _unauthenticated(reason: str, detail: str | None = None) -> Refused:
+    """A 401: `reason` (short, our own words) in the challenge, `detail` (or the reason) in the
+    problem."""
     problem = problems.Problem(
-        status=401, code="unauthenticated", title="Unauthenticated", detail=reason
+        status=401, code="unauthenticated", title="Unauthenticated", detail=detail or reason
     )
     return Refused(problem, {"www-authenticate": challenge(reason)})
 
@@ -227,8 +229,9 @@ class Download:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not is_user_id(subject):
             raise _unauthenticated(
+                "the token's subject is invalid",
                 f"the token's subject is not an OpenID Connect `sub` (1 to {USER_ID_MAX} "
-                "printable ASCII characters)"
+                "printable ASCII characters)",
             )
         return Principal(user_id=UserId(subject), groups=parse_groups(claims.get("cognito:groups")))
 

@@ -4,6 +4,7 @@ hold back: streaming is shown by order of events, never by timing."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -336,3 +337,21 @@ def test_the_script_serves_the_app(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_crafted_alg_cannot_reach_the_response_headers(
+    app: tuple[str, Recorded], issuer: DevIssuer
+) -> None:
+    """The refusal's reason is in `WWW-Authenticate`: a CR/LF in the token's `alg` would break
+    the response if it were repeated there."""
+    url, _ = app
+    body = issuer.mint("alice").split(".", 1)[1]
+    header = base64.urlsafe_b64encode(
+        json.dumps({"alg": "RS256\r\nX-Injected: 1", "kid": issuer.kid}).encode()
+    ).rstrip(b"=")
+    response = httpx.get(f"{url}/tasks.ndjson", headers=auth(f"{header.decode()}.{body}"))
+    assert response.status_code == 401
+    assert "x-injected" not in response.headers
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token", error_description="signing method ? is invalid"'
+    )
