@@ -102,9 +102,12 @@ def function_urls(
     host: str,
     base: int,
     concurrency: int,
+    docs_origin: str,
 ) -> tuple[list[WebFunction], list[uvicorn.Server], dict[str, str]]:
-    """The Function URLs' servers (one port each), and the web functions behind them, started."""
-    cors = Cors(tuple(services.config.cors_allow_origins))
+    """The Function URLs' servers (one port each), and the web functions behind them, started.
+    Their CORS origins are the stack's and, here only, the platform's own `/docs` page, whose
+    Try it out calls them from the gateway's origin."""
+    cors = Cors((*services.config.cors_allow_origins, docs_origin))
     functions = url_functions(FUNCTIONS)
     ports = url_ports(base, functions)
     web_functions: list[WebFunction] = []
@@ -291,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             base=args.url_port_base,
             concurrency=args.concurrency,
+            docs_origin=f"http://{args.host}:{args.port}",
         )
         throttling = "off" if args.no_throttle else f"{rate:g} req/s, burst {burst}"
         logs = f"{shown(args.log_dir.resolve())}/<function>.log" + (
