@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 import attrs
 
+from stack import manifest
 from stack.cold_start import ColdStart, cold_start_problem
+from stack.manifest import Function
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "tasks"
@@ -97,6 +99,40 @@ def _generations(_instance: Any, _attribute: attrs.Attribute[Any], value: tuple[
         )
 
 
+def _names(value: Any) -> Any:
+    """A list as a tuple; anything else as it is, for the validator to refuse (a string is not
+    turned into its characters)."""
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _function_urls(_instance: Any, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    """Names of manifest functions that declare a Function URL (`Function.url`), each once."""
+    with_url = [f.name for f in manifest.FUNCTIONS if f.url is not None]
+    names = value if isinstance(value, tuple) else ()
+    if not isinstance(value, tuple) or not all(isinstance(n, str) for n in names):
+        raise ValueError(
+            f"tasks:functionUrls is {value!r}: it must be a list of function names, e.g. "
+            f"[download] (functions with a Function URL: {', '.join(with_url)})"
+        )
+    if unknown := [n for n in names if n not in with_url]:
+        raise ValueError(
+            f"tasks:functionUrls names {', '.join(unknown)}: only a function stack/manifest.py "
+            f"gives a Function URL can have one here ({', '.join(with_url) or 'none'})"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"tasks:functionUrls is {list(names)!r}: it names a function twice")
+
+
+def _download_concurrency(_instance: Any, _attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == -1 or value >= 1):
+        raise ValueError(
+            f"tasks:downloadConcurrency is {value!r}: it must be -1 (no reservation) or at "
+            "least 1 (the download function's reserved concurrency, the most execution "
+            "environments anyone calling its public URL can keep busy); 0 would stop the "
+            "download altogether"
+        )
+
+
 def _frozen_tags(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(sorted((value or {}).items()))
 
@@ -153,6 +189,12 @@ class StackConfig:
     cursor_key_generations: tuple[int, ...] = attrs.field(
         default=(1,), converter=tuple, validator=_generations
     )
+    # Which functions' Function URLs (stack/manifest.py's `Function.url`) this stack creates,
+    # and the download function's reserved concurrency: what abuse of its URL can cost at most.
+    function_urls: tuple[str, ...] = attrs.field(
+        default=("download",), converter=_names, validator=_function_urls
+    )
+    download_concurrency: int = attrs.field(default=10, validator=_download_concurrency)
     approval_timeout_hours: int = attrs.field(default=72, validator=_positive)
     alarm_email: str = ""
     alarm_p99_latency_ms: int = attrs.field(default=1000, validator=_positive)
@@ -174,6 +216,46 @@ class StackConfig:
         manifest's)."""
         return ColdStart(self.cold_start, self.provisioned_concurrency)
 
+    def reserved_for(self, function: Function) -> int:
+        """The reserved concurrency of `function` (-1: none): the stack's
+        `tasks:reservedConcurrency` for the function(s) serving HTTP routes, its
+        `tasks:downloadConcurrency` for a web function (the download, behind the Lambda Web
+        Adapter), none for the others."""
+        if function.routes:
+            return self.reserved_concurrency
+        if function.web is not None:
+            return self.download_concurrency
+        return -1
+
+    @staticmethod
+    def reservation_key(function: Function) -> str | None:
+        """The config key `reserved_for` reads for `function` (None: no key reserves any)."""
+        if function.routes:
+            return "tasks:reservedConcurrency"
+        return "tasks:downloadConcurrency" if function.web is not None else None
+
+    def _check_production(self) -> None:
+        """What prod refuses whatever the defaults: CORS from anywhere (the API's, the bucket's
+        and every Function URL's origins are `tasks:corsAllowOrigins`), and a public Function
+        URL on a function that reserves no concurrency (nothing would bound its cost)."""
+        if "*" in self.cors_allow_origins:
+            raise ValueError(
+                "prod must not allow CORS from '*' (tasks:corsAllowOrigins is the API's, the "
+                "bucket's and every Function URL's)"
+            )
+        functions = {f.name: f for f in manifest.FUNCTIONS}
+        for name in self.function_urls:
+            function = functions[name]
+            if self.reserved_for(function) >= 0:
+                continue
+            key = self.reservation_key(function)
+            unbounded = f"{key} is -1" if key else "no config key reserves concurrency for it"
+            raise ValueError(
+                f"tasks:functionUrls gives {name} a public URL in prod, but {unbounded}: it "
+                "needs a reservation, the most execution environments (and so the most cost) "
+                "calls to the URL can take"
+            )
+
     @classmethod
     def from_values(cls, stack: str, values: Mapping[str, Any]) -> StackConfig:
         """From `project:key` values as Pulumi holds them (camelCase keys)."""
@@ -188,8 +270,8 @@ class StackConfig:
                 raise ValueError(f"unknown config key {key!r}")
             kwargs[snake] = value
         config = cls(**kwargs)
-        if config.is_production and "*" in config.cors_allow_origins:
-            raise ValueError("prod must not allow CORS from '*'")
+        if config.is_production:
+            config._check_production()
         return config
 
     @classmethod

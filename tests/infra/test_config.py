@@ -8,6 +8,7 @@ import pulumi
 import pytest
 
 from infra.mocks import stack_config
+from stack import manifest
 from stack.cold_start import ColdStart
 from stack.config import StackConfig
 from tests.infra.graph import STACKS
@@ -152,3 +153,71 @@ def test_a_rotation_lists_the_signing_generation_first() -> None:
     assert _from_pulumi("dev").cursor_key_generations == (1,)
     rotating = _from_pulumi("dev", **{"tasks:cursorKeyGenerations": [2, 1]})
     assert rotating.cursor_key_generations == (2, 1)
+
+
+# -- Function URLs ------------------------------------------------------------------------------
+
+
+def test_each_stack_chooses_its_function_urls_and_the_downloads_bound() -> None:
+    dev, prod = _from_pulumi("dev"), _from_pulumi("prod")
+    assert (dev.function_urls, dev.download_concurrency) == (("api", "download"), 5)
+    # prod: the download only (no other path); the API's backup URL stays off
+    assert (prod.function_urls, prod.download_concurrency) == (("download",), 20)
+    download = manifest.function("download")
+    assert (dev.reserved_for(download), prod.reserved_for(download)) == (5, 20)
+    assert prod.reserved_for(manifest.function("api")) == prod.reserved_concurrency
+    assert prod.reserved_for(manifest.function("stats")) == -1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"tasks:functionUrls": ["download", "stats"]},
+            "tasks:functionUrls names stats: only a function stack/manifest.py gives a Function "
+            "URL can have one here \\(api, download\\)",
+        ),
+        ({"tasks:functionUrls": ["downlaod"]}, "tasks:functionUrls names downlaod: only"),
+        (
+            {"tasks:functionUrls": ["download", "download"]},
+            "tasks:functionUrls is \\['download', 'download'\\]: it names a function twice",
+        ),
+        (
+            {"tasks:functionUrls": {"api": True}},
+            "tasks:functionUrls is \\{'api': True\\}: it must be a list of function names",
+        ),
+        ({"tasks:downloadConcurrency": 0}, "tasks:downloadConcurrency is 0: it must be -1"),
+        ({"tasks:downloadConcurrency": -5}, "tasks:downloadConcurrency is -5"),
+        (
+            {"tasks:downloadConcurrency": -1},
+            "tasks:functionUrls gives download a public URL in prod, but "
+            "tasks:downloadConcurrency is -1",
+        ),
+        (
+            {"tasks:functionUrls": ["download", "api"], "tasks:reservedConcurrency": -1},
+            "tasks:functionUrls gives api a public URL in prod, but tasks:reservedConcurrency "
+            "is -1",
+        ),
+        (
+            {"tasks:corsAllowOrigins": ["https://tasks.example.com", "*"]},
+            "prod must not allow CORS from '\\*' \\(tasks:corsAllowOrigins is the API's, the "
+            "bucket's and every Function URL's\\)",
+        ),
+    ],
+)
+def test_function_url_settings_aws_or_prod_would_regret_stop_the_program(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        _from_pulumi("prod", **overrides)
+
+
+def test_a_string_is_not_a_list_of_one_name() -> None:
+    """Pulumi refuses a string where JSON is expected; the stack file's reader must too."""
+    with pytest.raises(ValueError, match="tasks:functionUrls is 'download': it must be a list"):
+        StackConfig.from_values("dev", {"tasks:functionUrls": "download"})
+
+
+def test_outside_prod_a_url_may_go_unbounded() -> None:
+    dev = _from_pulumi("dev", **{"tasks:downloadConcurrency": -1, "tasks:functionUrls": []})
+    assert (dev.function_urls, dev.download_concurrency) == ((), -1)
