@@ -31,6 +31,8 @@ wiring = Wiring(
     bucket_arn=bucket.arn,
     bus_name=bus.name,
     bus_arn=bus.arn,
+    auth_issuer=users.issuer,
+    auth_audience=users.audience,
     state_machine_arns=[state_machine_arn(env, workflow) for workflow in WORKFLOWS],
 )
 code = pulumi.FileArchive(str(packaging.build_code_archive()))

@@ -1,6 +1,9 @@
 """Identity: who may call the API. A Cognito user pool with one app client and the `approvers`
 group, or, when config `jwtIssuer` is set, an external OpenID issuer and its audience (nothing
-is created then). Either way the API's JWT authorizer reads `issuer` and `audiences` from here.
+is created then). Either way the API's JWT authorizer reads `issuer` and `audiences` from here,
+and the functions that verify tokens themselves (behind a Function URL) get the same `issuer` and
+`audience` (`auth.issuer`, `auth.audience` in the manifest's vocabulary): one issuer and one
+audience, whichever path a request takes.
 
 The pool's users are invited by an operator (no self sign-up): the API holds people's tasks,
 and an open sign-up would let anyone in. The app client is public (no secret: browsers and CLIs
@@ -27,7 +30,8 @@ class IdentityArgs:
 
 class Identity(pulumi.ComponentResource):
     issuer: pulumi.Output[str]
-    audiences: pulumi.Output[list[str]]
+    audience: pulumi.Output[str]  # the Cognito app client's id, or config jwtAudience
+    audiences: pulumi.Output[list[str]]  # [audience], as the authorizer takes it
     user_pool_id: pulumi.Output[str]
     client_id: pulumi.Output[str]
 
@@ -39,11 +43,12 @@ class Identity(pulumi.ComponentResource):
         config = env.config
         if config.jwt_issuer:
             self.issuer = pulumi.Output.from_input(config.jwt_issuer)
-            self.audiences = pulumi.Output.from_input([config.jwt_audience])
+            self.audience = pulumi.Output.from_input(config.jwt_audience)
             self.user_pool_id = pulumi.Output.from_input("")
             self.client_id = pulumi.Output.from_input("")
         else:
             self._cognito(name, env)
+        self.audiences = self.audience.apply(lambda audience: [audience])
         self.register_outputs(
             {
                 "issuer": self.issuer,
@@ -108,6 +113,6 @@ class Identity(pulumi.ComponentResource):
             opts=child,
         )
         self.issuer = pulumi.Output.concat("https://", pool.endpoint)
-        self.audiences = client.id.apply(lambda client_id: [client_id])
+        self.audience = client.id
         self.user_pool_id = pool.id
         self.client_id = client.id

@@ -81,6 +81,10 @@ class Wiring:
     bucket_arn: pulumi.Input[str]
     bus_name: pulumi.Input[str]
     bus_arn: pulumi.Input[str]
+    # The bearer tokens' issuer and audience, as API Gateway's authorizer trusts them
+    # (`infra.identity`): what a function behind a Function URL verifies tokens against.
+    auth_issuer: pulumi.Input[str]
+    auth_audience: pulumi.Input[str]
     state_machine_arns: Sequence[pulumi.Input[str]] = ()
     stage_name: str = "$default"
 
@@ -94,6 +98,8 @@ class Wiring:
             "stage.name": self.stage_name,
             "approval.timeout": self.deployment.config.approval_timeout_hours * 3600,
             "api.max_body_bytes": self.deployment.config.max_body_bytes,
+            "auth.issuer": self.auth_issuer,
+            "auth.audience": self.auth_audience,
         }
         if resource not in values:
             raise ValueError(f"the manifest names an unknown resource {resource!r}")
