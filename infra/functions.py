@@ -9,7 +9,11 @@ writing its own logs and traces and sending to its own failure queue.
 
 The function(s) serving HTTP routes take memory, reserved concurrency and the cold-start mode
 from the stack config (they carry the user-facing load); the others take memory and cold-start
-mode from the manifest.
+mode from the manifest. A web function (the download: an ASGI app behind AWS's Lambda Web
+Adapter, `infra.web_adapter`) runs its startup script as its handler, with the adapter's layer
+after the dependency layer and the adapter's settings in its environment; its reserved
+concurrency is the stack's `tasks:downloadConcurrency` (`StackConfig.reserved_for`), and it never
+runs with SnapStart.
 
 Every function publishes a version whenever its code or configuration changes (`publish`), and
 has an alias, `live`, on the version it published last. Every trigger invokes `live` (API
@@ -27,12 +31,13 @@ Functions, whose own retry and catch handle their failures.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import pulumi
 import pulumi_aws as aws
 
-from infra import packaging
+from infra import packaging, web_adapter
 from infra.context import Deployment, policy, trust
 from infra.queues import failure_queue
 from infra.wiring import TRACING, Wiring, allow
@@ -57,8 +62,49 @@ def cold_start(function: Function, config: StackConfig) -> ColdStart:
 
 
 def lambda_handler(function: Function) -> str:
-    """`handlers.http_api:handler` as the Lambda runtime spells it."""
+    """`handlers.http_api:handler` as the Lambda runtime spells it; a web function's startup
+    script (a path in the code archive), which the Web Adapter runs."""
+    if function.web is not None:
+        return function.web.script
     return f"{function.module}.{function.attribute}"
+
+
+def check_function(function: Function, cold: ColdStart) -> None:
+    """What the program refuses in a manifest function before building it: a streamed response
+    without the Web Adapter (the Python runtime buffers a handler's answer), SnapStart on a web
+    function (the adapter runs it through an exec wrapper and a web server of its own, outside
+    the runtime whose initialisation SnapStart snapshots and whose hooks
+    `handlers/bootstrap.py` registers), and environment names the adapter owns."""
+    streams = function.url is not None and function.url.invoke_mode == "RESPONSE_STREAM"
+    if streams and function.web is None:
+        raise ValueError(
+            f"{function.name}: a RESPONSE_STREAM Function URL needs the function to be a web "
+            "app behind the Lambda Web Adapter (stack/manifest.py `web`)"
+        )
+    if function.web is not None:
+        if cold.mode == "snapstart":
+            raise ValueError(
+                f"{function.name}: a web function (Lambda Web Adapter) does not run with "
+                "SnapStart: choose cold start mode none or provisioned"
+            )
+        if owned := sorted(set(function.environment) & set(web_adapter.environment(function))):
+            raise ValueError(f"{function.name}: {owned} are the Web Adapter's settings")
+
+
+def layers(function: Function, dependencies: pulumi.Input[str], env: Deployment) -> list[Any]:
+    """The dependency layer, and for a web function the Web Adapter's after it."""
+    found: list[Any] = [dependencies]
+    if function.web is not None:
+        found.append(web_adapter.layer_arn(env))
+    return found
+
+
+def environment(function: Function, wiring: Wiring) -> dict[str, Any]:
+    """The manifest's variables resolved, plus the Web Adapter's settings for a web function."""
+    variables: dict[str, Any] = dict(wiring.environment(function.environment))
+    if function.web is not None:
+        variables |= web_adapter.environment(function)
+    return dict(sorted(variables.items()))
 
 
 @attrs.frozen
@@ -85,6 +131,8 @@ class Functions(pulumi.ComponentResource):
         super().__init__("tasks:functions:Functions", name, None, opts)
         env = args.deployment
         self.manifest = {f.name: f for f in args.functions}
+        for function in args.functions:  # before anything is registered
+            check_function(function, cold_start(function, env.config))
         self.functions, self.roles, self.log_groups, self.failure_queues = {}, {}, {}, {}
         self.aliases = {}
         self.layer = aws.lambda_.LayerVersion(
@@ -148,7 +196,7 @@ class Functions(pulumi.ComponentResource):
             f"{base}-policy", role=role.id, policy=policy(statements), opts=child
         )
         http = serves_http(function)
-        reserved = config.reserved_concurrency if http else -1
+        reserved = config.reserved_for(function)
         cold = cold_start(function, config)
         self.roles[function.name] = role
         self.log_groups[function.name] = log_group
@@ -160,7 +208,7 @@ class Functions(pulumi.ComponentResource):
             architectures=[packaging.ARCHITECTURE],
             handler=lambda_handler(function),
             code=args.code,
-            layers=[self.layer.arn],
+            layers=layers(function, self.layer.arn, env),
             role=role.arn,
             memory_size=config.lambda_memory_mb if http else function.memory_mb,
             timeout=function.timeout_s,
@@ -169,10 +217,8 @@ class Functions(pulumi.ComponentResource):
             snap_start=aws.lambda_.FunctionSnapStartArgs(apply_on="PublishedVersions")
             if cold.mode == "snapstart"
             else None,
-            environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables=wiring.environment(function.environment)
-            )
-            if function.environment
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=environment(function, wiring))
+            if function.environment or function.web is not None
             else None,
             kms_key_arn=wiring.key_arn,
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),

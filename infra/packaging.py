@@ -9,9 +9,14 @@
   without notice.
 
 Zips are deterministic (sorted entries, fixed timestamps and permissions), so an unchanged
-source gives an unchanged archive hash and Pulumi sees no diff. The layer is built once per lock
-file: it is cached under `.build/` (git-ignored), keyed by the lock's hash and the target
-platform. `python -m infra.packaging` (`make layer`) builds both and prints their paths.
+source gives an unchanged archive hash and Pulumi sees no diff. Every entry is 0644 but the
+startup scripts of the manifest's web functions (`handlers/download.sh`), 0755: the Lambda Web
+Adapter execs `${LAMBDA_TASK_ROOT}/${_HANDLER}`, and Lambda extracts the archive with the unix
+modes its entries record. The mode comes from the manifest, not from the checkout's file mode,
+so a checkout that lost the bit (core.fileMode off, a Windows copy) builds the same archive.
+The layer is built once per lock file: it is cached under `.build/` (git-ignored), keyed by the
+lock's hash and the target platform. `python -m infra.packaging` (`make layer`) builds both and
+prints their paths.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
+
+from stack import manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".build"
@@ -37,6 +44,9 @@ UV_PLATFORM = "aarch64-manylinux2014"  # pip's spelling: manylinux2014_aarch64
 LAYER_FORMAT = "2"  # bump when the layer's layout changes, to miss the old cache entries
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+FILE_MODE = 0o644
+EXECUTABLE_MODE = 0o755
+_UNIX = 3  # a zip entry's "made by" system: its external attributes hold a unix mode
 _BYTECODE = frozenset({"__pycache__"})
 _NOT_CODE = frozenset({"__pycache__", "tests", "test"})  # our packages ship no tests
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
@@ -51,8 +61,11 @@ def _files(directory: Path, prefix: str, skipped: frozenset[str]) -> Iterator[tu
             yield f"{prefix}{relative.as_posix()}", path
 
 
-def deterministic_zip(entries: Iterable[tuple[str, Path]], target: Path) -> Path:
-    """Write `entries` (archive name, file) sorted, with fixed times and modes; atomically."""
+def deterministic_zip(
+    entries: Iterable[tuple[str, Path]], target: Path, executables: Collection[str] = ()
+) -> Path:
+    """Write `entries` (archive name, file) sorted, with fixed times and modes (0755 for the
+    names in `executables`, 0644 for the rest); atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".zip.tmp")
     os.close(handle)
@@ -60,7 +73,9 @@ def deterministic_zip(entries: Iterable[tuple[str, Path]], target: Path) -> Path
         with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
             for name, path in sorted(entries):
                 info = zipfile.ZipInfo(name, date_time=_EPOCH)
-                info.external_attr = 0o644 << 16
+                info.create_system = _UNIX  # whatever system builds it
+                mode = EXECUTABLE_MODE if name in executables else FILE_MODE
+                info.external_attr = mode << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, path.read_bytes())
         os.replace(temporary, target)
@@ -77,9 +92,19 @@ def code_entries(root: Path = ROOT) -> list[tuple[str, Path]]:
     ]
 
 
+def executables() -> frozenset[str]:
+    """What the code archive marks executable: each web function's startup script, which the
+    Web Adapter runs as a program."""
+    return frozenset(f.web.script for f in manifest.FUNCTIONS if f.web is not None)
+
+
 def build_code_archive(root: Path = ROOT, build_dir: Path = BUILD_DIR) -> Path:
     """The functions' code: `taskcore/`, `stack/` and `handlers/`. Cheap, so built on every run."""
-    return deterministic_zip(code_entries(root), build_dir / "code.zip")
+    entries = code_entries(root)
+    scripts = executables()
+    if missing := sorted(scripts - {name for name, _ in entries}):
+        raise ValueError(f"{missing}: a web function's startup script is not in the code archive")
+    return deterministic_zip(entries, build_dir / "code.zip", scripts)
 
 
 def layer_key(lock_file: Path = LOCK_FILE) -> str:

@@ -4,6 +4,7 @@ CPython 3.12 (uv's cache makes repeat runs quick), and the code archive is built
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -116,6 +117,36 @@ def test_the_code_archive_is_reproducible(code: Path, tmp_path: Path) -> None:
     assert again.read_bytes() == code.read_bytes()
 
 
+def _unix_mode(info: zipfile.ZipInfo) -> int:
+    return (info.external_attr >> 16) & 0o7777
+
+
+def test_the_web_functions_startup_scripts_are_executable_in_the_archive(code: Path) -> None:
+    """The Web Adapter execs `${LAMBDA_TASK_ROOT}/${_HANDLER}`: the download's script must be
+    0755 in the zip (a unix entry), and nothing else executable."""
+    scripts = {f.web.script for f in FUNCTIONS if f.web is not None}
+    assert scripts == {"handlers/download.sh"}
+    with zipfile.ZipFile(code) as archive:
+        infos = {i.filename: i for i in archive.infolist()}
+        assert archive.read("handlers/download.sh").startswith(b"#!/bin/sh\n")
+    for name, info in infos.items():
+        assert info.create_system == 3, name  # unix: the external attributes are a mode
+        assert _unix_mode(info) == (0o755 if name in scripts else 0o644), name
+
+
+def test_the_mode_comes_from_the_manifest_not_the_checkout(code: Path, tmp_path: Path) -> None:
+    """A checkout that lost the executable bit builds the same archive, byte for byte."""
+    root = tmp_path / "checkout"
+    for package in packaging.CODE_PACKAGES:
+        shutil.copytree(
+            packaging.ROOT / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    script = root / "handlers" / "download.sh"
+    script.chmod(0o644)
+    again = packaging.build_code_archive(root=root, build_dir=tmp_path / "build")
+    assert again.read_bytes() == code.read_bytes()
+
+
 def test_every_handler_resolves_inside_the_code_archive(code: Path, tmp_path: Path) -> None:
     """Import each manifest handler from the archive alone (the layer's dependencies come from
     this environment), as the Lambda runtime would."""
@@ -133,9 +164,21 @@ def test_every_handler_resolves_inside_the_code_archive(code: Path, tmp_path: Pa
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env)
 
 
+def test_the_layer_holds_the_compiled_token_verifier_for_arm64(layer: Path) -> None:
+    """pyjwt[crypto]'s cryptography and cffi (issue #16) are compiled: their extension modules
+    must be aarch64 ELF, which the check above verifies for every `.so`; here, that they are
+    there at all, with uvicorn for the download."""
+    with zipfile.ZipFile(layer) as archive:
+        names = archive.namelist()
+    modules = [n for n in names if re.search(r"\.so(\.|$)", n)]
+    assert any(n.startswith("python/cryptography/") for n in modules), modules
+    assert any("_cffi_backend" in n for n in modules), modules
+    assert {"python/jwt/__init__.py", "python/uvicorn/__init__.py"} <= set(names)
+
+
 def test_compiled_dependencies_come_as_arm64_wheels(tmp_path: Path) -> None:
-    """Today's lock is pure Python, so the check above finds no extension module; this one
-    builds a layer from a lock of one small compiled package, resolved as `make lock` does."""
+    """A layer from a lock of one small compiled package, resolved as `make lock` does: a
+    second, independent case of what the layer's own check above covers."""
     lock = Path(__file__).with_name("canary-lock.txt")
     layer = packaging.build_layer(lock_file=lock, build_dir=tmp_path)
     with zipfile.ZipFile(layer) as archive:
