@@ -16,8 +16,9 @@ Three things are written by hand, each tied to its source:
 
 `RULES` are the refusals no member's shape states, each quoted from AWS's documentation with
 its source: SnapStart's runtimes and what it cannot be combined with, provisioned concurrency
-only on a published version and within the function's reservation. Some span two resources (a
-function and its provisioned-concurrency config); they are checked against the resources
+only on a published version and within the function's reservation, a function URL only on an
+alias (or `$LATEST`). Some span two resources (a function and its provisioned-concurrency
+config, a function URL and the alias it names); they are checked against the resources
 registered before, whichever of the two comes second.
 
 `violations(type, inputs, registered)` is what the mocks (`infra/mocks.py`) refuse a
@@ -398,7 +399,8 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
     },
     "aws:lambda/function:Function": {
         "kmsKeyArn": REFERENCE,
-        "layers[]": REFERENCE,
+        # Our dependency layer's ARN, and the Web Adapter's, which the program writes itself.
+        "layers[]": Api("lambda", "CreateFunction", "Layers[]"),
         "role": REFERENCE,
         "name": Api("lambda", "CreateFunction", "FunctionName", _LAMBDA_NAME),
         "description": Api("lambda", "CreateFunction", "Description"),
@@ -436,6 +438,21 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
             "lambda", "PutFunctionEventInvokeConfig", "MaximumEventAgeInSeconds"
         ),
     },
+    "aws:lambda/functionUrl:FunctionUrl": {
+        "functionName": Api("lambda", "CreateFunctionUrlConfig", "FunctionName", _LAMBDA_NAME),
+        # An alias name: the model's pattern refuses a version number (and `$LATEST`, which is
+        # a URL without a qualifier); `RULES` refuse a name that is not one of its aliases.
+        "qualifier": Api("lambda", "CreateFunctionUrlConfig", "Qualifier"),
+        "authorizationType": Api("lambda", "CreateFunctionUrlConfig", "AuthType"),
+        "invokeMode": Api("lambda", "CreateFunctionUrlConfig", "InvokeMode"),
+        # Lists whole: their number of items (at most 100 origins, 6 methods...) and each item.
+        "cors.allowOrigins": Api("lambda", "CreateFunctionUrlConfig", "Cors.AllowOrigins"),
+        "cors.allowMethods": Api("lambda", "CreateFunctionUrlConfig", "Cors.AllowMethods"),
+        "cors.allowHeaders": Api("lambda", "CreateFunctionUrlConfig", "Cors.AllowHeaders"),
+        "cors.exposeHeaders": Api("lambda", "CreateFunctionUrlConfig", "Cors.ExposeHeaders"),
+        "cors.maxAge": Api("lambda", "CreateFunctionUrlConfig", "Cors.MaxAge"),
+        "cors.allowCredentials": Api("lambda", "CreateFunctionUrlConfig", "Cors.AllowCredentials"),
+    },
     "aws:lambda/layerVersion:LayerVersion": {
         "layerName": Api("lambda", "PublishLayerVersion", "LayerName"),
         "description": Api("lambda", "PublishLayerVersion", "Description"),
@@ -451,6 +468,8 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
         "qualifier": Api("lambda", "AddPermission", "Qualifier"),
         "principal": Api("lambda", "AddPermission", "Principal"),
         "sourceArn": Api("lambda", "AddPermission", "SourceArn"),
+        "functionUrlAuthType": Api("lambda", "AddPermission", "FunctionUrlAuthType"),
+        "invokedViaFunctionUrl": Api("lambda", "AddPermission", "InvokedViaFunctionUrl"),
     },
     "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": {
         "functionName": Api(
@@ -650,6 +669,8 @@ UNIQUE_NAMES: Mapping[str, tuple[str, str | None]] = {
     "aws:lambda/function:Function": ("name", None),
     "aws:lambda/alias:Alias": ("name", "functionName"),
     "aws:lambda/permission:Permission": ("statementId", "function"),
+    # CreateFunctionUrlConfig on a qualifier that has a URL is refused (a conflict).
+    "aws:lambda/functionUrl:FunctionUrl": ("qualifier", "functionName"),
     # PutProvisionedConcurrencyConfig on a qualifier that has one replaces it.
     "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig": (
         "qualifier",
@@ -677,6 +698,7 @@ def unique_key(type_: str, inputs: Mapping[str, Any]) -> tuple[str, Any, Any] | 
 FUNCTION = "aws:lambda/function:Function"
 ALIAS = "aws:lambda/alias:Alias"
 PROVISIONED = "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig"
+FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
 LATEST = "$LATEST"  # a function's unpublished version
 
 # Where the sentences below were read. The provisioned-concurrency ones in the Lambda guide's
@@ -695,6 +717,8 @@ PROVISIONED_PAGE = (
     + LAMBDA_GUIDE_SOURCE
     + "provisioned-concurrency.md, 2023-10-30)"
 )
+# Function URLs: read in a stored copy of the live page (its opening paragraphs).
+URLS_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/lambda-urls.html"
 CONCURRENCY_PAGE = (
     "https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html ("
     + LAMBDA_GUIDE_SOURCE
@@ -828,6 +852,23 @@ def _provisioned_within_reserved(
             yield f"{provisioned} provisioned on {name!r}, which reserves {reserved}"
 
 
+def _url_on_alias(
+    _type: str, inputs: Mapping[str, Any], registered: Sequence[Registered]
+) -> Iterator[str]:
+    """A function URL's qualifier names one of the function's aliases (none: `$LATEST`). A
+    version number is refused on its own; an alias that does not exist only once the function
+    is known (registered before) without it: the URL names the alias, so it comes after."""
+    name, qualifier = function_name(inputs.get("functionName")), inputs.get("qualifier")
+    if not isinstance(qualifier, str) or qualifier == LATEST:  # $LATEST: no qualifier (model)
+        return
+    if qualifier.isdigit():
+        yield f"a function URL on {name}:{qualifier}, a version"
+        return
+    aliases = {a.get("name") for a in _of_function(registered, ALIAS, name)}
+    if _of_function(registered, FUNCTION, name) and qualifier not in aliases:
+        yield f"a function URL on {name}:{qualifier}, which is not an alias of {name!r}"
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         types=frozenset({FUNCTION}),
@@ -868,6 +909,14 @@ RULES: tuple[Rule, ...] = (
         "function.",
         source=PROVISIONED_PAGE,
         check=_provisioned_within_reserved,
+    ),
+    Rule(
+        types=frozenset({FUNCTION_URL}),
+        operation="lambda:CreateFunctionUrlConfig",
+        says="You can apply function URLs to any function alias, or to the $LATEST unpublished "
+        "function version. You can't add a function URL to any other function version.",
+        source=URLS_PAGE,
+        check=_url_on_alias,
     ),
 )
 

@@ -166,6 +166,15 @@ def fake_state(type_: str, name: str, inputs: Mapping[str, Any], region: str) ->
             function = limits.function_name(inputs.get("functionName"))
             arn = f"arn:aws:lambda:{where}:function:{function}:{inputs.get('name')}"
             state |= {"arn": arn, "invokeArn": _invoke_arn(region, arn)}
+        case "aws:lambda/functionUrl:FunctionUrl":
+            # `https://<url-id>.lambda-url.<region>.on.aws/`, the url-id 32 lower-case characters
+            function = limits.function_name(inputs.get("functionName"))
+            url_id = hashlib.sha256(name.encode()).hexdigest()[:32]
+            state |= {
+                "urlId": url_id,
+                "functionUrl": f"https://{url_id}.lambda-url.{region}.on.aws/",
+                "functionArn": f"arn:aws:lambda:{where}:function:{function}",
+            }
         case "aws:s3/bucket:Bucket":
             bucket = str(inputs.get("bucket") or physical)
             state |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
@@ -208,6 +217,11 @@ def fake_id(type_: str, name: str, state: Mapping[str, Any], region: str) -> str
     match type_:
         case "aws:lambda/provisionedConcurrencyConfig:ProvisionedConcurrencyConfig":
             return f"{state['functionName']},{state['qualifier']}"
+        case "aws:lambda/functionUrl:FunctionUrl":  # the provider's: `<function>[/<qualifier>]`
+            qualifier = state.get("qualifier")
+            return (
+                f"{state['functionName']}/{qualifier}" if qualifier else str(state["functionName"])
+            )
         case "aws:apigatewayv2/api:Api":
             return _suffix(name)
         case "aws:cognito/userPool:UserPool":

@@ -31,9 +31,10 @@ def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _covered(properties: dict[str, Any], path: str) -> bool:
-    """`path` is in the table, itself or through a map-valued property that holds it."""
+    """`path` is in the table, itself or through a map- or list-valued property that holds it
+    (a list mapped whole is checked for its number of items and each item)."""
     return "*" in properties or any(
-        path == known or path.startswith(f"{known}.") for known in properties
+        path == known or path.startswith((f"{known}.", f"{known}[]")) for known in properties
     )
 
 
@@ -230,6 +231,79 @@ def test_names_the_provider_generates_fit_with_their_suffix(graph: Inventory) ->
             {"provisionedConcurrentExecutions": 0.0},
             "Member must have value greater than or equal to 1",
         ),
+        # Function URLs (CreateFunctionUrlConfig) and the grants they need (AddPermission).
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"functionName": "f", "qualifier": "2"},
+            "lambda:CreateFunctionUrlConfig: 1 validation error detected: Value '2' at "
+            "'qualifier' failed to satisfy constraint: Member must satisfy regular expression "
+            "pattern",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"functionName": "f", "qualifier": "2"},
+            'lambda:CreateFunctionUrlConfig: a function URL on f:2, a version. AWS: "You can '
+            "apply function URLs to any function alias, or to the $LATEST unpublished function "
+            "version. You can't add a function URL to any other function version.\"",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"qualifier": "$LATEST"},
+            "Value '$LATEST' at 'qualifier' failed to satisfy constraint",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"invokeMode": "STREAM"},
+            "at 'invokeMode' failed to satisfy constraint: Member must satisfy enum value set: "
+            "[BUFFERED, RESPONSE_STREAM]",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"authorizationType": "JWT"},
+            "at 'authorizationType' failed to satisfy constraint: Member must satisfy enum value "
+            "set: [NONE, AWS_IAM]",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"cors": {"allowOrigins": [f"https://{n}.example.com" for n in range(101)]}},
+            "at 'cors.allowOrigins' failed to satisfy constraint: Member must have length less "
+            "than or equal to 100",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"cors": {"allowOrigins": ["https://" + "o" * 250]}},
+            "Member must have length less than or equal to 253",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"cors": {"allowMethods": ["GET", "OPTIONS"]}},
+            "Value ['GET', 'OPTIONS'] at 'cors.allowMethods' failed to satisfy constraint: "
+            "Member must have length less than or equal to 6",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"cors": {"maxAge": 86401.0}},
+            "at 'cors.maxAge' failed to satisfy constraint: Member must have value less than or "
+            "equal to 86400",
+        ),
+        (
+            "aws:lambda/functionUrl:FunctionUrl",
+            {"functionName": "f" * 65},
+            "at 'functionName' failed to satisfy constraint: Member must have length less than "
+            "or equal to 64",
+        ),
+        (
+            "aws:lambda/permission:Permission",
+            {"functionUrlAuthType": "PUBLIC"},
+            "at 'functionUrlAuthType' failed to satisfy constraint: Member must satisfy enum "
+            "value set: [NONE, AWS_IAM]",
+        ),
+        (
+            "aws:lambda/function:Function",
+            {"layers": ["arn:aws:lambda:eu-west-1:753240598075:layer:LambdaAdapterLayerArm64"]},
+            "at 'layers[]' failed to satisfy constraint: Member must satisfy regular expression "
+            "pattern",
+        ),
     ],
 )
 def test_aws_refusals(type_: str, inputs: dict[str, Any], refusal: str) -> None:
@@ -414,3 +488,53 @@ def test_snapstart_runtimes_are_the_faqs_among_botocores() -> None:
     assert not supported & {"python3.11", "java8", "java8.al2", "dotnet6", "nodejs22.x"}
     assert all(r.startswith(("python3.", "java", "dotnet")) for r in supported)
     assert limits.snapstart_supports(packaging.RUNTIME)
+
+
+# A function, its `live` alias and a Function URL on it, as `infra.urls` makes them.
+FUNCTION_URL_PROGRAM = """
+import pulumi
+
+function = aws.lambda_.Function("f", publish=True, **FUNCTION)
+alias = aws.lambda_.Alias("f-live", name="live", function_name=function.name,
+                          function_version=function.version)
+aws.lambda_.FunctionUrl("f-url", function_name=function.name, qualifier={qualifier},
+                        authorization_type="NONE", invoke_mode="RESPONSE_STREAM",
+                        opts=pulumi.ResourceOptions(depends_on=[alias]))
+"""
+
+
+def test_a_function_url_on_an_alias_passes(tmp_path: Path) -> None:
+    graph = _run_program(tmp_path, FUNCTION_URL_PROGRAM.format(qualifier="alias.name"))
+    (url,) = graph.of_type("aws:lambda/functionUrl:FunctionUrl")
+    assert url.inputs["qualifier"] == "live"
+    assert url.outputs["functionUrl"].endswith(".lambda-url.eu-west-1.on.aws/")
+    unqualified = _run_program(tmp_path, FUNCTION_URL_PROGRAM.format(qualifier="None"))
+    assert "qualifier" not in unqualified.of_type("aws:lambda/functionUrl:FunctionUrl")[0].inputs
+
+
+@pytest.mark.parametrize(
+    ("qualifier", "refusal"),
+    [
+        (
+            "'prod'",
+            "lambda:CreateFunctionUrlConfig: a function URL on f:prod, which is not an alias of "
+            "'f'. AWS: \"You can apply function URLs to any function alias",
+        ),
+        ("function.version", "a function URL on f:1, a version"),
+        ("'$LATEST'", "Value '$LATEST' at 'qualifier' failed to satisfy constraint"),
+    ],
+)
+def test_the_mocks_refuse_a_function_url_on_anything_but_an_alias(
+    tmp_path: Path, qualifier: str, refusal: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(refusal)):
+        _run_program(tmp_path, FUNCTION_URL_PROGRAM.format(qualifier=qualifier))
+
+
+def test_two_function_urls_on_one_qualifier_are_refused(tmp_path: Path) -> None:
+    second = """
+aws.lambda_.FunctionUrl("f-url-2", function_name=function.name, qualifier=alias.name,
+                        authorization_type="NONE")
+"""
+    with pytest.raises(ValueError, match=r"'f-url(-2)?' and 'f-url(-2)?' are both named 'live'"):
+        _run_program(tmp_path, FUNCTION_URL_PROGRAM.format(qualifier="alias.name") + second)
