@@ -2,7 +2,7 @@
 
 import pulumi
 
-from infra import api, data, events, functions, identity, keys, monitoring, packaging, storage
+from infra import api, data, events, functions, identity, keys, monitoring, packaging, storage, urls
 from infra import state_machines as sm
 from infra.context import Deployment
 from infra.tags import tag_everything
@@ -39,6 +39,7 @@ code = pulumi.FileArchive(str(packaging.build_code_archive()))
 layer = pulumi.FileArchive(str(packaging.build_layer()))
 fns = functions.Functions("functions", functions.FunctionsArgs(env, FUNCTIONS, wiring, code, layer))
 http = api.Api("api", api.ApiArgs(env, fns, users, key.arn))
+links = urls.FunctionUrls("urls", urls.FunctionUrlsArgs(env, fns))
 subs = events.Subscriptions("subscriptions", events.SubscriptionsArgs(env, fns, wiring))
 flows = sm.StateMachines("workflows", sm.StateMachinesArgs(env, WORKFLOWS, fns, wiring))
 monitoring.Monitoring(
@@ -46,6 +47,7 @@ monitoring.Monitoring(
 )
 
 pulumi.export("apiUrl", http.url)
+pulumi.export("functionUrls", links.url_outputs)
 pulumi.export("region", env.region)
 pulumi.export("tableName", table.name)
 pulumi.export("bucketName", bucket.name)

@@ -46,7 +46,7 @@ def cold_start(function: Resource, inventory: Inventory) -> str:
     return f"provisioned={','.join(counts)}" if counts else "none"
 
 
-def settings(resource: Resource, inventory: Inventory | None = None) -> str:  # noqa: PLR0911, PLR0912 - one case per type
+def settings(resource: Resource, inventory: Inventory | None = None) -> str:  # noqa: PLR0911, PLR0912, PLR0915 - one case per type
     """The settings of `resource` an operator would check first, on one line (`inventory`, the
     run it belongs to, for what other resources say about it)."""
     i: Mapping[str, Any] = resource.inputs
@@ -110,9 +110,22 @@ def settings(resource: Resource, inventory: Inventory | None = None) -> str:  # 
             runtimes = ",".join(i["compatibleRuntimes"])
             return f"{i['layerName']} {runtimes}/{','.join(i['compatibleArchitectures'])}"
         case ["lambda/permission", _]:
+            through = ""
+            if i.get("functionUrlAuthType"):
+                through = f" url-auth={i['functionUrlAuthType']}"
+            if i.get("invokedViaFunctionUrl"):
+                through = " via-url-only"
             return (
-                f"qualifier={i.get('qualifier', '-')} principal={i['principal']} "
-                f"source-arn={i.get('sourceArn', '-')}"
+                f"{i['action']} qualifier={i.get('qualifier', '-')} principal={i['principal']} "
+                f"source-arn={i.get('sourceArn', '-')}{through}"
+            )
+        case ["lambda/functionUrl", _]:
+            cors = i.get("cors") or {}
+            return (
+                f"{i['functionName']}:{i.get('qualifier', '$LATEST')} "
+                f"auth={i['authorizationType']} mode={i.get('invokeMode', 'BUFFERED')} "
+                f"cors={','.join(cors.get('allowOrigins', [])) or '-'} "
+                f"methods={','.join(cors.get('allowMethods', [])) or '-'}"
             )
         case ["lambda/functionEventInvokeConfig", _]:
             failure = _on(i.get("destinationConfig"))

@@ -96,6 +96,12 @@ def _expected_pairs(
     }
 
 
+def _audience(graph: Inventory, config: StackConfig) -> str:
+    """The audience API Gateway's authorizer trusts: the Cognito app client, or the config's."""
+    clients = graph.of_type("aws:cognito/userPoolClient:UserPoolClient")
+    return clients[0].id if clients else config.jwt_audience
+
+
 def _value(graph: Inventory, config: StackConfig, resource: str) -> Any:
     outputs = graph.outputs
     return {
@@ -106,6 +112,8 @@ def _value(graph: Inventory, config: StackConfig, resource: str) -> Any:
         "stage.name": "$default",
         "approval.timeout": config.approval_timeout_hours * 3600,
         "api.max_body_bytes": config.max_body_bytes,
+        "auth.issuer": outputs["jwtIssuer"],
+        "auth.audience": _audience(graph, config),
     }[resource]
 
 
@@ -117,20 +125,23 @@ def test_one_lambda_per_manifest_function_as_declared(
     for function in functions:
         i = g.function(graph, function.name).inputs
         http = bool(function.routes)
-        assert i["handler"] == f"{function.module}.{function.attribute}"
+        if function.web is None:
+            assert i["handler"] == f"{function.module}.{function.attribute}"
+            assert i["layers"] == [layer]
+        else:  # the Web Adapter runs the startup script; test_the_download_is_a_web_app
+            assert i["handler"] == function.web.script
+            assert i["layers"][0] == layer
         assert (i["runtime"], i["architectures"]) == ("python3.12", ["arm64"])
         assert i["timeout"] == function.timeout_s
         assert i["memorySize"] == (config.lambda_memory_mb if http else function.memory_mb)
-        reserved = (
-            config.reserved_concurrency if http and config.reserved_concurrency >= 0 else None
-        )
-        assert i.get("reservedConcurrentExecutions") == reserved
-        assert i["layers"] == [layer]
+        reserved = config.reserved_for(function)
+        assert i.get("reservedConcurrentExecutions") == (reserved if reserved >= 0 else None)
         variables = (i.get("environment") or {}).get("variables", {})
-        assert variables == {
+        declared = {
             name: str(_value(graph, config, resource))
             for name, resource in function.environment.items()
         }
+        assert {k: v for k, v in variables.items() if not k.startswith("AWS_")} == declared
 
 
 def test_every_function_has_its_own_least_privilege_role(
@@ -216,7 +227,11 @@ def test_each_event_rule_targets_its_function_with_retries_and_dlq(
 ) -> None:
     declared = [(f, rule) for f in functions for rule in f.rules]
     assert len(graph.of_type(g.RULE)) == len(declared) + len(workflows)
-    permissions = {p.inputs["sourceArn"]: p.inputs for p in graph.of_type(g.PERMISSION)}
+    permissions = {
+        p.inputs["sourceArn"]: p.inputs
+        for p in graph.of_type(g.PERMISSION)
+        if "sourceArn" in p.inputs
+    }
     for function, rule in declared:
         event_rule, target = _rule_wiring(graph, _plain(rule.pattern))
         lam = g.function(graph, function.name)
@@ -373,6 +388,7 @@ DRIVEN_BY: Mapping[str, set[tuple[str, str]]] = {
     "throttle_burst_limit": {(g.STAGE, "defaultRouteSettings.throttlingBurstLimit")},
     "cors_allow_origins": {
         (g.API, "corsConfiguration.allowOrigins"),
+        (g.FUNCTION_URL, "cors.allowOrigins"),
         (
             "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration",
             "corsRules.0.allowedOrigins",
@@ -380,6 +396,9 @@ DRIVEN_BY: Mapping[str, set[tuple[str, str]]] = {
     },
     "lambda_memory_mb": {(g.FUNCTION, "memorySize")},
     "reserved_concurrency": {(g.FUNCTION, "reservedConcurrentExecutions")},
+    "download_concurrency": {(g.FUNCTION, "reservedConcurrentExecutions")},
+    # dev has the API's backup URL, prod not: the URL and its two permissions
+    "function_urls": {(g.FUNCTION_URL, "<exists>"), (g.PERMISSION, "<exists>")},
     # none (dev) against snapstart (prod); provisioned would add a provisioned-concurrency config
     "cold_start": {(g.FUNCTION, "snapStart.applyOn")},
     "provisioned_concurrency": {(g.PROVISIONED, "<exists>")},
@@ -494,6 +513,8 @@ def test_infra_knows_every_word_of_the_manifests_vocabulary() -> None:
         bucket_arn="b",
         bus_name="e",
         bus_arn="e",
+        auth_issuer="https://issuer.example.com",
+        auth_audience="client",
         state_machine_arns=["m"],
     )
     for resource in get_args(Resource):

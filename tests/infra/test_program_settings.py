@@ -38,14 +38,22 @@ def test_every_route_has_the_authorizer_but_health(
     assert "$default" not in open_routes
 
 
-def test_no_function_url_and_no_invoke_permission_without_source(graph: Inventory) -> None:
-    assert not [r for r in graph.resources if "functionUrl" in r.type]
+def test_every_invoke_permission_names_its_source_or_is_a_function_urls(
+    graph: Inventory,
+) -> None:
+    """API Gateway from this API, EventBridge from one rule; everyone only through a Function
+    URL the stack config turned on (`test_function_urls.py` checks those two per URL)."""
+    urls = {u.inputs["functionName"] for u in graph.of_type(g.FUNCTION_URL)}
     execution_arn = g.one(graph, g.API).outputs["executionArn"]
     rules = _arns(graph, g.RULE)
     permissions = graph.of_type(g.PERMISSION)
     assert permissions
     for permission in permissions:
         i = permission.inputs
+        if i["principal"] == "*":
+            assert i["function"] in urls, i
+            assert i.get("functionUrlAuthType") == "NONE" or i.get("invokedViaFunctionUrl") is True
+            continue
         assert i["action"] == "lambda:InvokeFunction"
         assert i["principal"] in {"apigateway.amazonaws.com", "events.amazonaws.com"}, i
         if i["principal"] == "apigateway.amazonaws.com":
@@ -137,6 +145,7 @@ def test_every_resource_belongs_to_a_tasks_component(graph: Inventory) -> None:
         "api",
         "state_machines",
         "monitoring",
+        "urls",
     }
     assert all(re.fullmatch(r"tasks:\w+:[A-Z]\w+", c.type) for c in components.values())
     for resource in graph.resources:
