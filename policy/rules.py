@@ -4,7 +4,8 @@ tests over the mocked graphs of both stacks (`tests/infra/test_policy.py`).
 
 Enforcement levels, and why:
 - **mandatory**: security (least-privilege IAM, no public resource policies, authorized routes,
-  encryption, TLS), data protection in prod, failure paths (a lost event is data lost), names
+  no Function URL without in-function token verification, encryption, TLS), data protection in
+  prod, failure paths (a lost event is data lost), names
   AWS would refuse and missing tags. A violation is a bug or a breach; the deploy stops.
 - **advisory**: choices with a cost that a stack may make on purpose: point-in-time recovery
   outside prod, log retention shorter than 30 days outside prod, x86 functions.
@@ -70,6 +71,19 @@ TRUSTED_SERVICES = frozenset(
     {"lambda.amazonaws.com", "states.amazonaws.com", "events.amazonaws.com"}
 )
 INVOKERS = frozenset({"apigateway.amazonaws.com", "events.amazonaws.com"})
+# Everyone may invoke a function through a Function URL of auth type NONE, and only so: AWS
+# requires both grants since October 2025 (infra/README.md, "Function URLs").
+EVERYONE = "*"
+URL_GRANTS = {
+    "lambda:InvokeFunctionUrl": ("functionUrlAuthType", "NONE"),
+    "lambda:InvokeFunction": ("invokedViaFunctionUrl", True),
+}
+# What a function verifies bearer tokens with (`handlers.auth`, `stack.manifest.AUTH_ENVIRONMENT`),
+# written out here like the lists above: a URL anyone can call needs a function that has both.
+TOKEN_VERIFICATION = ("JWT_ISSUER", "JWT_AUDIENCE")
+FUNCTION = "aws:lambda/function:Function"
+FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
+PERMISSION = "aws:lambda/permission:Permission"
 OPEN_ROUTES = frozenset({"GET /health"})
 ACCOUNT_ROOT = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:root")
 OBJECTS = re.compile(r"arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]*/\*")
@@ -200,6 +214,15 @@ def _routes(args: ResourceValidationArgs, report: Report) -> None:
 
 def _invoke_permissions(args: ResourceValidationArgs, report: Report) -> None:
     props = args.props
+    if props["principal"] == EVERYONE:
+        grant = URL_GRANTS.get(props["action"])
+        if grant is None or props.get(grant[0]) != grant[1]:
+            report(
+                f"{args.name}: lets everyone {props['action']} other than through a Function "
+                "URL (only lambda:InvokeFunctionUrl with functionUrlAuthType NONE, and "
+                "lambda:InvokeFunction with invokedViaFunctionUrl)"
+            )
+        return
     if props["action"] != "lambda:InvokeFunction":
         report(f"{args.name}: grants {props['action']}")
     if props["principal"] not in INVOKERS:
@@ -245,13 +268,14 @@ def _invokes_live(args: ResourceValidationArgs, report: Report) -> None:
             at = f"its {qualifier!r}" if qualifier else "the unqualified function"
             report(f"{args.name}: {what} invokes {reference}, {at}, not its {LIVE!r} alias")
 
-    if kind in {"lambda/permission", "lambda/functionEventInvokeConfig"}:
+    if kind in {"lambda/permission", "lambda/functionEventInvokeConfig", "lambda/functionUrl"}:
         function = props.get("function") or props.get("functionName")
-        check(
-            "a permission" if kind == "lambda/permission" else "async delivery",
-            function,
-            props.get("qualifier"),
-        )
+        what = {
+            "lambda/permission": "a permission",
+            "lambda/functionEventInvokeConfig": "async delivery",
+            "lambda/functionUrl": "the Function URL",
+        }[kind]
+        check(what, function, props.get("qualifier"))
     elif kind == "lambda/eventSourceMapping":
         check("the mapping", props.get("functionName"))
     elif kind in {"apigatewayv2/integration", "cloudwatch/eventTarget"}:
@@ -269,9 +293,48 @@ def _invokes_live(args: ResourceValidationArgs, report: Report) -> None:
                             check("the role", arn)
 
 
-def _function_urls(args: ResourceValidationArgs, report: Report) -> None:
-    if args.props.get("authorizationType") != "AWS_IAM":
-        report(f"{args.name}: a function URL anyone can call (authorizationType NONE)")
+def _function_urls_verified(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A Function URL of auth type NONE reaches the function with no authorizer in front: it is
+    allowed only on a function that verifies bearer tokens itself (its environment names the
+    issuer and audience), on its `live` alias, and never with CORS from anywhere in prod. A
+    grant to everyone is only for such a URL, on the same function and qualifier. Stack-wide:
+    the URL, the function and the grants are three resources."""
+    functions = {r.props.get("name"): r for r in args.resources if r.resource_type == FUNCTION}
+    verified: set[tuple[Any, Any]] = set()
+    for url in (r for r in args.resources if r.resource_type == FUNCTION_URL):
+        props = url.props
+        name, qualifier = limits.function_name(props.get("functionName")), props.get("qualifier")
+        if qualifier != LIVE:
+            at = f"its {qualifier!r}" if qualifier else "$LATEST"
+            report(f"{url.name}: a Function URL on {at}, not its {LIVE!r} alias", url.urn)
+        origins = (props.get("cors") or {}).get("allowOrigins") or []
+        if stack_of(url.urn) == PRODUCTION and EVERYONE in origins:
+            report(f"{url.name}: a prod Function URL allows CORS from any origin", url.urn)
+        if props.get("authorizationType") != "NONE":
+            continue
+        function = functions.get(name)
+        variables = (
+            ((function.props.get("environment") or {}).get("variables") or {}) if function else {}
+        )
+        if missing := [v for v in TOKEN_VERIFICATION if not variables.get(v)]:
+            report(
+                f"{url.name}: a Function URL anyone can call (auth type NONE) on {name}, which "
+                f"does not verify tokens itself (no {', '.join(missing)} in its environment)",
+                url.urn,
+            )
+        else:
+            verified.add((name, qualifier))
+    for grant in (r for r in args.resources if r.resource_type == PERMISSION):
+        props = grant.props
+        if props.get("principal") != EVERYONE:
+            continue
+        target = (limits.function_name(props.get("function")), props.get("qualifier"))
+        if target not in verified:
+            report(
+                f"{grant.name}: lets everyone {props.get('action')} {target[0]}:{target[1]}, "
+                "which has no Function URL whose function verifies tokens",
+                grant.urn,
+            )
 
 
 def _log_groups(args: ResourceValidationArgs, report: Report) -> None:
@@ -459,6 +522,8 @@ def _cors(args: ResourceValidationArgs, report: Report) -> None:
     kind = args.resource_type.split(":")[1]
     if kind == "apigatewayv2/api":
         origins = (args.props.get("corsConfiguration") or {}).get("allowOrigins") or []
+    elif kind == "lambda/functionUrl":
+        origins = (args.props.get("cors") or {}).get("allowOrigins") or []
     else:
         origins = [o for r in args.props.get("corsRules") or [] for o in r["allowedOrigins"]]
     if "*" in origins:
@@ -609,32 +674,29 @@ POLICIES: list[Policy] = [
     ),
     _on(
         "lambda-invoke-permissions-scoped",
-        "Only API Gateway and EventBridge may invoke a function, each from one source ARN.",
+        "Only API Gateway and EventBridge may invoke a function, each from one source ARN; "
+        "everyone only through a Function URL (lambda:InvokeFunctionUrl for auth type NONE, "
+        "lambda:InvokeFunction when invoked via a function URL).",
         MANDATORY,
         _invoke_permissions,
-        "aws:lambda/permission:Permission",
+        PERMISSION,
     ),
     _on(
         "triggers-invoke-live-alias",
-        "Every trigger (API integration, stream mapping, rule target, workflow step, async "
-        "invoke config) and every permission to invoke names a function's live alias, never "
-        "the function itself or $LATEST: a deploy and a rollback move live, and nothing else.",
+        "Every trigger (API integration, Function URL, stream mapping, rule target, workflow "
+        "step, async invoke config) and every permission to invoke names a function's live "
+        "alias, never the function itself or $LATEST: a deploy and a rollback move live, and "
+        "nothing else.",
         MANDATORY,
         _invokes_live,
         "aws:apigatewayv2/integration:Integration",
         "aws:lambda/permission:Permission",
+        FUNCTION_URL,
         "aws:lambda/eventSourceMapping:EventSourceMapping",
         "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
         "aws:cloudwatch/eventTarget:EventTarget",
         "aws:sfn/stateMachine:StateMachine",
         "aws:iam/rolePolicy:RolePolicy",
-    ),
-    _on(
-        "function-urls-authenticated",
-        "A Lambda function URL is never open to anyone (authorizationType NONE).",
-        MANDATORY,
-        _function_urls,
-        "aws:lambda/functionUrl:FunctionUrl",
     ),
     _on(
         "log-groups-encrypted-with-retention",
@@ -744,6 +806,7 @@ POLICIES: list[Policy] = [
         _cors,
         "aws:apigatewayv2/api:Api",
         "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration",
+        FUNCTION_URL,
     ),
     _on(
         "generated-secrets-long-enough",
@@ -772,6 +835,15 @@ POLICIES: list[Policy] = [
         "Every taggable resource carries Application, Environment (its stack) and Component.",
         MANDATORY,
         _tags,
+    ),
+    StackValidationPolicy(
+        name="function-urls-verified-in-function",
+        description="No Function URL without in-function verification: a URL of auth type NONE "
+        "(which AWS leaves open to anyone) only on a function whose environment sets "
+        "JWT_ISSUER and JWT_AUDIENCE (it verifies bearer tokens itself), on its live alias, "
+        "never with CORS '*' in prod; a grant to everyone only for such a URL.",
+        enforcement_level=MANDATORY,
+        validate=_function_urls_verified,
     ),
     StackValidationPolicy(
         name="everything-alarmed",

@@ -4,6 +4,7 @@ chooses, and every policy shown to catch what it is for."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -159,12 +160,18 @@ BREAKAGES: list[tuple[str, str, Change]] = [
     ),
     ("lambda-invoke-permissions-scoped", g.PERMISSION, _inputs(sourceArn=None)),
     ("lambda-invoke-permissions-scoped", g.PERMISSION, _inputs(principal="s3.amazonaws.com")),
+    ("lambda-invoke-permissions-scoped", g.PERMISSION, _inputs(principal="*")),
     (
-        "function-urls-authenticated",
-        g.FUNCTION,
-        lambda r: attrs.evolve(
-            r, type="aws:lambda/functionUrl:FunctionUrl", inputs={"authorizationType": "NONE"}
-        ),
+        "lambda-invoke-permissions-scoped",
+        g.PERMISSION,
+        _inputs(principal="*", action="lambda:InvokeFunctionUrl", functionUrlAuthType="AWS_IAM"),
+    ),
+    ("triggers-invoke-live-alias", g.FUNCTION_URL, _inputs(qualifier=None)),
+    ("cors-named-origins", g.FUNCTION_URL, _inputs(cors={"allowOrigins": ["*"]})),
+    (
+        "cors-named-origins",
+        g.FUNCTION_URL,
+        _inputs(cors={"allowOrigins": ["http://tasks.example.com"]}),
     ),
     ("log-groups-encrypted-with-retention", g.LOG_GROUP, _inputs(kmsKeyId=None)),
     ("log-groups-encrypted-with-retention", g.LOG_GROUP, _inputs(retentionInDays=None)),
@@ -280,7 +287,10 @@ def test_a_function_without_alarms_is_caught(graphs: dict[str, Inventory]) -> No
 
 
 def test_every_policy_is_shown_to_catch_something() -> None:
-    shown = {name for name, _, _ in BREAKAGES} | {"everything-alarmed"}
+    shown = {name for name, _, _ in BREAKAGES} | {
+        "everything-alarmed",
+        "function-urls-verified-in-function",
+    }
     assert shown == {p.name for p in POLICIES}
 
 
@@ -310,3 +320,97 @@ def test_live_alias_triggers_pass_and_the_message_says_what_is_invoked(
         f"{graphs['prod'].of_type(g.TARGET)[0].name}: the target invokes {UNQUALIFIED}, the "
         "unqualified function, not its 'live' alias"
     ]
+
+
+# -- no Function URL without in-function verification (a stack policy: outputs) ---------------
+
+URL_POLICY = "function-urls-verified-in-function"
+
+
+def _outputs(graph: Inventory, name: str, change: Callable[[dict[str, Any]], None]) -> Inventory:
+    """`graph` with the outputs of the resource named `name` changed (what a stack policy sees)."""
+
+    def apply(resource: Resource) -> Resource:
+        if resource.name != name:
+            return resource
+        outputs = copy.deepcopy(dict(resource.outputs))
+        change(outputs)
+        return attrs.evolve(resource, outputs=outputs)
+
+    return attrs.evolve(graph, resources=tuple(apply(r) for r in graph.resources))
+
+
+def _url_policy(graph: Inventory) -> list[str]:
+    (policy,) = [p for p in POLICIES if p.name == URL_POLICY]
+    return [v.message for v in check(graph, [policy])]
+
+
+def test_urls_on_functions_that_verify_tokens_pass(graphs: dict[str, Inventory]) -> None:
+    for graph in graphs.values():
+        assert graph.of_type(g.FUNCTION_URL)
+        assert _url_policy(graph) == []
+
+
+def test_an_aws_iam_url_needs_no_token_verification(graphs: dict[str, Inventory]) -> None:
+    def iam(outputs: dict[str, Any]) -> None:
+        outputs["authorizationType"] = "AWS_IAM"
+
+    def unverified(outputs: dict[str, Any]) -> None:
+        del outputs["environment"]["variables"]["JWT_ISSUER"]
+
+    graph = _outputs(
+        _outputs(graphs["prod"], "urls-download", iam), "functions-download", unverified
+    )
+    found = _url_policy(graph)
+    # The URL is fine; only the grants to everyone, now for no NONE URL, are not.
+    assert found
+    assert all("has no Function URL whose function verifies tokens" in m for m in found)
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        (
+            "functions-download",
+            lambda o: o["environment"]["variables"].pop("JWT_AUDIENCE"),
+            "urls-download: a Function URL anyone can call (auth type NONE) on "
+            "tasks-prod-download, which does not verify tokens itself (no JWT_AUDIENCE in its "
+            "environment)",
+        ),
+        (
+            "functions-download",
+            lambda o: o.pop("environment"),
+            "(no JWT_ISSUER, JWT_AUDIENCE in its environment)",
+        ),
+        (
+            "urls-download",
+            lambda o: o.pop("qualifier"),
+            "urls-download: a Function URL on $LATEST, not its 'live' alias",
+        ),
+        (
+            "urls-download",
+            lambda o: o.update(qualifier="1"),
+            "urls-download: a Function URL on its '1', not its 'live' alias",
+        ),
+        (
+            "urls-download",
+            lambda o: o["cors"].update(allowOrigins=["*"]),
+            "urls-download: a prod Function URL allows CORS from any origin",
+        ),
+        (
+            # a grant to everyone on a function with no URL at all
+            "urls-download-invoke-via-url",
+            lambda o: o.update(function="tasks-prod-stats"),
+            "urls-download-invoke-via-url: lets everyone lambda:InvokeFunction "
+            "tasks-prod-stats:live, which has no Function URL whose function verifies tokens",
+        ),
+    ],
+)
+def test_a_url_without_in_function_verification_is_refused(
+    graphs: dict[str, Inventory],
+    name: str,
+    change: Callable[[dict[str, Any]], None],
+    message: str,
+) -> None:
+    found = _url_policy(_outputs(graphs["prod"], name, change))
+    assert any(message in m for m in found), found
