@@ -39,7 +39,11 @@ code = pulumi.FileArchive(str(packaging.build_code_archive()))
 layer = pulumi.FileArchive(str(packaging.build_layer()))
 fns = functions.Functions("functions", functions.FunctionsArgs(env, FUNCTIONS, wiring, code, layer))
 http = api.Api("api", api.ApiArgs(env, fns, users, key.arn))
-links = urls.FunctionUrls("urls", urls.FunctionUrlsArgs(env, fns))
+# A URL waits for API Gateway's grants on the same function (one policy write at a time), and
+# only for them: the API's backup URL must deploy when the API itself does not.
+links = urls.FunctionUrls(
+    "urls", urls.FunctionUrlsArgs(env, fns, after=list(http.permissions.values()))
+)
 subs = events.Subscriptions("subscriptions", events.SubscriptionsArgs(env, fns, wiring))
 flows = sm.StateMachines("workflows", sm.StateMachinesArgs(env, WORKFLOWS, fns, wiring))
 monitoring.Monitoring(

@@ -68,6 +68,7 @@ class Api(pulumi.ComponentResource):
     stage: aws.apigatewayv2.Stage
     url: pulumi.Output[str]
     routes: dict[str, aws.apigatewayv2.Route]
+    permissions: dict[str, aws.lambda_.Permission]  # API Gateway's, by function name
 
     def __init__(
         self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None
@@ -103,7 +104,7 @@ class Api(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.routes = {}
+        self.routes, self.permissions = {}, {}
         for index, function in enumerate(http):
             target = self._integration(name, function, args)
             routes = [(r.key, r.authorized) for r in function.routes]
@@ -159,7 +160,7 @@ class Api(pulumi.ComponentResource):
             payload_format_version="2.0",
             opts=child,
         )
-        aws.lambda_.Permission(
+        self.permissions[function.name] = aws.lambda_.Permission(
             f"{name}-{function.name}-invoke",
             action="lambda:InvokeFunction",
             function=target.name,

@@ -73,6 +73,12 @@ def cors(function: Function, origins: Sequence[str]) -> aws.lambda_.FunctionUrlC
 class FunctionUrlsArgs:
     deployment: Deployment
     functions: Functions
+    # What else writes these functions' resource policies (API Gateway's permissions, not the
+    # whole API: the backup URL must deploy when the API does not): a URL waits for it.
+    # pulumi-aws writes two statements of its own when it creates a URL of auth type NONE
+    # (infra/README.md), which nothing else orders, and concurrent writes to one function's
+    # policy have been reported to fail with ResourceConflictException (infra/README.md).
+    after: Sequence[pulumi.Resource] = ()
 
 
 class FunctionUrls(pulumi.ComponentResource):
@@ -114,7 +120,8 @@ class FunctionUrls(pulumi.ComponentResource):
             function_url_auth_type=AUTH_TYPE,
             opts=child,
         )
-        # ...and so invoke the function, but only through a function URL.
+        # ...and so invoke the function, but only through a function URL. One policy write at
+        # a time (see `FunctionUrlsArgs.after`).
         via_url = aws.lambda_.Permission(
             f"{base}-invoke-via-url",
             action="lambda:InvokeFunction",
@@ -122,7 +129,7 @@ class FunctionUrls(pulumi.ComponentResource):
             qualifier=alias.name,
             principal="*",
             invoked_via_function_url=True,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[through_url]),
         )
         return aws.lambda_.FunctionUrl(
             base,
@@ -131,6 +138,9 @@ class FunctionUrls(pulumi.ComponentResource):
             authorization_type=AUTH_TYPE,
             invoke_mode=function.url.invoke_mode,
             cors=cors(function, args.deployment.config.cors_allow_origins),
-            # Answering 403 between the URL and its permissions helps no one.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[through_url, via_url]),
+            # After its grants (a URL answering 403 meanwhile helps no one) and every other
+            # write to the function's policy: pulumi-aws adds its own two when it creates it.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[through_url, via_url, *args.after]
+            ),
         )

@@ -99,6 +99,26 @@ def test_anyone_may_call_a_url_and_invoke_through_it_and_in_no_other_way(
             assert permission.urn in url.dependencies
 
 
+def test_writes_to_one_functions_policy_come_one_at_a_time(graph: Inventory) -> None:
+    """pulumi-aws adds statements of its own when it creates a NONE URL: the URL waits for
+    every other grant on its function (ours, API Gateway's), and our two wait for each other.
+    It does not wait for the rest of the API (the backup path must deploy when the API does
+    not)."""
+    for name, url in _urls(graph).items():
+        function = f"tasks-{graph.stack}-{name}"
+        grants = {
+            p.inputs["action"] + ("-" + p.inputs["principal"]): p
+            for p in graph.of_type(g.PERMISSION)
+            if p.inputs["function"] == function
+        }
+        for grant in grants.values():
+            assert grant.urn in url.dependencies, grant.name
+        via_url = grants["lambda:InvokeFunction-*"]
+        assert grants["lambda:InvokeFunctionUrl-*"].urn in via_url.dependencies
+        stage = g.one(graph, g.STAGE)
+        assert stage.urn not in url.dependencies
+
+
 def test_the_download_is_a_web_app_behind_the_web_adapter(
     graph: Inventory, config: StackConfig
 ) -> None:
