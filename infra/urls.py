@@ -38,21 +38,19 @@ from infra.functions import Functions, serves_http
 from stack.manifest import Function
 
 AUTH_TYPE = "NONE"
-# A web function's methods: the download serves GET only (handlers/download.py: GET /tasks and
-# GET /health); the manifest declares no routes for a web app, so a web function that served
-# more would have to say so there first.
-WEB_METHODS = ("GET",)
 # What a browser sends the download: its bearer token (and a content type, harmless on a GET).
 WEB_ALLOW_HEADERS = ("authorization", "content-type")
 
 
 def url_methods(function: Function) -> list[str]:
-    """The methods CORS allows on `function`'s URL: its routes', or a web function's. Never
-    OPTIONS: Lambda answers the preflight itself (and refuses a method name over six
-    characters: botocore's `Cors.AllowMethods`)."""
-    if function.routes:
-        return sorted({route.method for route in function.routes})
-    return list(WEB_METHODS)
+    """The methods CORS allows on `function`'s URL: those of the routes it serves through it
+    (its API routes, and the URL's own: the download's `GET /tasks.ndjson`). Never OPTIONS:
+    Lambda answers the preflight itself (and refuses a method name over six characters:
+    botocore's `Cors.AllowMethods`)."""
+    routes = (*function.routes, *(function.url.routes if function.url is not None else ()))
+    if not routes:
+        raise ValueError(f"{function.name}: a Function URL that serves no route (manifest)")
+    return sorted({route.method for route in routes})
 
 
 def cors(function: Function, origins: Sequence[str]) -> aws.lambda_.FunctionUrlCorsArgs:

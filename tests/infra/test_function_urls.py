@@ -65,12 +65,13 @@ def test_each_url_is_on_live_with_auth_none_the_manifests_mode_and_the_stacks_co
         cors = i["cors"]
         assert cors["allowOrigins"] == list(config.cors_allow_origins)
         assert "*" not in cors["allowOrigins"]
-        methods = sorted({r.method for r in function.routes}) or ["GET"]
-        assert cors["allowMethods"] == methods
+        methods = {r.method for r in (*function.routes, *function.url.routes)}
+        assert cors["allowMethods"] == sorted(methods)
         assert set(cors["allowHeaders"]) >= TOKEN_HEADERS
         assert 0 < cors["maxAge"] <= 86400
         assert cors["allowCredentials"] is False
     assert _urls(graph)["download"].inputs["invokeMode"] == "RESPONSE_STREAM"
+    assert _urls(graph)["download"].inputs["cors"]["allowMethods"] == ["GET"]
     if "api" in _urls(graph):
         assert _urls(graph)["api"].inputs["invokeMode"] == "BUFFERED"
 
