@@ -38,6 +38,7 @@ from local_platform.platform import (
     shown,
 )
 from local_platform.sandboxes import Sandboxes
+from stack.config import StackConfig
 from stack.manifest import FUNCTIONS, Function
 
 
@@ -108,7 +109,7 @@ def function_urls(
     Their CORS origins are the stack's and, here only, the platform's own `/docs` page, whose
     Try it out calls them from the gateway's origin."""
     cors = Cors((*services.config.cors_allow_origins, docs_origin))
-    functions = url_functions(FUNCTIONS)
+    functions = url_functions(FUNCTIONS, services.config)
     ports = url_ports(base, functions)
     web_functions: list[WebFunction] = []
     companions: list[uvicorn.Server] = []
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("LOG_LEVEL", "INFO")
     started = time.monotonic()
     reclaim(STATE / "platforms", lambda line: print(f"==> {line}", flush=True))
-    url_ports_ = [args.url_port_base + i for i in range(len(url_functions(FUNCTIONS)))]
+    config = StackConfig.from_stack_file(args.stack)
+    url_ports_ = [args.url_port_base + i for i in range(len(url_functions(FUNCTIONS, config)))]
     for option, port in (
         ("--port", args.port),
         ("--dynamodb-port", args.dynamodb_port),

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from local_platform.gateway.responses import BadLambdaResponse, HttpResponse, ma
 from local_platform.gateway.stage import Cors
 from local_platform.lambda_runtime import Invoke, lambda_context
 from local_platform.sandboxes import SandboxError
+from stack.config import StackConfig
 from stack.manifest import Function
 
 logger = logging.getLogger("local_platform.urls")
@@ -435,6 +436,7 @@ class WebFunction:
             self._reader.join(timeout=5)
 
 
-def url_functions(functions: Iterator[Function] | tuple[Function, ...]) -> list[Function]:
-    """The functions that have a Function URL, in manifest order."""
-    return [f for f in functions if f.url is not None]
+def url_functions(functions: Iterable[Function], config: StackConfig) -> list[Function]:
+    """The functions whose Function URL the stack creates (`tasks:functionUrls`), in manifest
+    order."""
+    return [f for f in functions if f.url is not None and f.name in config.function_urls]

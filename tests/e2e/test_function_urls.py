@@ -207,3 +207,16 @@ def test_the_apis_url_answers_as_api_gateway_does(platform: tuple[Platform, str]
             )
             assert through_gateway.status_code != 401, (method, path)
             assert comparable(through_url) == comparable(through_gateway), (method, path)
+
+
+def test_the_stack_decides_which_urls_the_platform_serves() -> None:
+    """`tasks:functionUrls`, as on AWS: dev serves both, prod only the download."""
+    from local_platform.function_urls import url_functions
+    from stack.config import StackConfig
+    from stack.manifest import FUNCTIONS
+
+    served = {
+        stack: [f.name for f in url_functions(FUNCTIONS, StackConfig.from_stack_file(stack))]
+        for stack in ("dev", "prod")
+    }
+    assert served == {"dev": ["api", "download"], "prod": ["download"]}
