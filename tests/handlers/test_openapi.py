@@ -42,6 +42,7 @@ from local_platform.dynamodb_local import free_port
 from local_platform.function_urls import url_functions
 from local_platform.gateway.payload import http_event
 from local_platform.lambda_runtime import handler_context
+from stack.config import StackConfig
 from stack.manifest import API, DOWNLOAD_PATH, FUNCTIONS, Function, Route
 from taskcore import services
 from taskcore.errors import Unavailable
@@ -234,7 +235,9 @@ SPEC = Spec.load()
 LAMBDA_URL = "https://{urlId}.lambda-url.{region}.on.aws"
 API_GATEWAY = "https://{apiId}.execute-api.{region}.amazonaws.com"
 LOCAL = arguments([])  # the local platform's defaults (`make dev`)
-URL_PORTS = url_ports(LOCAL.url_port_base, url_functions(FUNCTIONS))
+URL_PORTS = url_ports(
+    LOCAL.url_port_base, url_functions(FUNCTIONS, StackConfig.from_stack_file(LOCAL.stack))
+)
 
 
 def url_routes() -> dict[str, Function]:
