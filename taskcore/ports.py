@@ -165,8 +165,10 @@ class Clock(Protocol):
 
 
 class IdGenerator(Protocol):
-    def new_id(self) -> str:
-        """A new ULID: 26 Crockford base-32 characters, time ordered."""
+    def new_id(self, at: datetime | None = None) -> str:
+        """A new ULID: 26 Crockford base-32 characters, time ordered, its time `at` (the
+        record's own creation time, so that ids sort as creation times do, across processes;
+        default: now)."""
         ...
 
 

@@ -13,5 +13,5 @@ class SystemClock:
 
 
 class UlidGenerator:
-    def new_id(self) -> str:
-        return str(ulid.ULID())
+    def new_id(self, at: datetime | None = None) -> str:
+        return str(ulid.ULID() if at is None else ulid.ULID.from_datetime(at))

@@ -62,7 +62,7 @@ class SequentialIds:
 
     counter: int = 0
 
-    def new_id(self) -> str:
+    def new_id(self, at: datetime | None = None) -> str:
         self.counter += 1
         value, digits = self.counter, []
         for _ in range(26):

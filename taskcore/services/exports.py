@@ -136,9 +136,8 @@ class ExportService:
     """A run stops (and fails, to be retried) when its runtime has less than this left."""
 
     def request_export(self, principal: Principal) -> Export:
-        export = Export.new(
-            id=ExportId(self.ids.new_id()), owner_id=principal.user_id, now=self.clock.now()
-        )
+        now = self.clock.now()
+        export = Export.new(id=ExportId(self.ids.new_id(now)), owner_id=principal.user_id, now=now)
         self.exports.add(export)
         return export
 

@@ -140,7 +140,7 @@ class TaskService:
         if command.due_date is not None:
             self._check_due_date(command.due_date)
         task = Task.new(
-            id=TaskId(self.ids.new_id()),
+            id=TaskId(self.ids.new_id(now)),
             owner_id=principal.user_id,
             title=command.title,
             description=command.description,
@@ -218,7 +218,7 @@ class TaskService:
     ) -> NewAttachment:
         now = self.clock.now()
         attachment = Attachment(
-            id=AttachmentId(self.ids.new_id()),
+            id=AttachmentId(self.ids.new_id(now)),
             filename=command.filename,
             content_type=command.content_type,
             size=command.size,

@@ -28,6 +28,7 @@ import random
 import socket
 import sys
 import time
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -52,11 +53,13 @@ def refuse_connections() -> None:
     socket.socket.connect_ex = refuse  # type: ignore[method-assign,assignment]
 
 
-def freeze_ulid_clock() -> None:
-    """python-ulid's generators (the current one and any new one) all see this millisecond."""
+def freeze_ulid_clock() -> int:
+    """python-ulid's generators (the current one and any new one) all see this millisecond;
+    the service's clock is frozen at it too (ids carry their record's creation time)."""
     now_ms = time.time_ns() // 1_000_000
     ulid.ULIDGenerator._default_clock = staticmethod(lambda: now_ms)  # type: ignore[method-assign]
     ulid.default_generator.clock = lambda: now_ms
+    return now_ms
 
 
 def main() -> None:
@@ -73,7 +76,12 @@ def main() -> None:
     from local_platform.snapstart import fork_restore, run_before_snapshot
     from stack.manifest import API
     from taskcore.cursors import CursorCodec
-    from taskcore.testing import InMemoryAttachmentStore, InMemoryStatsStore, InMemoryTaskRepository
+    from taskcore.testing import (
+        FixedClock,
+        InMemoryAttachmentStore,
+        InMemoryStatsStore,
+        InMemoryTaskRepository,
+    )
 
     run_before_snapshot()
     built = bootstrap.container()
@@ -84,8 +92,10 @@ def main() -> None:
         "parameters": "aws_lambda_powertools.utilities.parameters" in sys.modules,
     }
 
+    frozen = FixedClock(datetime.fromtimestamp(freeze_ulid_clock() / 1000, UTC))
     service = attrs.evolve(
         built.service,
+        clock=frozen,
         tasks=InMemoryTaskRepository(),
         stats=InMemoryStatsStore(),
         attachments=InMemoryAttachmentStore(),
@@ -114,7 +124,6 @@ def main() -> None:
             "metrics": metrics,
         }
 
-    freeze_ulid_clock()
     warm_up = invoke("POST", "/tasks", route_key="POST /tasks", body={"title": "warm-up"})
 
     # -- the restores ---------------------------------------------------------------------

@@ -97,7 +97,8 @@ class TestTwoRestoresWithTheHooks:
         everything = [report["warm_up"]["body"]["id"], *created, *minted]
         assert all(is_ulid(i) for i in everything)
         assert len(set(everything)) == len(everything) == 205
-        # python-ulid's clock was frozen: every id is from the snapshot's millisecond.
+        # python-ulid's clock and the service's were frozen: every id is from the snapshot's
+        # millisecond.
         assert len({i[:10] for i in everything}) == 1
 
     def test_the_first_invocation_of_each_restore_is_a_cold_start(

@@ -61,3 +61,12 @@ class TestUlidGenerator:
         minted = ulid.ULID.from_str(UlidGenerator().new_id()).datetime
         after = datetime.now(UTC) + timedelta(milliseconds=1)
         assert before <= minted <= after
+
+
+def test_an_id_made_at_a_time_carries_that_time() -> None:
+    """Ids carry their record's own creation time, so ids sort as creation times do even when
+    several processes mint them (the clock is read once, for both)."""
+    at = datetime(2030, 1, 1, 9, 0, 0, 123456, tzinfo=UTC)
+    made = [UlidGenerator().new_id(at) for _ in range(3)]
+    assert {ulid.ULID.from_str(i).datetime for i in made} == {at.replace(microsecond=123000)}
+    assert len(set(made)) == 3
