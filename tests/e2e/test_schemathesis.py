@@ -60,6 +60,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from local_platform.process import Platform
+from stack.manifest import FUNCTIONS
 from tests.reliability.ledger import LEDGER, scale
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -245,6 +246,16 @@ def _lost_on_the_way(case: schemathesis.Case[Any], response: Response) -> bool:
 # -- the fuzz test -----------------------------------------------------------------------------
 
 
+def base_url(case: schemathesis.Case[Any], platform: Platform) -> str:
+    """Where an operation is served: a Function URL's own route (the download) on that URL,
+    as its path-level servers say; every other operation on the API."""
+    key = f"{case.operation.method.upper()} {case.operation.path}"
+    for function in FUNCTIONS:
+        if function.url is not None and key in {route.key for route in function.url.routes}:
+            return platform.urls[function.name]
+    return platform.url
+
+
 @schema.parametrize()
 @hypothesis.settings(
     deadline=None,
@@ -263,7 +274,8 @@ def test_api(
     user = APPROVER if APPROVALS_TAG in (case.operation.tags or []) else OWNER
     _use_real_ids(case, platform)
     headers = {"Authorization": f"Bearer {tokens[user]}"}
-    response = case.call(base_url=platform.url, session=session, headers=headers, timeout=30)
+    url = base_url(case, platform)
+    response = case.call(base_url=url, session=session, headers=headers, timeout=30)
     count(response)
     label = case.operation.label
     SENT[label] += 1
@@ -284,7 +296,7 @@ def test_api(
         response,
         checks=checks,
         headers=headers,
-        transport_kwargs={"base_url": platform.url, "session": session, "headers": headers},
+        transport_kwargs={"base_url": url, "session": session, "headers": headers},
     )
 
 
