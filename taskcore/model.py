@@ -326,14 +326,21 @@ class Task:
         priority: Priority = Priority.MEDIUM,
         tags: Iterable[str] = (),
         due_date: date | None = None,
+        approved_by: UserId | None = None,
     ) -> Task:
+        """A new task; `approved_by` (an auto-approval rule's `auto:<name>`) makes a task that
+        needs approval start approved, decided at `now`, never awaiting a person."""
+        approval = Approval.PENDING if priority.needs_approval else Approval.NOT_REQUIRED
+        approved = approved_by is not None and approval is Approval.PENDING
         return cls(
             id=id,
             owner_id=owner_id,
             title=title,
             description=description,
             priority=priority,
-            approval=Approval.PENDING if priority.needs_approval else Approval.NOT_REQUIRED,
+            approval=Approval.APPROVED if approved else approval,
+            approval_decided_by=approved_by if approved else None,
+            approval_decided_at=now if approved else None,
             tags=tuple(tags),
             due_date=due_date,
             created_at=now,

@@ -18,6 +18,7 @@ from datetime import date, timedelta
 
 import attrs
 
+from taskcore.auto_approval import AutoApprovalRule, matching_rule
 from taskcore.commands import AddAttachment, CreateTask, TaskQuery, UpdateTask
 from taskcore.errors import (
     ConcurrentModification,
@@ -102,6 +103,8 @@ class TaskService:
     cursors: Cursors
     idempotency_ttl: timedelta = timedelta(hours=24)
     presign_ttl: timedelta = timedelta(minutes=15)
+    auto_approval: tuple[AutoApprovalRule, ...] = ()
+    """The stack's auto-approval rules, first match wins (`taskcore.auto_approval`)."""
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -139,6 +142,7 @@ class TaskService:
         now = self.clock.now()
         if command.due_date is not None:
             self._check_due_date(command.due_date)
+        rule = matching_rule(self.auto_approval, command.priority, principal.groups)
         task = Task.new(
             id=TaskId(self.ids.new_id(now)),
             owner_id=principal.user_id,
@@ -148,6 +152,7 @@ class TaskService:
             tags=command.tags,
             due_date=command.due_date,
             now=now,
+            approved_by=rule.decided_by if rule is not None else None,
         )
         record = None
         if idempotency_key is not None:
