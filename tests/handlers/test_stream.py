@@ -287,21 +287,25 @@ def test_the_poller_follows_the_stream_of_a_table_recreated_after_an_engine_rest
     assert keys == ["before", "after"]
 
 
-def test_a_ttl_deletion_reaches_the_function_as_aws_shapes_it(
-    dynamodb_local: DynamoDBLocal,
-) -> None:
+def test_a_ttl_deletion_reaches_the_function_as_aws_shapes_it() -> None:
     """DynamoDB Local deletes expired items itself, within seconds, but names the record
     `UNKNOWN_TO_SDK_VERSION` without a `userIdentity`; the poller hands the function what AWS
     sends for a TTL removal: `REMOVE`, with DynamoDB's service identity.
 
     Measured on 2026-12-06: the engine does this only for a table without secondary indexes.
     An expired item of the application's table (two LSIs, a GSI) stayed for as long as it was
-    watched (40 s), so on the local platform the application's TTL never fires; this test
-    uses a plain table."""
+    watched (40 s), so on the local platform the application's TTL never fires. This test uses
+    a plain table in an engine of its own: in the session's shared engine, among tables with
+    indexes, the plain table's items did not expire either."""
+    with DynamoDBLocal() as engine:
+        _expire_one_item(engine)
+
+
+def _expire_one_item(engine: DynamoDBLocal) -> None:
     import time
 
     table = f"ttl-{uuid.uuid4().hex[:8]}"
-    client = dynamodb_local.client()
+    client = engine.client()
     client.create_table(
         TableName=table,
         KeySchema=[
@@ -330,7 +334,7 @@ def test_a_ttl_deletion_reaches_the_function_as_aws_shapes_it(
     while client.scan(TableName=table)["Count"]:
         assert time.monotonic() < deadline, "DynamoDB Local deleted no expired item"
         time.sleep(0.5)
-    names = [(r["eventName"], r.get("userIdentity")) for r in read_stream(dynamodb_local, table)]
+    names = [(r["eventName"], r.get("userIdentity")) for r in read_stream(engine, table)]
     assert names == [
         ("INSERT", None),
         ("REMOVE", {"type": "Service", "principalId": "dynamodb.amazonaws.com"}),
