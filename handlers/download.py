@@ -39,7 +39,7 @@ import attrs
 from aws_lambda_powertools import Logger
 
 from handlers import bootstrap, problems
-from handlers.http_api.request import challenge, parse_groups
+from handlers.claims import challenge, parse_groups
 from stack.manifest import DOWNLOAD_PATH
 from taskcore import errors
 from taskcore.commands import DownloadQuery, parse_download_query

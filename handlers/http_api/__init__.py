@@ -19,8 +19,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap, snapstart
+from handlers.claims import parse_groups
 from handlers.http_api import approvals, attachments, exports, health, stats, tasks
-from handlers.http_api.request import parse_groups
 from handlers.http_api.responses import HttpProblem, domain_problem, problem
 from handlers.http_api.routing import Endpoint, GetContainer, Resource, template
 from handlers.http_api.telemetry import logger, metrics

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from handlers import bootstrap
+from handlers.claims import challenge, parse_groups
 from handlers.http_api.responses import JSON, HttpProblem
 from taskcore.model import Principal, UserId
 from taskcore.services import USER_ID_MAX, ExportService, TaskService, is_user_id
@@ -176,19 +177,3 @@ def _holds_lone_surrogate(document: Any) -> bool:
         elif isinstance(value, list):
             pending += value
     return False
-
-
-def challenge(reason: str) -> str:
-    """The `WWW-Authenticate` value for a refused token (RFC 6750 section 3)."""
-    if reason == "no bearer token":
-        return "Bearer"
-    return f'Bearer error="invalid_token", error_description="{reason.replace(chr(34), chr(39))}"'
-
-
-def parse_groups(value: object) -> frozenset[str]:
-    """Groups as API Gateway passes them: a list, or a string like "[approvers admins]"."""
-    if isinstance(value, list):
-        return frozenset(str(v) for v in value)
-    if isinstance(value, str):
-        return frozenset(re.split(r"[\s,]+", value.strip().strip("[]").strip())) - {""}
-    return frozenset()

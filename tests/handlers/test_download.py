@@ -355,3 +355,18 @@ def test_a_crafted_alg_cannot_reach_the_response_headers(
     assert response.headers["www-authenticate"] == (
         'Bearer error="invalid_token", error_description="signing method ? is invalid"'
     )
+
+
+def test_the_download_function_does_not_import_the_apis_resolver() -> None:
+    """Its cold start is its own: not the API's routes or Powertools' resolver."""
+    code = (
+        "import sys, handlers.download\n"
+        "print(sorted(m for m in sys.modules if m.startswith('handlers.http_api')"
+        " or m == 'aws_lambda_powertools.event_handler'))"
+    )
+    env = {**os.environ, "TABLE_NAME": "t", "JWT_ISSUER": "http://i", "JWT_AUDIENCE": "a"}
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
