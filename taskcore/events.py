@@ -9,7 +9,7 @@ yields the same ids, which is what lets consumers be idempotent by `event_id`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 import attrs
@@ -81,6 +81,21 @@ class ApprovalDecided(Event):
     outcome: Approval
 
 
+@attrs.frozen(kw_only=True)
+class TaskDueSoon(Event):
+    """The task is due tomorrow (a UTC calendar day): the reminders' sweep says so, once per
+    due date whatever the task's version."""
+
+    kind: ClassVar[str] = "TaskDueSoon"
+    due_date: date
+
+    @classmethod
+    def for_day(cls, task: Task, due_date: date, occurred_at: datetime) -> TaskDueSoon:
+        event = cls.make(task, occurred_at, due_date=due_date)
+        assert isinstance(event, TaskDueSoon)
+        return attrs.evolve(event, event_id=f"{task.id}:{due_date.isoformat()}:{cls.kind}")
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -90,6 +105,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TaskDeleted,
         ApprovalRequested,
         ApprovalDecided,
+        TaskDueSoon,
     )
 }
 

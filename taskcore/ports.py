@@ -15,6 +15,7 @@ import attrs
 from taskcore.cursors import Position
 from taskcore.events import Envelope
 from taskcore.model import Export, ExportId, Priority, Status, Task, TaskId, UserId
+from taskcore.notifications import Notification, NotificationId
 from taskcore.stats import StatsDelta, UserStats
 
 
@@ -156,6 +157,48 @@ class EventMarkers(Protocol):
     def first_time(self, consumer: str, event_id: str) -> bool:
         """Mark the event handled by `consumer`; False if it already was."""
         ...
+
+
+@attrs.frozen(kw_only=True)
+class NotificationPage:
+    """One page of an inbox as storage returns it, and where to resume (None: no more)."""
+
+    items: tuple[Notification, ...]
+    last_position: Position | None
+
+
+class Inbox(Protocol):
+    """Notifications, keyed by their inbox (`taskcore.notifications`): no method reaches one
+    without its inbox."""
+
+    def add(self, notification: Notification) -> Notification:
+        """Store a notification unless one with its id is in its inbox already; return the
+        stored one (the earlier one, with its `sent_at`, on a redelivery)."""
+        ...
+
+    def mark_sent(self, notification: Notification, at: datetime) -> None:
+        """Record that the notification was published to the topic."""
+        ...
+
+    def get(self, recipient: str, notification_id: NotificationId) -> Notification | None: ...
+
+    def mark_read(
+        self, recipient: str, notification_id: NotificationId, at: datetime
+    ) -> Notification | None:
+        """Mark it read (the first time only: a second call keeps the first `read_at`); None
+        if the inbox holds no such notification."""
+        ...
+
+    def list(self, recipient: str, *, limit: int, after: Position | None) -> NotificationPage:
+        """The inbox, newest first."""
+        ...
+
+
+class NotificationChannel(Protocol):
+    """Where notifications go beyond the inbox: a topic people subscribe to (email, SMS,
+    webhooks), filtered by the notification's recipient and kind."""
+
+    def publish(self, notification: Notification) -> None: ...
 
 
 class Clock(Protocol):

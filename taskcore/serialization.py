@@ -19,6 +19,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from taskcore.commands import CALENDAR_DATE
 from taskcore.events import EVENT_TYPES, Envelope, Event
 from taskcore.model import Approval, Export, Priority, Status, Task
+from taskcore.notifications import Notification
 from taskcore.stats import UserStats
 
 
@@ -149,4 +150,25 @@ def export_to_json(
         "completedAt": moment(export.completed_at),
         "error": export.error,
         "download": download,
+    }
+
+
+def notification_to_json(notification: Notification) -> dict[str, Any]:
+    """A notification as the inbox shows it (and the topic's non-email subscribers get it).
+    Fields that do not apply to its kind are null; when it was published is not shown."""
+    n = notification
+    return {
+        "id": n.id,
+        "kind": n.kind.value,
+        "recipient": n.recipient,
+        "message": n.message,
+        "taskId": n.task_id,
+        "ownerId": n.owner_id,
+        "title": n.title,
+        "priority": n.priority.value,
+        "outcome": n.outcome.value if n.outcome else None,
+        "decidedBy": n.decided_by,
+        "dueDate": n.due_date.isoformat() if n.due_date else None,
+        "createdAt": _iso(n.created_at),
+        "readAt": _iso(n.read_at) if n.read_at else None,
     }

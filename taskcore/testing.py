@@ -25,12 +25,14 @@ from taskcore.cursors import CursorCodec, Position
 from taskcore.errors import ConcurrentModification, Conflict, NotFound, StorageRejected
 from taskcore.events import Envelope, Event, derive_events
 from taskcore.model import Export, ExportId, Principal, Priority, Status, Task, TaskId, UserId
+from taskcore.notifications import Notification, NotificationId
 from taskcore.ports import (
     MAX_PARTS,
     MIN_PART_SIZE,
     Clock,
     IdempotencyKeyTaken,
     IdempotencyRecord,
+    NotificationPage,
     PresignedUpload,
     StoredPage,
     UploadedPart,
@@ -298,6 +300,63 @@ class InMemoryApprovalWorkflow:
             self.resumed.append(task)
             self.decisions[(task.owner_id, task.id)] = decision_output(task)
             return self._release((task.owner_id, task.id))
+
+
+@attrs.define
+class InMemoryInbox:
+    """`Inbox` in memory: notifications by (recipient, id)."""
+
+    stored: dict[tuple[str, str], Notification] = attrs.field(factory=dict)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+
+    def add(self, notification: Notification) -> Notification:
+        with self._lock:
+            return self.stored.setdefault((notification.recipient, notification.id), notification)
+
+    def mark_sent(self, notification: Notification, at: datetime) -> None:
+        with self._lock:
+            key = (notification.recipient, notification.id)
+            self.stored[key] = attrs.evolve(self.stored[key], sent_at=at)
+
+    def get(self, recipient: str, notification_id: NotificationId) -> Notification | None:
+        return self.stored.get((recipient, notification_id))
+
+    def mark_read(
+        self, recipient: str, notification_id: NotificationId, at: datetime
+    ) -> Notification | None:
+        with self._lock:
+            found = self.stored.get((recipient, notification_id))
+            if found is None:
+                return None
+            if found.read_at is None:
+                found = self.stored[(recipient, notification_id)] = attrs.evolve(found, read_at=at)
+            return found
+
+    def list(self, recipient: str, *, limit: int, after: Position | None) -> NotificationPage:
+        newest_first = sorted(
+            (n for (r, _), n in self.stored.items() if r == recipient),
+            key=lambda n: n.id,
+            reverse=True,
+        )
+        if after is not None:
+            newest_first = [n for n in newest_first if n.id < after["id"]]
+        items = tuple(newest_first[:limit])
+        more = len(newest_first) > limit
+        return NotificationPage(items=items, last_position={"id": items[-1].id} if more else None)
+
+
+@attrs.define
+class InMemoryChannel:
+    """`NotificationChannel` in memory: what was published, in order."""
+
+    published: list[Notification] = attrs.field(factory=list)
+    fail: bool = False
+    """Refuse every publish (a topic that is down), to exercise redelivery."""
+
+    def publish(self, notification: Notification) -> None:
+        if self.fail:
+            raise ConnectionError("the topic is unavailable")
+        self.published.append(notification)
 
 
 @attrs.frozen(kw_only=True)

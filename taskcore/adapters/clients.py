@@ -30,7 +30,7 @@ import attrs
 import botocore.session
 from botocore.config import Config
 
-Service = Literal["s3", "events", "stepfunctions", "secretsmanager"]
+Service = Literal["s3", "events", "stepfunctions", "secretsmanager", "sns"]
 
 LOCAL_REGION = "us-east-1"
 """The region a client of an emulator signs for when none is given: an emulator ignores it,

@@ -4,6 +4,7 @@
 - `reactions`: what the event consumers and the approval workflow's steps do (plain functions,
   each taking only the ports it needs);
 - `exports`: `ExportService` and the `MultipartWriter` a run streams through;
+- `notifications`: delivering notifications (the consumer) and reading inboxes (the API);
 - `downloads`: `owned_pages`, every task of an owner a page at a time (downloads, exports);
 - `attachments`, `ids`: the attachment key layout and the id check the others share.
 
@@ -25,6 +26,12 @@ from taskcore.services.exports import (
     failure_reason,
 )
 from taskcore.services.ids import USER_ID_MAX, is_ulid, is_user_id
+from taskcore.services.notifications import (
+    Delivery,
+    NotificationPage,
+    NotificationService,
+    deliver_notifications,
+)
 from taskcore.services.reactions import (
     decision_output,
     expire_approval,
@@ -47,15 +54,19 @@ __all__ = [
     "NDJSON",
     "USER_ID_MAX",
     "CreateResult",
+    "Delivery",
     "ExportService",
     "ExportView",
     "MultipartWriter",
     "NewAttachment",
+    "NotificationPage",
+    "NotificationService",
     "Page",
     "TaskService",
     "attachment_key",
     "attachment_prefix",
     "decision_output",
+    "deliver_notifications",
     "expire_approval",
     "export_key",
     "failure_reason",

@@ -13,6 +13,8 @@ Item layout (tenant isolation by construction: every user's item is under `USER#
 | export       | USER#<owner>      | EXPORT#<ulid>     | no index keys                            |
 | approval     | USER#<owner>      | APPROVAL#<taskId> | token, outcome, expiresAt (TTL)          |
 | event marker | MARKER#<consumer> | EVENT#<event id>  | expiresAt (TTL): consumers act once      |
+| notification | USER#<recipient>  | NOTE#<ulid>       | expiresAt (TTL), readAt, sentAt          |
+|              | GROUP#approvers   | NOTE#<ulid>       | (the approvers' shared inbox)            |
 
 Modules:
 
@@ -23,6 +25,7 @@ Modules:
 - `stats`: `DynamoStatsStore`;
 - `exports`: `DynamoExportRepository` and the export record's mapping;
 - `markers`: `DynamoEventMarkers`, the consumers' idempotency by event id;
+- `inbox`: `DynamoInbox`, the notifications' inboxes;
 - `stream`: `decode_record()`, what a stream record's keys and images mean.
 
 The approval records are `taskcore.adapters.approvals` (they need Step Functions too).
@@ -35,6 +38,7 @@ from taskcore.adapters.dynamodb.exports import (
     export_from_item,
     export_to_item,
 )
+from taskcore.adapters.dynamodb.inbox import DynamoInbox
 from taskcore.adapters.dynamodb.markers import DynamoEventMarkers
 from taskcore.adapters.dynamodb.stats import DynamoStatsStore
 from taskcore.adapters.dynamodb.stream import ExportRequest, TaskChange, decode_record
@@ -65,6 +69,7 @@ __all__ = [
     "ConditionFailed",
     "DynamoEventMarkers",
     "DynamoExportRepository",
+    "DynamoInbox",
     "DynamoStatsStore",
     "DynamoTaskRepository",
     "ExportItem",
