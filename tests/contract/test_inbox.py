@@ -80,7 +80,8 @@ class TestInboxContract:
         stored = inbox.add(note(1))
         read = inbox.mark_read(stored.recipient, stored.id, START)
         later = inbox.mark_read(stored.recipient, stored.id, START + timedelta(hours=1))
-        assert read is not None and later is not None
+        assert read is not None
+        assert later is not None
         assert read.read_at == later.read_at == START
         assert inbox.mark_read("user:bob", stored.id, START) is None
         assert inbox.mark_read(stored.recipient, note(9).id, START) is None
@@ -100,7 +101,8 @@ class TestInboxContract:
         assert [n.event_id for n in seen] == [f"event-{n}" for n in range(7, 0, -1)]
         assert all(n.recipient == "user:alice" for n in seen)
         shared = inbox.list(APPROVERS_INBOX, limit=100, after=None).items
-        assert len(shared) == 7 and {n.kind for n in shared} == {Kind.APPROVAL_REQUESTED}
+        assert len(shared) == 7
+        assert {n.kind for n in shared} == {Kind.APPROVAL_REQUESTED}
 
 
 def test_a_notification_item_expires_by_ttl_and_carries_no_index_key() -> None:
@@ -151,7 +153,8 @@ class TestSnsChannel:
     def test_email_gets_a_line_for_people_and_a_short_subject(self) -> None:
         arguments = publish_arguments("arn:aws:sns:us-east-1:123456789012:t", note(1))
         message = json.loads(arguments["Message"])
-        assert message["email"] == note(1).message and "bob" in message["email"]
+        assert message["email"] == note(1).message
+        assert "bob" in message["email"]
         assert json.loads(message["default"]) == notification_to_json(note(1))
         assert arguments["Subject"] == "Approval decided"
         assert arguments["MessageAttributes"]["recipient"]["StringValue"] == "user:alice"

@@ -106,7 +106,8 @@ class TestRecipients:
 
     def test_other_events_notify_nobody(self) -> None:
         events = derive_events(None, build_task(), EXAMPLE_TIME)
-        assert events and all(notifications_for(e) == [] for e in events)
+        assert events
+        assert all(notifications_for(e) == [] for e in events)
 
 
 EVENTS = st.sampled_from(
@@ -191,7 +192,8 @@ class TestReading:
             cursor = page.next_cursor
             if cursor is None:
                 break
-        assert seen == sorted(seen, reverse=True) and len(seen) == 7
+        assert seen == sorted(seen, reverse=True)
+        assert len(seen) == 7
 
     def test_the_approvers_inbox_is_for_approvers_only(self) -> None:
         service = reader(FixedClock(LATER), InMemoryInbox())
