@@ -2,7 +2,19 @@
 
 import pulumi
 
-from infra import api, data, events, functions, identity, keys, monitoring, packaging, storage, urls
+from infra import (
+    api,
+    data,
+    events,
+    functions,
+    identity,
+    keys,
+    monitoring,
+    notifications,
+    packaging,
+    storage,
+    urls,
+)
 from infra import state_machines as sm
 from infra.context import Deployment
 from infra.tags import tag_everything
@@ -19,6 +31,7 @@ table = data.Data("data", data.DataArgs(env, key.arn))
 bucket = storage.Storage("storage", storage.StorageArgs(env, key.arn))
 users = identity.Identity("identity", identity.IdentityArgs(env))
 bus = events.Bus("events", events.BusArgs(env))
+topic = notifications.Notifications("notifications", notifications.NotificationsArgs(env, key.arn))
 wiring = Wiring(
     deployment=env,
     key_arn=key.arn,
@@ -33,6 +46,7 @@ wiring = Wiring(
     bus_arn=bus.arn,
     auth_issuer=users.issuer,
     auth_audience=users.audience,
+    topic_arn=topic.topic_arn,
     state_machine_arns=[state_machine_arn(env, workflow) for workflow in WORKFLOWS],
 )
 code = pulumi.FileArchive(str(packaging.build_code_archive()))
@@ -56,6 +70,7 @@ pulumi.export("region", env.region)
 pulumi.export("tableName", table.name)
 pulumi.export("bucketName", bucket.name)
 pulumi.export("busName", bus.name)
+pulumi.export("notificationsTopicArn", topic.topic_arn)
 pulumi.export("stateMachineArns", {name: m.arn for name, m in flows.state_machines.items()})
 pulumi.export("jwtIssuer", users.issuer)
 pulumi.export("userPoolId", users.user_pool_id)

@@ -22,10 +22,12 @@ from taskcore.ports import (
     Clock,
     EventMarkers,
     EventPublisher,
+    Inbox,
+    NotificationChannel,
     StatsStore,
     TaskRepository,
 )
-from taskcore.services import ExportService, TaskService
+from taskcore.services import ExportService, NotificationService, TaskService
 from taskcore.system import SystemClock, UlidGenerator
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ class Container:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     exports: ExportService | None = None
     """The export routes' service; None in containers built for other routes only."""
+    notifications: NotificationService | None = None
+    """The inbox routes' service; None in containers built for other routes only."""
     verifier: Callable[[], Verifier] | None = None
     """The bearer-token verifier for requests no API Gateway authorizer verified (a Function
     URL's), built on first use: PyJWT and its keys cost nothing to requests through API
@@ -145,11 +149,13 @@ def build_container(settings: Settings) -> Container:
         cursors=cursors,
     )
     exports = build_export_service(settings, tasks=tasks, clock=clock)
+    notifications = NotificationService(inbox=build_inbox(settings), clock=clock, cursors=cursors)
     return Container(
         service=service,
         clock=clock,
         max_body_bytes=settings.max_body_bytes,
         exports=exports,
+        notifications=notifications,
         verifier=verifier if settings.jwt_issuer else None,
     )
 
@@ -220,6 +226,28 @@ def build_table_client(settings: Settings) -> TableClient:
         settings.require("table_name"),
         endpoint_url=settings.endpoints.dynamodb,
         region=settings.region,
+    )
+
+
+def build_inbox(settings: Settings) -> Inbox:
+    """The notifications' inboxes, on the table."""
+    from taskcore.adapters.dynamodb import DynamoInbox
+
+    return DynamoInbox(build_table_client(settings))
+
+
+@functools.cache
+def inbox() -> Inbox:
+    return build_inbox(settings())
+
+
+@functools.cache
+def notification_channel() -> NotificationChannel:
+    from taskcore.adapters.sns import SnsChannel
+
+    config = settings()
+    return SnsChannel(
+        config.require("topic_arn"), endpoint_url=config.endpoints.sns, region=config.region
     )
 
 

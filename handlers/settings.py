@@ -32,6 +32,7 @@ class Endpoints:
     events: str | None = None
     stepfunctions: str | None = None
     secretsmanager: str | None = None
+    sns: str | None = None
 
 
 VARIABLES = {
@@ -42,6 +43,7 @@ VARIABLES = {
     "max_body_bytes": "MAX_BODY_BYTES",
     "jwt_issuer": "JWT_ISSUER",
     "jwt_audience": "JWT_AUDIENCE",
+    "topic_arn": "TOPIC_ARN",
 }
 """Each setting a manifest entry may declare, and its environment variable."""
 
@@ -73,6 +75,8 @@ class Settings:
     jwt_audience: str | None = None
     jwks_uri: str | None = None
     """Where the issuer's JWKS is; None: under the issuer, where Cognito publishes it."""
+    topic_arn: str | None = None
+    """The notifications' SNS topic."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -88,6 +92,7 @@ class Settings:
                 events=get("EVENTS_ENDPOINT"),
                 stepfunctions=get("STEPFUNCTIONS_ENDPOINT"),
                 secretsmanager=get("SECRETSMANAGER_ENDPOINT"),
+                sns=get("SNS_ENDPOINT"),
             ),
             table_name=get("TABLE_NAME"),
             bucket_name=get("BUCKET_NAME"),
@@ -96,6 +101,7 @@ class Settings:
             jwt_issuer=get("JWT_ISSUER"),
             jwt_audience=get("JWT_AUDIENCE"),
             jwks_uri=get("JWKS_URI"),
+            topic_arn=get("TOPIC_ARN"),
             max_body_bytes=(
                 _positive_int("MAX_BODY_BYTES", max_body) if max_body else DEFAULT_MAX_BODY_BYTES
             ),

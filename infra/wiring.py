@@ -46,8 +46,11 @@ ENCRYPTED = (
     "bucket.",
     "queue.",
     "cursor.",
+    "topic.",
 )  # permissions on data encrypted with the stack's key
-WRITES_ENCRYPTED = frozenset({"table.write", "bucket.presign", "bucket.write", "queue.send"})
+WRITES_ENCRYPTED = frozenset(
+    {"table.write", "bucket.presign", "bucket.write", "queue.send", "topic.publish"}
+)
 Statement = dict[str, Any]
 
 
@@ -85,6 +88,8 @@ class Wiring:
     # (`infra.identity`): what a function behind a Function URL verifies tokens against.
     auth_issuer: pulumi.Input[str]
     auth_audience: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+    """The notifications' topic (`infra.notifications`)."""
     state_machine_arns: Sequence[pulumi.Input[str]] = ()
     stage_name: str = "$default"
 
@@ -100,6 +105,7 @@ class Wiring:
             "api.max_body_bytes": self.deployment.config.max_body_bytes,
             "auth.issuer": self.auth_issuer,
             "auth.audience": self.auth_audience,
+            "topic.arn": self.topic_arn,
         }
         if resource not in values:
             raise ValueError(f"the manifest names an unknown resource {resource!r}")
@@ -166,6 +172,7 @@ class Wiring:
                 (["s3:DeleteObject", "s3:DeleteObjectVersion"], [objects]),
             ],
             "bus.publish": [(["events:PutEvents"], [self.bus_arn])],
+            "topic.publish": [(["sns:Publish"], [self.topic_arn])],
             "workflow.respond": ([(["states:SendTaskSuccess"], machines)] if machines else []),
             "queue.send": [(["sqs:SendMessage"], [queue_arn])] if queue_arn is not None else [],
         }

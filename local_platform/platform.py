@@ -38,6 +38,7 @@ from local_platform.events_relay import EventsRelay
 from local_platform.streams import StreamPoller
 from stack.config import StackConfig
 from stack.manifest import (
+    APPROVERS_FILTER,
     FUNCTIONS,
     WORKFLOWS,
     Function,
@@ -84,6 +85,8 @@ class Services:
     approval_timeout_s: int | None = None  # overrides the stack's approvalTimeoutHours
     cursor_secret_arn: str = ""
     """The secret on moto holding `cursor_secret` (`ensure_cursor_secret`)."""
+    topic_arn: str = ""
+    """The notifications' topic on moto (`ensure_topic`)."""
     issuer: str = DEV_ISSUER
     audience: str = DEV_AUDIENCE
     jwks_uri: str = ""
@@ -100,6 +103,7 @@ class Services:
             "api.max_body_bytes": str(self.config.max_body_bytes),
             "auth.issuer": self.issuer,
             "auth.audience": self.audience,
+            "topic.arn": self.topic_arn,
             "approval.timeout": str(
                 self.approval_timeout_s or self.config.approval_timeout_hours * 3600
             ),
@@ -118,6 +122,7 @@ class Services:
             "EVENTS_ENDPOINT": self.relay.url if self.relay else self.s3_endpoint,
             "STEPFUNCTIONS_ENDPOINT": self.s3_endpoint,
             "SECRETSMANAGER_ENDPOINT": self.s3_endpoint,
+            "SNS_ENDPOINT": self.s3_endpoint,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "local",
@@ -130,7 +135,14 @@ class Services:
 
 def _client(
     service: Literal[
-        "dynamodb", "dynamodbstreams", "s3", "events", "sqs", "stepfunctions", "secretsmanager"
+        "dynamodb",
+        "dynamodbstreams",
+        "s3",
+        "events",
+        "sqs",
+        "stepfunctions",
+        "secretsmanager",
+        "sns",
     ],
     endpoint: str,
 ) -> Any:
@@ -210,6 +222,7 @@ def running(
             services.cursor_secret_arn = ensure_cursor_secret(
                 services.s3_endpoint, services.cursor_secret
             )
+            services.topic_arn = ensure_topic(services.s3_endpoint, config)
             services.tap_queue = ensure_bus(services.s3_endpoint, services.resolve("bus.name"))
             relay = EventsRelay(
                 upstream=services.s3_endpoint, bus_name=services.resolve("bus.name"), region=REGION
@@ -272,6 +285,24 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"moto's server did not answer on port {port} within 30 s")
+
+
+TOPIC = "tasks-local-notifications"
+
+
+def ensure_topic(endpoint: str, config: StackConfig) -> str:
+    """The notifications' topic on moto, with the approvers' email subscription the stack
+    config names, filtered as infra filters it (moto records it; it sends no email)."""
+    sns = _client("sns", endpoint)
+    arn = str(sns.create_topic(Name=TOPIC)["TopicArn"])
+    if config.approvers_email:
+        sns.subscribe(
+            TopicArn=arn,
+            Protocol="email",
+            Endpoint=config.approvers_email,
+            Attributes={"FilterPolicy": json.dumps(APPROVERS_FILTER)},
+        )
+    return arn
 
 
 def ensure_bus(endpoint: str, bus_name: str) -> str:

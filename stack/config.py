@@ -9,6 +9,7 @@ applies the stack's throttling, CORS and body limit; the Pulumi program reads th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -73,6 +74,14 @@ def _origins(_instance: Any, _attribute: attrs.Attribute[Any], value: tuple[str,
 def _audience(instance: StackConfig, _attribute: attrs.Attribute[Any], value: str) -> None:
     if instance.jwt_issuer and not value:
         raise ValueError("an external jwtIssuer needs its jwtAudience")
+
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _email(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value and not EMAIL.fullmatch(value):
+        raise ValueError(f"{attribute.name} must be an email address, not {value!r}")
 
 
 def _custom_domain(instance: StackConfig, _attribute: attrs.Attribute[Any], value: str) -> None:
@@ -197,6 +206,9 @@ class StackConfig:
     download_concurrency: int = attrs.field(default=10, validator=_download_concurrency)
     approval_timeout_hours: int = attrs.field(default=72, validator=_positive)
     alarm_email: str = ""
+    # Subscribed to the notifications' topic, with a filter policy that sends it what is
+    # addressed to the approvers (stack/manifest.py `APPROVERS_FILTER`); empty: none.
+    approvers_email: str = attrs.field(default="", validator=_email)
     alarm_p99_latency_ms: int = attrs.field(default=1000, validator=_positive)
     jwt_issuer: str = ""
     jwt_audience: str = attrs.field(default="", validator=_audience)

@@ -24,8 +24,10 @@ from taskcore.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskDueSoon,
     TaskUpdated,
 )
+from taskcore.notifications import APPROVERS_INBOX
 
 # What a function may do, in the manifest's vocabulary; infra maps each to IAM actions on the
 # one resource it names, and nothing else.
@@ -40,6 +42,7 @@ Permission = Literal[
     "workflow.respond",
     "queue.send",
     "cursor.read",
+    "topic.publish",
 ]
 # Where an environment variable's value comes from: a resource attribute infra (or the local
 # platform) resolves, or a literal.
@@ -53,6 +56,7 @@ Resource = Literal[
     "api.max_body_bytes",
     "auth.issuer",
     "auth.audience",
+    "topic.arn",
 ]
 
 ASYNC_RETRIES = 2
@@ -205,6 +209,8 @@ API = Function(
         Route("GET", "/stats"),
         Route("POST", "/exports"),
         Route("GET", "/exports/{exportId}"),
+        Route("GET", "/notifications"),
+        Route("POST", "/notifications/{notificationId}/read"),
     ),
     permissions=frozenset({"table.read", "table.write", "bucket.presign", "cursor.read"}),
     environment={
@@ -351,6 +357,27 @@ EXPORTS = Function(
     timeout_s=900,
 )
 
+NOTIFICATIONS = Function(
+    name="notifications",
+    handler="handlers.notifications:notify",
+    description="Notifications from events: the recipient's inbox and the topic, once each",
+    rules=(
+        on(
+            ApprovalRequested.kind,
+            ApprovalDecided.kind,
+            TaskDueSoon.kind,
+            name="events-to-notifications",
+        ),
+    ),
+    permissions=frozenset({"table.read", "table.write", "topic.publish"}),
+    environment={"TABLE_NAME": "table.name", "TOPIC_ARN": "topic.arn"},
+    memory_mb=256,
+)
+
+APPROVERS_FILTER = {"recipient": [APPROVERS_INBOX]}
+"""The filter policy of the approvers' email subscription (`tasks:approversEmail`): the
+notifications addressed to the approvers' inbox, and nothing else."""
+
 APPROVAL = Workflow(
     name="approval",
     description="Ask approvers for a decision on a high or critical task; expire it on timeout",
@@ -371,6 +398,7 @@ FUNCTIONS: tuple[Function, ...] = (
     APPROVAL_TIMEOUT,
     EXPORTS,
     DOWNLOAD,
+    NOTIFICATIONS,
 )
 WORKFLOWS: tuple[Workflow, ...] = (APPROVAL,)
 

@@ -231,6 +231,39 @@ def parse_query(params: Mapping[str, str]) -> TaskQuery:
     )
 
 
+class InboxName(enum.StrEnum):
+    """The inbox a reader names: their own, or the approvers' shared one."""
+
+    ME = "me"
+    APPROVERS = "approvers"
+
+
+@attrs.frozen(kw_only=True)
+class NotificationQuery:
+    inbox: InboxName = InboxName.ME
+    limit: int = LIST_LIMIT_DEFAULT
+    cursor: str | None = None
+
+
+def parse_notification_query(params: Mapping[str, str]) -> NotificationQuery:
+    """Build a NotificationQuery from query-string parameters; any other one is refused."""
+    raw: dict[str, object] = dict(params)
+    if "limit" in raw:
+        limit = str(raw["limit"])
+        raw["limit"] = int(limit) if SMALL_NUMBER.fullmatch(limit) else limit
+    c = _Collector(raw, ("inbox", "limit", "cursor"))
+    limit_value = c.integer("limit", 1, LIST_LIMIT_MAX)
+    inbox = c.choice("inbox", InboxName)
+    cursor = raw.get("cursor")
+    if c.errors:
+        raise InvalidQuery(c.errors)
+    return NotificationQuery(
+        inbox=InboxName.ME if inbox is UNSET else inbox,
+        limit=LIST_LIMIT_DEFAULT if limit_value is UNSET else limit_value,
+        cursor=str(cursor) if cursor else None,
+    )
+
+
 @attrs.frozen(kw_only=True)
 class DownloadQuery:
     """What the streaming download takes: every task of the caller, optionally of one status."""

@@ -37,7 +37,13 @@ from taskcore.ports import (
     StoredPage,
     UploadedPart,
 )
-from taskcore.services import ExportService, TaskService, decision_output
+from taskcore.services import (
+    ExportService,
+    NotificationService,
+    TaskService,
+    decision_output,
+    deliver_notifications,
+)
 from taskcore.stats import StatsDelta, UserStats
 from taskcore.system import SystemClock
 
@@ -374,6 +380,14 @@ class Fakes:
     export_service: ExportService
     exports: InMemoryExportRepository
     objects: InMemoryObjectSink
+    notifications: NotificationService
+    inbox: InMemoryInbox
+    channel: InMemoryChannel
+
+    def deliver(self, *events: Event) -> None:
+        """What the notifications consumer does with these events (the bus's delivery)."""
+        for event in events:
+            deliver_notifications(self.inbox, self.channel, self.clock, event)
 
 
 def in_memory_service(clock: FixedClock | None = None) -> Fakes:
@@ -383,19 +397,16 @@ def in_memory_service(clock: FixedClock | None = None) -> Fakes:
     attachments = InMemoryAttachmentStore(clock=clock)
     workflow = InMemoryApprovalWorkflow()
     ids = SequentialIds()
+    cursors = CursorCodec(secrets.token_bytes(32))
     service = TaskService(
-        tasks=tasks,
-        stats=stats,
-        attachments=attachments,
-        clock=clock,
-        ids=ids,
-        cursors=CursorCodec(secrets.token_bytes(32)),
+        tasks=tasks, stats=stats, attachments=attachments, clock=clock, ids=ids, cursors=cursors
     )
     exports = InMemoryExportRepository()
     objects = InMemoryObjectSink()
     export_service = ExportService(
         exports=exports, tasks=tasks, objects=objects, clock=clock, ids=ids
     )
+    inbox = InMemoryInbox()
     return Fakes(
         service=service,
         tasks=tasks,
@@ -407,6 +418,9 @@ def in_memory_service(clock: FixedClock | None = None) -> Fakes:
         export_service=export_service,
         exports=exports,
         objects=objects,
+        notifications=NotificationService(inbox=inbox, clock=clock, cursors=cursors),
+        inbox=inbox,
+        channel=InMemoryChannel(),
     )
 
 

@@ -17,7 +17,13 @@ from handlers import bootstrap
 from handlers.claims import challenge, parse_groups
 from handlers.http_api.responses import JSON, HttpProblem
 from taskcore.model import Principal, UserId
-from taskcore.services import USER_ID_MAX, ExportService, TaskService, is_user_id
+from taskcore.services import (
+    USER_ID_MAX,
+    ExportService,
+    NotificationService,
+    TaskService,
+    is_user_id,
+)
 
 ETAG = re.compile(r'^"(\d{1,12})"$')  # strong tags only: If-Match compares strongly
 
@@ -39,6 +45,12 @@ class Request:
         if self.container.exports is None:
             raise RuntimeError("this container was built without the export service")
         return self.container.exports
+
+    @property
+    def notifications(self) -> NotificationService:
+        if self.container.notifications is None:
+            raise RuntimeError("this container was built without the notification service")
+        return self.container.notifications
 
     def principal(self) -> Principal:
         """The verified JWT subject and groups (read from the raw event: it is the hot path).

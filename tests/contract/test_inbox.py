@@ -91,7 +91,8 @@ class TestInboxContract:
             inbox.add(note(n))
             inbox.add(note(n, recipient=APPROVERS_INBOX, kind=Kind.APPROVAL_REQUESTED))
         inbox.add(note(50, recipient="user:bob"))
-        seen, after = [], None
+        seen: list[Notification] = []
+        after = None
         while True:
             page = inbox.list("user:alice", limit=3, after=after)
             seen.extend(page.items)

@@ -51,6 +51,7 @@ from taskcore.ports import StoredPage
 from taskcore.testing import (
     Fakes,
     InMemoryExportRepository,
+    InMemoryInbox,
     InMemoryObjectSink,
     InMemoryStatsStore,
     InMemoryTaskRepository,
@@ -73,6 +74,7 @@ ATTACHMENTS = "/tasks/{taskId}/attachments"
 ATTACHMENT = "/tasks/{taskId}/attachments/{attachmentId}"
 APPROVAL = "/tasks/{taskId}/approval"
 EXPORT = "/exports/{exportId}"
+NOTE_READ = "/notifications/{notificationId}/read"
 JSON_CT = {"content-type": "application/json"}
 APPROVER: dict[str, Any] = {"user": "bob", "groups": ("approvers", "staff")}
 UNKNOWN_ID = "01JD00000000000000000000AB"  # a well-formed ULID no task has
@@ -339,7 +341,12 @@ def containers(fakes: Fakes) -> list[bootstrap.Container]:
     The body limit is the production default, so the largest documented bodies fit.
     """
     return [
-        bootstrap.Container(service=fakes.service, clock=fakes.clock, exports=fakes.export_service)
+        bootstrap.Container(
+            service=fakes.service,
+            clock=fakes.clock,
+            exports=fakes.export_service,
+            notifications=fakes.notifications,
+        )
     ]
 
 
@@ -354,19 +361,28 @@ def push_adapters(
     tasks: Any,
     stats: Any | None = None,
     exports: Any | None = None,
+    inbox: Any | None = None,
 ) -> None:
     container = containers[-1]
     service = attrs.evolve(container.service, tasks=tasks, stats=stats or container.service.stats)
     assert container.exports is not None
+    assert container.notifications is not None
     export_service = attrs.evolve(
         container.exports, tasks=tasks, exports=exports or container.exports.exports
     )
-    containers.append(attrs.evolve(container, service=service, exports=export_service))
+    notifications = attrs.evolve(
+        container.notifications, inbox=inbox or container.notifications.inbox
+    )
+    containers.append(
+        attrs.evolve(
+            container, service=service, exports=export_service, notifications=notifications
+        )
+    )
 
 
-def _failing(error: Callable[[], Exception]) -> tuple[type, type, type]:
-    """A task repository, a stats store and an export repository whose every storage call
-    raises `error()`."""
+def _failing(error: Callable[[], Exception]) -> tuple[type, type, type, type]:
+    """A task repository, a stats store, an export repository and an inbox whose every
+    storage call raises `error()`."""
 
     def fail(*_: Any, **__: Any) -> Any:
         raise error()
@@ -378,7 +394,12 @@ def _failing(error: Callable[[], Exception]) -> tuple[type, type, type]:
     exports = type(
         "FailingExports", (InMemoryExportRepository,), dict.fromkeys(("get", "add", "save"), fail)
     )
-    return tasks, stats, exports
+    inbox = type(
+        "FailingInbox",
+        (InMemoryInbox,),
+        dict.fromkeys(("add", "get", "list", "mark_read", "mark_sent"), fail),
+    )
+    return tasks, stats, exports, inbox
 
 
 def create(api: Api, user: str = "alice", **fields: Any) -> dict[str, Any]:
@@ -658,6 +679,56 @@ def exercise_exports(api: Api, fakes: Fakes) -> None:
     assert (failed["status"], failed["error"]) == ("failed", "storage was unavailable")
 
 
+def exercise_notifications(api: Api, fakes: Fakes) -> None:
+    task = create(api, priority="high", title="Needs a yes")
+    fakes.deliver(*fakes.tasks.events())
+    _, headers, page = api(
+        "GET", "/notifications", query={"inbox": "approvers"}, **APPROVER, expect=200
+    )
+    assert headers["cache-control"] == "no-store"
+    [request] = [n for n in page["items"] if n["taskId"] == task["id"]]
+    assert (request["kind"], request["readAt"]) == ("approval_requested", None)
+    api("GET", "/notifications", query={"inbox": "approvers"}, expect=403)  # alice: no approver
+    api("GET", "/notifications", query={"inbox": "everyone"}, expect=400)
+    api("GET", "/notifications", query={"limit": "0"}, expect=400)
+    api("GET", "/notifications", query={"status": "unread"}, expect=400)
+    api("GET", "/notifications", query={"cursor": "forged.cursor"}, expect=400)
+
+    api(
+        "POST",
+        APPROVAL,
+        {"taskId": task["id"]},
+        body={"decision": "approve"},
+        **APPROVER,
+        expect=200,
+    )
+    fakes.deliver(*fakes.tasks.events())
+    _, _, mine = api("GET", "/notifications", expect=200)
+    [decided] = [n for n in mine["items"] if n["taskId"] == task["id"]]
+    assert (decided["kind"], decided["outcome"], decided["decidedBy"]) == (
+        "approval_decided",
+        "approved",
+        "bob",
+    )
+    ids = {"notificationId": decided["id"]}
+    api("POST", NOTE_READ, ids, user="mallory", expect=404)
+    api("POST", NOTE_READ, ids, **APPROVER, expect=404)  # bob decided it; it is alice's
+    api("POST", NOTE_READ, {"notificationId": UNKNOWN_ID}, expect=404)
+    api("POST", NOTE_READ, {"notificationId": "not-an-id"}, expect=404)
+    api("POST", NOTE_READ, ids, body={"read": True}, expect=422)
+    api("POST", NOTE_READ, ids, raw_body="[", headers=JSON_CT, expect=400)
+    api("POST", NOTE_READ, ids, raw_body="{}", headers={"content-type": "text/plain"}, expect=415)
+    api("POST", NOTE_READ, ids, raw_body=TOO_BIG, headers=JSON_CT, expect=413)
+    _, _, read = api("POST", NOTE_READ, ids, expect=200)
+    assert read["readAt"] is not None
+    _, _, again = api("POST", NOTE_READ, ids, body={}, expect=200)
+    assert again == read
+    _, _, request_read = api(
+        "POST", NOTE_READ, {"notificationId": request["id"]}, **APPROVER, expect=200
+    )
+    assert request_read["recipient"] == "group:approvers"
+
+
 def exercise_routing(api: Api) -> None:
     api.unrouted("GET", "/nope", expect=404)
     api.unrouted("GET", "/tasks/", expect=404)
@@ -689,8 +760,15 @@ VALID_REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "getStats": ("GET", "/stats", {}),
     "createExport": ("POST", "/exports", {}),
     "getExport": ("GET", EXPORT, {}),
+    "listNotifications": ("GET", "/notifications", {}),
+    "markNotificationRead": ("POST", NOTE_READ, {}),
 }
-FAILURE_PARAMS = {"taskId": UNKNOWN_ID, "attachmentId": UNKNOWN_ID, "exportId": UNKNOWN_ID}
+FAILURE_PARAMS = {
+    "taskId": UNKNOWN_ID,
+    "attachmentId": UNKNOWN_ID,
+    "exportId": UNKNOWN_ID,
+    "notificationId": UNKNOWN_ID,
+}
 
 
 def exercise_failures(api: Api, containers: list[bootstrap.Container]) -> None:
@@ -702,8 +780,8 @@ def exercise_failures(api: Api, containers: list[bootstrap.Container]) -> None:
         (lambda: Unavailable("no connection"), 503),
         (lambda: RuntimeError("bug"), 500),
     ):
-        tasks, stats, exports = _failing(error)
-        push_adapters(containers, tasks(), stats(), exports())
+        tasks, stats, exports, inbox = _failing(error)
+        push_adapters(containers, tasks(), stats(), exports(), inbox())
         try:
             for operation, (method, template, kwargs) in VALID_REQUESTS.items():
                 if operation != "getHealth":
@@ -733,6 +811,8 @@ REQUIRED_STATUSES: dict[str, set[int]] = {
     "getStats": {200},
     "createExport": {202, 400, 401, 413, 415, 422},
     "getExport": {200, 404},
+    "listNotifications": {200, 400, 403},
+    "markNotificationRead": {200, 404, 413, 415, 422},
 }
 # Documented statuses the in-memory scenario cannot produce, and why.
 NOT_EXERCISED: dict[tuple[str, int], str] = {
@@ -746,7 +826,13 @@ NOT_EXERCISED: dict[tuple[str, int], str] = {
     # and tests/e2e/test_gateway.py see it from the gateway; the handler never does).
     **{
         (op, 400): "API Gateway path decoding"
-        for op in ("getTask", "deleteTask", "getAttachmentDownload", "getExport")
+        for op in (
+            "getTask",
+            "deleteTask",
+            "getAttachmentDownload",
+            "getExport",
+            "markNotificationRead",
+        )
     },
     ("downloadTasks", 429): "Lambda's throttling in front of the Function URL",
 }
@@ -1213,6 +1299,10 @@ class TestResponsesConform:
         exercise_exports(api, fakes)
         self.assert_required(api, "createExport", "getExport")
 
+    def test_notifications(self, api: Api, fakes: Fakes) -> None:
+        exercise_notifications(api, fakes)
+        self.assert_required(api, "listNotifications", "markNotificationRead")
+
     def test_unrouted_requests(self, api: Api) -> None:
         exercise_routing(api)
 
@@ -1230,6 +1320,7 @@ class TestResponsesConform:
         exercise_approvals(api)
         exercise_meta(api, fakes)
         exercise_exports(api, fakes)
+        exercise_notifications(api, fakes)
         exercise_failures(api, containers)
         seen: dict[str, set[int]] = {}
         for operation, status in api.seen:

@@ -64,6 +64,7 @@ VOCABULARY: Mapping[str, Sequence[tuple[Sequence[str], str]]] = {
     "workflow.respond": [(["states:SendTaskSuccess"], "state machines")],
     "queue.send": [(["sqs:SendMessage"], "own queue")],
     "cursor.read": [(["secretsmanager:GetSecretValue"], "cursor secret")],
+    "topic.publish": [(["sns:Publish"], "notifications topic")],
 }
 
 
@@ -80,6 +81,11 @@ def _resources(graph: Inventory, which: str, own_queue: str | None) -> list[str]
         "state machines": [m.outputs["arn"] for m in graph.of_type(g.STATE_MACHINE)],
         "own queue": [own_queue] if own_queue else [],
         "cursor secret": [g.one(graph, "aws:secretsmanager/secret:Secret").outputs["arn"]],
+        "notifications topic": [
+            t.outputs["arn"]
+            for t in graph.of_type("aws:sns/topic:Topic")
+            if t.outputs["name"].endswith("-notifications")
+        ],
         "*": ["*"],
     }[which]
 
@@ -515,6 +521,7 @@ def test_infra_knows_every_word_of_the_manifests_vocabulary() -> None:
         bus_arn="e",
         auth_issuer="https://issuer.example.com",
         auth_audience="client",
+        topic_arn="n",
         state_machine_arns=["m"],
     )
     for resource in get_args(Resource):

@@ -3,7 +3,7 @@ notifies, once per recipient however often it is delivered, and reading an inbox
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import attrs
 import pytest
@@ -179,7 +179,8 @@ class TestReading:
         inbox = InMemoryInbox()
         many_requests(inbox, 7)
         service, carol = reader(FixedClock(LATER), inbox), principal("carol", "approvers")
-        seen, cursor = [], None
+        seen: list[datetime] = []
+        cursor = None
         first = service.list_notifications(carol, "approvers", 3).next_cursor
         assert first is not None
         with pytest.raises(InvalidCursor):  # a cursor is bound to its reader and its inbox
