@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -621,6 +622,17 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
             ),
         ),
         "endpoint": Api("sns", "Subscribe", "Endpoint"),
+        "filterPolicy": Unchecked("a JSON document: checked by RULES (SNS's filter constraints)"),
+        "filterPolicyScope": Api(
+            "sns",
+            "Subscribe",
+            "Attributes",
+            Documented(
+                "MessageAttributes (default) – The filter is applied on the message "  # noqa: RUF001
+                "attributes.",
+                pattern=r"MessageAttributes|MessageBody",
+            ),
+        ),
     },
     "aws:sqs/queue:Queue": {
         "kmsMasterKeyId": REFERENCE,
@@ -917,6 +929,59 @@ RULES: tuple[Rule, ...] = (
         "function version. You can't add a function URL to any other function version.",
         source=URLS_PAGE,
         check=_url_on_alias,
+    ),
+)
+
+
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+SNS_FILTER_PAGE = (
+    "https://docs.aws.amazon.com/sns/latest/dg/subscription-filter-policy-constraints.html"
+)
+FILTER_KEYS_MAX = 5
+FILTER_COMBINATIONS_MAX = 150
+FILTER_POLICY_BYTES_MAX = 256 * 1024
+
+
+def _filter_policy(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    text = inputs.get("filterPolicy")
+    if not isinstance(text, str):
+        return
+    if len(text.encode("utf-8")) > FILTER_POLICY_BYTES_MAX:
+        yield f"the filter policy is over {FILTER_POLICY_BYTES_MAX} bytes"
+    try:
+        policy = json.loads(text)
+    except ValueError:
+        yield "the filter policy is not JSON"
+        return
+    if not isinstance(policy, dict):
+        yield "the filter policy is not a JSON object"
+        return
+    if len(policy) > FILTER_KEYS_MAX:
+        yield f"the filter policy has {len(policy)} keys"
+    combinations = 1
+    for value in policy.values():
+        combinations *= len(value) if isinstance(value, list) else 1
+    if combinations > FILTER_COMBINATIONS_MAX:
+        yield f"the filter policy's values combine {combinations} ways"
+    scope = inputs.get("filterPolicyScope") or "MessageAttributes"
+    if scope == "MessageAttributes" and any(isinstance(v, dict) for v in policy.values()):
+        yield "a filter policy on message attributes is nested"
+
+
+RULES = (
+    *RULES,
+    Rule(
+        types=frozenset({SUBSCRIPTION}),
+        operation="sns:Subscribe",
+        says="The total combination of values in a filter policy must not exceed 150. [...] A "
+        "filter policy can have a maximum of five keys. [...] The maximum size of a filter "
+        "policy is 256 KB.",
+        # The same page's "Policy constraints for attribute-based filtering" also refuses a
+        # nested policy when the scope is MessageAttributes (the default); checked as well.
+        source=SNS_FILTER_PAGE,
+        check=_filter_policy,
     ),
 )
 

@@ -4,6 +4,7 @@ pulumi-aws generates are held to the provider's maximums. A missing type or prop
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from infra import limits, mocks, packaging
 from infra.mocks import Inventory, Refused
 from stack import manifest
+from stack.manifest import APPROVERS_FILTER
 
 
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -538,3 +540,39 @@ aws.lambda_.FunctionUrl("f-url-2", function_name=function.name, qualifier=alias.
 """
     with pytest.raises(ValueError, match=r"'f-url(-2)?' and 'f-url(-2)?' are both named 'live'"):
         _run_program(tmp_path, FUNCTION_URL_PROGRAM.format(qualifier="alias.name") + second)
+
+
+class TestSnsFilterPolicies:
+    """SNS's filter policy constraints (the subscription-filter-policy-constraints page)."""
+
+    @staticmethod
+    def refused(policy: object, scope: str = "MessageAttributes") -> list[str]:
+        inputs = {
+            "topic": "arn:aws:sns:eu-west-1:1:t",
+            "protocol": "email",
+            "endpoint": "approvers@example.com",
+            "filterPolicy": json.dumps(policy) if not isinstance(policy, str) else policy,
+            "filterPolicyScope": scope,
+        }
+        return limits.violations("aws:sns/topicSubscription:TopicSubscription", inputs)
+
+    def test_the_approvers_filter_is_accepted(self) -> None:
+        assert self.refused(APPROVERS_FILTER) == []
+
+    @pytest.mark.parametrize(
+        ("policy", "scope", "words"),
+        [
+            ({f"k{n}": ["v"] for n in range(6)}, "MessageAttributes", "6 keys"),
+            ({"a": list(range(16)), "b": list(range(10))}, "MessageAttributes", "160 ways"),
+            ({"a": {"b": ["c"]}}, "MessageAttributes", "nested"),
+            ("{not json", "MessageAttributes", "not JSON"),
+            (["a"], "MessageAttributes", "not a JSON object"),
+            ({"a": ["b"]}, "Everything", "MessageAttributes|MessageBody"),
+        ],
+    )
+    def test_what_sns_refuses_is_refused(self, policy: object, scope: str, words: str) -> None:
+        problems = self.refused(policy, scope)
+        assert any(words in p for p in problems), problems
+
+    def test_a_nested_policy_on_the_body_is_allowed(self) -> None:
+        assert self.refused({"a": {"b": ["c"]}}, "MessageBody") == []

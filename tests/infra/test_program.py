@@ -120,6 +120,7 @@ def _value(graph: Inventory, config: StackConfig, resource: str) -> Any:
         "api.max_body_bytes": config.max_body_bytes,
         "auth.issuer": outputs["jwtIssuer"],
         "auth.audience": _audience(graph, config),
+        "topic.arn": outputs["notificationsTopicArn"],
     }[resource]
 
 
@@ -566,9 +567,13 @@ def test_the_dev_stack_given_prods_values_is_prod(graphs: dict[str, Inventory]) 
 def test_alarms_notify_an_encrypted_topic_and_the_stacks_email(
     graph: Inventory, config: StackConfig
 ) -> None:
-    topic = g.one(graph, "aws:sns/topic:Topic")
+    [topic] = [t for t in graph.of_type("aws:sns/topic:Topic") if t.name.endswith("-alarms")]
     assert topic.inputs["kmsMasterKeyId"] == g.one(graph, g.KEY).outputs["arn"]
-    subscriptions = [s.inputs for s in graph.of_type("aws:sns/topicSubscription:TopicSubscription")]
+    subscriptions = [
+        s.inputs
+        for s in graph.of_type("aws:sns/topicSubscription:TopicSubscription")
+        if s.inputs["topic"] == topic.outputs["arn"]
+    ]
     expected = [config.alarm_email] if config.alarm_email else []
     assert [s["endpoint"] for s in subscriptions if s["protocol"] == "email"] == expected
     alarms = {a.inputs["name"].split("-", 2)[2]: a.inputs for a in graph.of_type(g.ALARM)}
@@ -586,6 +591,28 @@ def test_alarms_notify_an_encrypted_topic_and_the_stacks_email(
         if "metric" in q
     }
     assert throttles == {"ReadThrottleEvents", "WriteThrottleEvents"}
+
+
+def test_notifications_go_to_an_encrypted_topic_with_the_approvers_email_filtered(
+    graph: Inventory, config: StackConfig
+) -> None:
+    [topic] = [t for t in graph.of_type("aws:sns/topic:Topic") if t.name.endswith("-topic")]
+    assert topic.inputs["kmsMasterKeyId"] == g.one(graph, g.KEY).outputs["arn"]
+    assert graph.outputs["notificationsTopicArn"] == topic.outputs["arn"]
+    subscriptions = [
+        s.inputs
+        for s in graph.of_type("aws:sns/topicSubscription:TopicSubscription")
+        if s.inputs["topic"] == topic.outputs["arn"]
+    ]
+    if not config.approvers_email:
+        assert subscriptions == []
+        return
+    [email] = subscriptions
+    assert (email["protocol"], email["endpoint"]) == ("email", config.approvers_email)
+    assert json.loads(email["filterPolicy"]) == {"recipient": ["group:approvers"]}
+    assert email["filterPolicyScope"] == "MessageAttributes"
+    [notify] = [f for f in graph.of_type(g.FUNCTION) if f.inputs["name"].endswith("-notifications")]
+    assert notify.inputs["environment"]["variables"]["TOPIC_ARN"] == topic.outputs["arn"]
 
 
 def test_the_dashboard_shows_every_function_the_api_and_the_table(graph: Inventory) -> None:

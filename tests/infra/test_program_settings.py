@@ -146,6 +146,7 @@ def test_every_resource_belongs_to_a_tasks_component(graph: Inventory) -> None:
         "state_machines",
         "monitoring",
         "urls",
+        "notifications",
     }
     assert all(re.fullmatch(r"tasks:\w+:[A-Z]\w+", c.type) for c in components.values())
     for resource in graph.resources:
