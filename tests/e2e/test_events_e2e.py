@@ -218,3 +218,80 @@ class TestExport:
             assert body.status_code == 200
         lines = [json.loads(line) for line in body.text.splitlines()]
         assert sorted(lines, key=lambda t: t["id"]) == sorted(created, key=lambda t: t["id"])
+
+
+def subscribe_queue(platform: Platform, name: str, filter_policy: dict[str, Any]) -> str:
+    """An SQS queue on the platform's moto, subscribed to the notifications topic with a filter
+    policy, as an operator would subscribe an endpoint; its URL."""
+    sns, sqs = moto_client(platform, "sns"), moto_client(platform, "sqs")
+    [topic] = [
+        t["TopicArn"]
+        for t in sns.list_topics()["Topics"]
+        if t["TopicArn"].endswith(":tasks-local-notifications")
+    ]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=arn["QueueArn"],
+        Attributes={"FilterPolicy": json.dumps(filter_policy), "RawMessageDelivery": "true"},
+    )
+    return str(url)
+
+
+def received(platform: Platform, queue_url: str) -> list[dict[str, Any]]:
+    sqs = moto_client(platform, "sqs")
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+class TestNotifications:
+    def test_a_request_notifies_the_approvers_and_the_decision_the_owner(
+        self, platform: Platform
+    ) -> None:
+        alice, bob = user("alice"), user("bob")
+        owners = subscribe_queue(platform, f"owner-{alice}", {"recipient": [f"user:{alice}"]})
+        with platform.client(alice) as owner, platform.client(bob, "approvers") as approver:
+            task = owner.post("/tasks", json={"title": "Ship ✓", "priority": "high"}).json()
+
+            def requested() -> dict[str, Any] | None:
+                page = approver.get("/notifications", params={"inbox": "approvers"}).json()
+                mine = [n for n in page["items"] if n["taskId"] == task["id"]]
+                return mine[0] if mine else None
+
+            request = eventually(requested, 20)
+            assert request is not None
+            assert (request["kind"], request["ownerId"], request["title"]) == (
+                "approval_requested",
+                alice,
+                "Ship ✓",
+            )
+            assert owner.get("/notifications", params={"inbox": "approvers"}).status_code == 403
+            decided = approver.post(f"/tasks/{task['id']}/approval", json={"decision": "approve"})
+            assert decided.status_code == 200
+
+            def told() -> list[dict[str, Any]]:
+                return [
+                    n
+                    for n in owner.get("/notifications").json()["items"]
+                    if n["taskId"] == task["id"]
+                ]
+
+            [note] = eventually(told, 20)
+            assert (note["kind"], note["outcome"], note["decidedBy"]) == (
+                "approval_decided",
+                "approved",
+                bob,
+            )
+            with platform.client(user("mallory")) as mallory:
+                assert mallory.get("/notifications").json()["items"] == []
+                assert mallory.post(f"/notifications/{note['id']}/read").status_code == 404
+            read = owner.post(f"/notifications/{note['id']}/read")
+            assert (read.status_code, read.json()["id"]) == (200, note["id"])
+            assert read.json()["readAt"] is not None
+            assert told()[0]["readAt"] == read.json()["readAt"]
+
+        # The topic got the same notification once, filtered to its recipient.
+        published = eventually(lambda: received(platform, owners), 10)
+        assert published == [note]
