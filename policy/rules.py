@@ -473,6 +473,11 @@ def _arm64(args: ResourceValidationArgs, report: Report) -> None:
         report(f"{args.name}: x86_64 by default: arm64 costs 20% less per GB-second")
 
 
+def _topics(args: ResourceValidationArgs, report: Report) -> None:
+    if not args.props.get("kmsMasterKeyId"):
+        report(f"{args.name}: topic not encrypted with the stack's key")
+
+
 def _queues(args: ResourceValidationArgs, report: Report) -> None:
     if not args.props.get("kmsMasterKeyId"):
         report(f"{args.name}: queue not encrypted with the stack's key")
@@ -783,6 +788,14 @@ POLICIES: list[Policy] = [
         MANDATORY,
         _queues,
         "aws:sqs/queue:Queue",
+    ),
+    _on(
+        "topics-encrypted",
+        "Every SNS topic (the alarms', the notifications') is encrypted with the stack's key: "
+        "notifications carry task titles.",
+        MANDATORY,
+        _topics,
+        "aws:sns/topic:Topic",
     ),
     _on(
         "state-machines-observable-and-retrying",

@@ -218,6 +218,7 @@ BREAKAGES: list[tuple[str, str, Change]] = [
     ("functions-traced-and-encrypted", g.FUNCTION, _inputs(tracingConfig={"mode": "PassThrough"})),
     ("functions-on-arm64", g.FUNCTION, _inputs(architectures=["x86_64"])),
     ("queues-encrypted", g.QUEUE, _inputs(kmsMasterKeyId=None)),
+    ("topics-encrypted", "aws:sns/topic:Topic", _inputs(kmsMasterKeyId=None)),
     ("state-machines-observable-and-retrying", g.STATE_MACHINE, _state_machine_without_retries),
     (
         "state-machines-observable-and-retrying",
