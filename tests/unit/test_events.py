@@ -14,6 +14,7 @@ from taskcore.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskDueSoon,
     TaskUpdated,
     changed_fields,
     derive_events,
@@ -259,6 +260,7 @@ class TestEventIds:
             "TaskDeleted": TaskDeleted,
             "ApprovalRequested": ApprovalRequested,
             "ApprovalDecided": ApprovalDecided,
+            "TaskDueSoon": TaskDueSoon,
         }
         assert expected == EVENT_TYPES
         assert all(kind.kind == name for name, kind in EVENT_TYPES.items())
