@@ -27,6 +27,7 @@ ENVIRONMENT = {
     "TABLE_NAME": "tasks",
     "BUCKET_NAME": "attachments",
     "BUS_NAME": "tasks-bus",
+    "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:tasks-notifications",
     "CURSOR_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor-AbCdEf",
     "AWS_REGION": "eu-west-1",
     "AWS_ACCESS_KEY_ID": "snapstart-test",

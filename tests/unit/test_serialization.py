@@ -16,6 +16,7 @@ from taskcore.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskDueSoon,
     TaskUpdated,
     derive_events,
 )
@@ -118,7 +119,9 @@ def all_events() -> list[Event]:
         (high, high.expire_approval(T1)),
         (done, None),
     ]
-    return [e for old, new in changes for e in derive_events(old, new, T1)]
+    derived = [e for old, new in changes for e in derive_events(old, new, T1)]
+    due = new_task().edit(T0, due_date=T1.date())
+    return [*derived, TaskDueSoon.for_day(due, T1.date(), T1)]
 
 
 class TestCamel:
@@ -301,6 +304,7 @@ class TestEventJson:
             extra = {
                 TaskUpdated: {"changed", "previous"},
                 ApprovalDecided: {"outcome"},
+                TaskDueSoon: {"dueDate"},
             }.get(type(event), set())
             assert set(document) == EVENT_KEYS | extra
             assert set(document["task"]) == TASK_KEYS
