@@ -166,7 +166,8 @@ def banner(
   API          {url}   (health: {url}/health)
   API docs     {url}/docs   (Swagger UI: Authorize with a token from make token){url_lines}
   DynamoDB     {services.dynamodb_endpoint}   (DynamoDB Local, {services.storage})
-  S3, bus, SFN {services.s3_endpoint}   (moto: S3, EventBridge, SQS, SFN, Secrets Manager)
+  S3, bus, SFN {services.s3_endpoint}   (moto: S3, EventBridge, SQS, SFN, Secrets Manager, SNS)
+  topic        {services.topic_arn}   (notifications; moto sends no email)
   workflows    {workflows}   (the real ASL, on moto's executor)
   approvals    expire after {services.resolve("approval.timeout")} s without a decision
   JWT issuer   {issuer.issuer}   audience {issuer.audience}
