@@ -103,6 +103,7 @@ class Services:
             "approval.timeout": str(
                 self.approval_timeout_s or self.config.approval_timeout_hours * 3600
             ),
+            "approval.rules": self.config.auto_approval_text,
         }
         return values[resource]
 

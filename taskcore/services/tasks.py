@@ -188,7 +188,13 @@ class TaskService:
             due = changes.get("due_date")
             if due is not None and due != task.due_date:
                 self._check_due_date(due)
-            edited = task.edit(now, **changes)
+            # An edit that makes the task need an approval is approved by the first rule for
+            # its new priority and the editor's groups (only the owner edits), as a new task is.
+            priority = changes.get("priority", task.priority)
+            rule = matching_rule(self.auto_approval, priority, principal.groups)
+            edited = task.edit(
+                now, approved_by=rule.decided_by if rule is not None else None, **changes
+            )
             if isinstance(command.status, Status):
                 edited = edited.transition_to(command.status, now)
             # One request, one new version, however many fields it touched.
