@@ -3,12 +3,11 @@
 Started by the `ApprovalRequested` event (the whole EventBridge event is the input), in the
 seed's shape - validate, check priority, auto-approve or wait for a person, record, complete::
 
-    Validate ─(missing field)─> InvalidEvent (Fail)
-       │
-    CheckPriority ─(approved by auto:<rule>)─> AutoApproved ──────────┐
-       │  └─(high/critical, pending)─> AskApprovers ─(decision)──> RecordDecision ─> Complete
-       │                                   └─(timeout)─> AnnounceTimeout ─> TimedOut
-       └─(otherwise: nothing to approve)─> NoApprovalNeeded
+    Validate ─(a field missing)─> InvalidEvent (Fail)
+    └─> CheckPriority ─(auto:<rule>)─> AutoApproved ─────────┐
+        ├─(high/critical, pending)─> AskApprovers ─(decided)─┴─> RecordDecision ─> Complete
+        │                            └─(timeout)─> AnnounceTimeout ─> TimedOut
+        └─(otherwise)─> NoApprovalNeeded
 
 1. `Validate` checks the event carries every field the workflow reads (`detail.taskId`,
    `detail.ownerId` and the task's `priority`, `approval`, `approvalDecidedBy`,

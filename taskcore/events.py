@@ -139,7 +139,7 @@ def derive_events(old: Task | None, new: Task | None, occurred_at: datetime) -> 
         events.append(ApprovalRequested.make(new, occurred_at))
     if old.approval is Approval.PENDING and new.approval is not Approval.PENDING:
         events.append(ApprovalDecided.make(new, occurred_at, outcome=new.approval))
-    if not is_auto_decided(old):
+    if old.approval is Approval.NOT_REQUIRED:  # approved by a rule without ever waiting
         events += _auto_approved(new, occurred_at)
     return events
 

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 
 import attrs
 
-from taskcore.auto_approval import AutoApprovalRule, matching_rule
+from taskcore.auto_approval import AUTO_PREFIX, AutoApprovalRule, matching_rule
 from taskcore.commands import AddAttachment, CreateTask, TaskQuery, UpdateTask
 from taskcore.errors import (
     ConcurrentModification,
@@ -278,6 +278,9 @@ class TaskService:
 
     def decide_approval(self, principal: Principal, task_id: str, decision: Decision) -> Task:
         self._require_approver(principal)
+        if principal.user_id.startswith(AUTO_PREFIX):
+            # `approvalDecidedBy: auto:<rule>` must always mean a rule, never a person.
+            raise Forbidden(f"user ids beginning with {AUTO_PREFIX!r} are the rules'")
         task = self.tasks.get_awaiting_approval(TaskId(task_id)) if is_ulid(task_id) else None
         if task is None:
             raise NotFound(f"no task {task_id} is awaiting approval")

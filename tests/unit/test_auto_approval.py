@@ -27,7 +27,7 @@ from taskcore.auto_approval import (
     rules_to_text,
 )
 from taskcore.commands import CreateTask, UpdateTask
-from taskcore.errors import DomainError
+from taskcore.errors import DomainError, Forbidden
 from taskcore.events import (
     ApprovalDecided,
     ApprovalRequested,
@@ -485,3 +485,15 @@ AutoApprovalUseCases.TestCase.settings = settings(
     max_examples=40, stateful_step_count=25, deadline=None
 )
 TestAutoApprovalUseCases = AutoApprovalUseCases.TestCase
+
+
+def test_no_person_can_decide_as_a_rule() -> None:
+    """`approvalDecidedBy: auto:<rule>` always means a rule: an approver whose id (a token's
+    `sub`, which another issuer could choose) looks like one may not decide."""
+    service, _ = service_with_rules()
+    task = service.create_task(principal("sam"), CreateTask(title="t", priority=Priority.HIGH))
+    with pytest.raises(Forbidden, match="'auto:' are the rules'"):
+        service.decide_approval(
+            principal("auto:leads", "approvers"), task.task.id, Decision.APPROVE
+        )
+    assert service.tasks.get(task.task.owner_id, task.task.id) == task.task
