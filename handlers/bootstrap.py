@@ -147,6 +147,7 @@ def build_container(settings: Settings) -> Container:
         clock=clock,
         ids=UlidGenerator(),
         cursors=cursors,
+        auto_approval=settings.auto_approval,
     )
     exports = build_export_service(settings, tasks=tasks, clock=clock)
     notifications = NotificationService(inbox=build_inbox(settings), clock=clock, cursors=cursors)

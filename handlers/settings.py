@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 import attrs
 
+from taskcore.auto_approval import AutoApprovalRule, rules_from_text
+
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 MIN_CURSOR_SECRET = 32
 
@@ -41,6 +43,7 @@ VARIABLES = {
     "bus_name": "BUS_NAME",
     "cursor_secret_arn": "CURSOR_SECRET_ARN",
     "max_body_bytes": "MAX_BODY_BYTES",
+    "auto_approval": "AUTO_APPROVE",
     "jwt_issuer": "JWT_ISSUER",
     "jwt_audience": "JWT_AUDIENCE",
     "topic_arn": "TOPIC_ARN",
@@ -56,6 +59,15 @@ def _positive_int(name: str, value: str) -> int:
     if number <= 0:
         raise ConfigurationError(f"{name} must be a positive integer, not {value!r}")
     return number
+
+
+def _rules(name: str, value: str | None) -> tuple[AutoApprovalRule, ...]:
+    if value is None:
+        return ()
+    try:
+        return rules_from_text(value)
+    except ValueError as error:
+        raise ConfigurationError(f"{name}: {error}") from None
 
 
 @attrs.frozen(kw_only=True)
@@ -77,6 +89,8 @@ class Settings:
     """Where the issuer's JWKS is; None: under the issuer, where Cognito publishes it."""
     topic_arn: str | None = None
     """The notifications' SNS topic."""
+    auto_approval: tuple[AutoApprovalRule, ...] = ()
+    """The stack's auto-approval rules (`tasks:autoApprove`), in order; none when unset."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -105,6 +119,7 @@ class Settings:
             max_body_bytes=(
                 _positive_int("MAX_BODY_BYTES", max_body) if max_body else DEFAULT_MAX_BODY_BYTES
             ),
+            auto_approval=_rules("AUTO_APPROVE", get("AUTO_APPROVE")),
         )
 
     def require(self, setting: str) -> str:

@@ -42,6 +42,8 @@ import botocore.model
 import botocore.session
 import regex
 
+from stack.config import LAMBDA_ENVIRONMENT_MAX_BYTES, environment_size
+
 
 @attrs.frozen
 class Documented:
@@ -881,7 +883,39 @@ def _url_on_alias(
         yield f"a function URL on {name}:{qualifier}, which is not an alias of {name!r}"
 
 
+ENVIRONMENT_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html"
+ENVIRONMENT_MEASURE_PAGE = (
+    "https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-deployment.html"
+)
+
+
+def _environment_size(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    """A function's variables over 4 KB, measured as Lambda measures them. Values not known yet
+    (a preview's unknowns) are left out: what is known is then a lower bound."""
+    variables = (inputs.get("environment") or {}).get("variables") or {}
+    known = {k: v for k, v in variables.items() if isinstance(k, str) and isinstance(v, str)}
+    size = environment_size(known)
+    if size > LAMBDA_ENVIRONMENT_MAX_BYTES:
+        largest = max(known, key=lambda k: len(known[k].encode()))
+        yield (
+            f"an environment of {size} bytes, over {LAMBDA_ENVIRONMENT_MAX_BYTES} "
+            f"(largest: {largest})"
+        )
+
+
 RULES: tuple[Rule, ...] = (
+    Rule(
+        types=frozenset({FUNCTION}),
+        operation="lambda:CreateFunction",
+        says="Function environment variables: 4 KB, for all environment variables associated "
+        "with the function, in aggregate. [...] The maximum size of the variables object that "
+        "is stored in the function's configuration must not exceed 4096 bytes. This includes "
+        "key names, values, quotes, commas, and brackets.",
+        source=f"{ENVIRONMENT_PAGE}; {ENVIRONMENT_MEASURE_PAGE}",
+        check=_environment_size,
+    ),
     Rule(
         types=frozenset({FUNCTION}),
         operation="lambda:CreateFunction",

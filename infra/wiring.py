@@ -102,6 +102,7 @@ class Wiring:
             "cursor.secret_arn": self.cursor_secret_arn,
             "stage.name": self.stage_name,
             "approval.timeout": self.deployment.config.approval_timeout_hours * 3600,
+            "approval.rules": self.deployment.config.auto_approval_text,
             "api.max_body_bytes": self.deployment.config.max_body_bytes,
             "auth.issuer": self.auth_issuer,
             "auth.audience": self.auth_audience,

@@ -170,6 +170,7 @@ def banner(
   topic        {services.topic_arn}   (notifications; moto sends no email)
   workflows    {workflows}   (the real ASL, on moto's executor)
   approvals    expire after {services.resolve("approval.timeout")} s without a decision
+  auto-approve {"; ".join(services.config.auto_approve) or "no rule"}   (tasks:autoApprove)
   JWT issuer   {issuer.issuer}   audience {issuer.audience}
   throttling   {throttling}
   CORS         {", ".join(services.config.cors_allow_origins)}

@@ -36,7 +36,7 @@ from local_platform.children import Record, die_with_parent
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from local_platform.events_relay import EventsRelay
 from local_platform.streams import StreamPoller
-from stack.config import StackConfig
+from stack.config import LAMBDA_ENVIRONMENT_MAX_BYTES, StackConfig, environment_size
 from stack.manifest import (
     APPROVERS_FILTER,
     FUNCTIONS,
@@ -107,12 +107,19 @@ class Services:
             "approval.timeout": str(
                 self.approval_timeout_s or self.config.approval_timeout_hours * 3600
             ),
+            "approval.rules": self.config.auto_approval_text,
         }
         return values[resource]
 
     def environment(self, function: Function) -> dict[str, str]:
-        """The function's environment as the manifest declares it, plus local endpoints."""
+        """The function's environment as the manifest declares it, plus local endpoints. What
+        AWS would receive (the declared part) is held to Lambda's 4 KB, as on AWS."""
         env = {name: self.resolve(resource) for name, resource in function.environment.items()}
+        if (size := environment_size(env)) > LAMBDA_ENVIRONMENT_MAX_BYTES:
+            raise ValueError(
+                f"{function.name}: its environment takes {size} bytes, more than the "
+                f"{LAMBDA_ENVIRONMENT_MAX_BYTES} Lambda allows (stack/config.py)"
+            )
         if "JWT_ISSUER" in env and self.jwks_uri:
             env["JWKS_URI"] = self.jwks_uri
         env |= {

@@ -8,7 +8,8 @@ Enforcement levels, and why:
   prod, failure paths (a lost event is data lost), names
   AWS would refuse and missing tags. A violation is a bug or a breach; the deploy stops.
 - **advisory**: choices with a cost that a stack may make on purpose: point-in-time recovery
-  outside prod, log retention shorter than 30 days outside prod, x86 functions.
+  outside prod, log retention shorter than 30 days outside prod, x86 functions, an
+  auto-approval rule for critical tasks in prod.
 
 Resource policies see one resource's inputs (as the provider received them: with pulumi-aws's
 generated names). During a preview, inputs that depend on resources not yet created are
@@ -41,6 +42,9 @@ from pulumi_policy import (
 from infra import limits
 from infra.tags import STANDARD, accepts_tags
 from stack.config import PROJECT
+from stack.manifest import AUTO_APPROVE_VARIABLE
+from taskcore.auto_approval import rules_from_text
+from taskcore.model import Priority
 
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
@@ -561,6 +565,27 @@ def _no_secrets_in_environment(args: ResourceValidationArgs, report: Report) -> 
             )
 
 
+def _critical_auto_approval(args: ResourceValidationArgs, report: Report) -> None:
+    """A rule that approves critical tasks in prod: allowed (the config must list critical
+    explicitly, `taskcore.auto_approval`), but then nobody reviews the tasks that matter most,
+    so it is worth a second look. The rules are the API function's `AUTO_APPROVE`."""
+    variables = (args.props.get("environment") or {}).get("variables") or {}
+    value = variables.get(AUTO_APPROVE_VARIABLE)
+    if stack_of(args.urn) != PRODUCTION or not isinstance(value, str):
+        return
+    try:
+        rules = rules_from_text(value)
+    except ValueError as error:
+        report(f"{args.name}: {AUTO_APPROVE_VARIABLE} is not a list of rules: {error}")
+        return
+    for rule in rules:
+        if Priority.CRITICAL in rule.priorities:
+            report(
+                f"{args.name}: rule {rule.name!r} approves critical tasks of "
+                f"{', '.join(sorted(rule.groups))} in prod with no approver looking"
+            )
+
+
 def _aws_limits(args: ResourceValidationArgs, report: Report) -> None:
     for problem in limits.violations(args.resource_type, args.props):
         report(f"{args.name}: {problem}")
@@ -834,6 +859,14 @@ POLICIES: list[Policy] = [
         "Secrets Manager; the environment names its ARN).",
         MANDATORY,
         _no_secrets_in_environment,
+        "aws:lambda/function:Function",
+    ),
+    _on(
+        "prod-critical-reviewed",
+        "In prod no auto-approval rule approves critical tasks (tasks:autoApprove). Advisory: "
+        "a rule may list critical on purpose.",
+        ADVISORY,
+        _critical_auto_approval,
         "aws:lambda/function:Function",
     ),
     _on(

@@ -9,6 +9,7 @@ applies the stack's throttling, CORS and body limit; the Pulumi program reads th
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +19,14 @@ import attrs
 
 from stack import manifest
 from stack.cold_start import ColdStart, cold_start_problem
-from stack.manifest import Function
+from stack.manifest import AUTO_APPROVE_VARIABLE, Function
+from taskcore.auto_approval import (
+    EXAMPLE,
+    GRAMMAR,
+    AutoApprovalRule,
+    parse_rules,
+    rules_to_text,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "tasks"
@@ -142,6 +150,42 @@ def _download_concurrency(_instance: Any, _attribute: attrs.Attribute[Any], valu
         )
 
 
+# Lambda: "Function environment variables: 4 KB, for all environment variables associated with
+# the function, in aggregate" (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html;
+# the guide's KB is 1024 bytes), measured as "the variables object [...] stored in the function's
+# configuration [...] key names, values, quotes, commas, and brackets", without white space, one
+# to four bytes a character (https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-deployment.html).
+LAMBDA_ENVIRONMENT_MAX_BYTES = 4096
+AUTO_APPROVE_MAX_BYTES = LAMBDA_ENVIRONMENT_MAX_BYTES // 2
+"""What the rules may take of the API function's environment: half, leaving the other half
+for its other variables (names, ARNs, the issuer: a few hundred bytes today). infra/limits.py
+checks the whole environment of every function against the 4 KB when the program runs."""
+
+
+def environment_size(variables: Mapping[str, str]) -> int:
+    """An environment's size as Lambda measures it (above)."""
+    compact = json.dumps(dict(variables), separators=(",", ":"), ensure_ascii=False)
+    return len(compact.encode("utf-8"))
+
+
+def _auto_approve(_instance: Any, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    try:
+        rules = parse_rules(value)
+    except ValueError as error:
+        raise ValueError(
+            f"tasks:autoApprove: {error}. Each rule is a string {GRAMMAR}, e.g. {EXAMPLE} "
+            "(Pulumi.yaml)"
+        ) from None
+    size = environment_size({AUTO_APPROVE_VARIABLE: rules_to_text(rules)})
+    if size > AUTO_APPROVE_MAX_BYTES:
+        raise ValueError(
+            f"tasks:autoApprove: its {len(rules)} rules take {size} bytes of the API function's "
+            f"environment ({AUTO_APPROVE_VARIABLE}), more than the {AUTO_APPROVE_MAX_BYTES} "
+            f"they may (Lambda allows {LAMBDA_ENVIRONMENT_MAX_BYTES} for all its variables): "
+            "merge rules (a rule names several priorities and groups) or shorten their names"
+        )
+
+
 def _frozen_tags(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(sorted((value or {}).items()))
 
@@ -205,6 +249,10 @@ class StackConfig:
     )
     download_concurrency: int = attrs.field(default=10, validator=_download_concurrency)
     approval_timeout_hours: int = attrs.field(default=72, validator=_positive)
+    # Auto-approval rules, in order (the first match wins), in `taskcore.auto_approval`'s grammar.
+    auto_approve: tuple[str, ...] = attrs.field(
+        default=(), converter=_names, validator=_auto_approve
+    )
     alarm_email: str = ""
     # Subscribed to the notifications' topic, with a filter policy that sends it what is
     # addressed to the approvers (stack/manifest.py `APPROVERS_FILTER`); empty: none.
@@ -221,6 +269,15 @@ class StackConfig:
     @property
     def is_production(self) -> bool:
         return self.stack == "prod"
+
+    @property
+    def auto_approval_rules(self) -> tuple[AutoApprovalRule, ...]:
+        return parse_rules(self.auto_approve)
+
+    @property
+    def auto_approval_text(self) -> str:
+        """The rules as the API function receives them (`approval.rules`, `AUTO_APPROVE`)."""
+        return rules_to_text(self.auto_approval_rules)
 
     @property
     def http_cold_start(self) -> ColdStart:

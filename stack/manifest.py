@@ -53,11 +53,16 @@ Resource = Literal[
     "cursor.secret_arn",
     "stage.name",
     "approval.timeout",
+    "approval.rules",
     "api.max_body_bytes",
     "auth.issuer",
     "auth.audience",
     "topic.arn",
 ]
+
+AUTO_APPROVE_VARIABLE = "AUTO_APPROVE"
+"""The API function's auto-approval rules (`approval.rules`: the stack's `tasks:autoApprove`,
+as `taskcore.auto_approval.rules_to_text` writes them)."""
 
 ASYNC_RETRIES = 2
 """Lambda's own retries of an event a consumer failed on (0-2), before its on-failure
@@ -218,6 +223,7 @@ API = Function(
         "BUCKET_NAME": "bucket.name",
         "CURSOR_SECRET_ARN": "cursor.secret_arn",
         "MAX_BODY_BYTES": "api.max_body_bytes",
+        AUTO_APPROVE_VARIABLE: "approval.rules",
         **AUTH_ENVIRONMENT,
     },
     memory_mb=1024,
@@ -380,7 +386,7 @@ notifications addressed to the approvers' inbox, and nothing else."""
 
 APPROVAL = Workflow(
     name="approval",
-    description="Ask approvers for a decision on a high or critical task; expire it on timeout",
+    description="Approve a high or critical task by rule or ask approvers; expire it on timeout",
     definition="stack.workflows:approval_definition",
     started_by=on(ApprovalRequested.kind, name="approval-requested-to-workflow"),
     arguments={"bus_name": "bus.name", "timeout_seconds": "approval.timeout"},

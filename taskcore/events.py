@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from taskcore.auto_approval import is_auto_decided
 from taskcore.model import MUTABLE_FIELDS, Approval, Status, Task, TaskId, UserId
 
 SCHEMA_VERSION = 1
@@ -143,7 +144,7 @@ def derive_events(old: Task | None, new: Task | None, occurred_at: datetime) -> 
         events: list[Event] = [TaskCreated.make(new, occurred_at)]
         if new.approval is Approval.PENDING:
             events.append(ApprovalRequested.make(new, occurred_at))
-        return events
+        return events + _auto_approved(new, occurred_at)
     changed = changed_fields(old, new)
     if not changed:
         return []
@@ -154,4 +155,19 @@ def derive_events(old: Task | None, new: Task | None, occurred_at: datetime) -> 
         events.append(ApprovalRequested.make(new, occurred_at))
     if old.approval is Approval.PENDING and new.approval is not Approval.PENDING:
         events.append(ApprovalDecided.make(new, occurred_at, outcome=new.approval))
+    if old.approval is Approval.NOT_REQUIRED:  # approved by a rule without ever waiting
+        events += _auto_approved(new, occurred_at)
     return events
+
+
+def _auto_approved(task: Task, occurred_at: datetime) -> list[Event]:
+    """A task a rule approved (created so, or by an edit) never was pending, yet its approval
+    runs the same workflow: it is requested (the workflow starts and takes its auto path;
+    nobody is asked, as the task is not pending) and decided (the owner hears of it), at once.
+    """
+    if not is_auto_decided(task):
+        return []
+    return [
+        ApprovalRequested.make(task, occurred_at),
+        ApprovalDecided.make(task, occurred_at, outcome=Approval.APPROVED),
+    ]

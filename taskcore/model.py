@@ -357,8 +357,12 @@ class Task:
             self, updated_at=max(now, self.updated_at), version=self.version + 1, **changes
         )
 
-    def edit(self, now: datetime, **changes: Any) -> Task:
-        """Change mutable fields. Unchanged values are dropped; no change, no new version."""
+    def edit(self, now: datetime, *, approved_by: UserId | None = None, **changes: Any) -> Task:
+        """Change mutable fields. Unchanged values are dropped; no change, no new version.
+
+        Raising the priority of a pending task that needed no approval to one that does asks
+        for one; with `approved_by` (an auto-approval rule's `auto:<name>`, as for `new`) it is
+        approved at once instead, decided at `now`, never awaiting a person."""
         unknown = set(changes) - set(MUTABLE_FIELDS)
         if unknown:
             raise InvalidTask(
@@ -382,6 +386,12 @@ class Task:
             and self.approval is Approval.NOT_REQUIRED
         ):
             effective["approval"] = Approval.PENDING
+            if approved_by is not None:
+                effective |= {
+                    "approval": Approval.APPROVED,
+                    "approval_decided_by": approved_by,
+                    "approval_decided_at": now,
+                }
         return self._bump(now, **effective)
 
     def transition_to(self, target: Status, now: datetime) -> Task:

@@ -13,9 +13,11 @@ the workflow), so a consumer's Lambda function builds nothing else:
 
 from __future__ import annotations
 
+from taskcore.auto_approval import is_auto_decided
 from taskcore.events import ApprovalDecided, Event
 from taskcore.model import Approval, Task, TaskId, UserId
 from taskcore.ports import ApprovalWorkflow, AttachmentStore, Clock, StatsStore, TaskRepository
+from taskcore.serialization import task_to_json
 from taskcore.services.attachments import attachment_prefix
 from taskcore.stats import delta_for
 
@@ -34,18 +36,24 @@ def remove_attachments(attachments: AttachmentStore, event: Event) -> int:
 
 
 def decision_output(task: Task) -> dict[str, str]:
-    """What the approval workflow's waiting task returns: the outcome, and who decided when."""
+    """What the approval workflow's waiting task returns: the outcome, and who decided when,
+    in the task's own JSON forms (`decidedAt` as the API writes it), so that the workflow's
+    auto path, which reads them from the event's task, records the same shape."""
+    task_json = task_to_json(task)
     return {
-        "approval": task.approval.value,
-        "decidedBy": task.approval_decided_by or "",
-        "decidedAt": task.approval_decided_at.isoformat() if task.approval_decided_at else "",
+        "approval": task_json["approval"],
+        "decidedBy": task_json["approvalDecidedBy"] or "",
+        "decidedAt": task_json["approvalDecidedAt"] or "",
     }
 
 
 def resume_workflow(workflow: ApprovalWorkflow, event: Event) -> bool:
     """A decided approval (approve or reject) releases the workflow waiting on it. An expiry
-    does not: the workflow expired it itself."""
+    does not: the workflow expired it itself. Nor does a rule's approval: its workflow took
+    the auto path and waits for nothing, so there is nothing to record or release."""
     if not isinstance(event, ApprovalDecided) or event.outcome is Approval.EXPIRED:
+        return False
+    if is_auto_decided(event.task):
         return False
     return workflow.decided(event.task)
 

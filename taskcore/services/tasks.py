@@ -18,7 +18,7 @@ from datetime import date, timedelta
 
 import attrs
 
-from taskcore.auto_approval import AutoApprovalRule, matching_rule
+from taskcore.auto_approval import AUTO_PREFIX, AutoApprovalRule, matching_rule
 from taskcore.commands import AddAttachment, CreateTask, TaskQuery, UpdateTask
 from taskcore.errors import (
     ConcurrentModification,
@@ -188,7 +188,13 @@ class TaskService:
             due = changes.get("due_date")
             if due is not None and due != task.due_date:
                 self._check_due_date(due)
-            edited = task.edit(now, **changes)
+            # An edit that makes the task need an approval is approved by the first rule for
+            # its new priority and the editor's groups (only the owner edits), as a new task is.
+            priority = changes.get("priority", task.priority)
+            rule = matching_rule(self.auto_approval, priority, principal.groups)
+            edited = task.edit(
+                now, approved_by=rule.decided_by if rule is not None else None, **changes
+            )
             if isinstance(command.status, Status):
                 edited = edited.transition_to(command.status, now)
             # One request, one new version, however many fields it touched.
@@ -272,6 +278,9 @@ class TaskService:
 
     def decide_approval(self, principal: Principal, task_id: str, decision: Decision) -> Task:
         self._require_approver(principal)
+        if principal.user_id.startswith(AUTO_PREFIX):
+            # `approvalDecidedBy: auto:<rule>` must always mean a rule, never a person.
+            raise Forbidden(f"user ids beginning with {AUTO_PREFIX!r} are the rules'")
         task = self.tasks.get_awaiting_approval(TaskId(task_id)) if is_ulid(task_id) else None
         if task is None:
             raise NotFound(f"no task {task_id} is awaiting approval")

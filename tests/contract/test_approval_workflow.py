@@ -2,7 +2,9 @@
 wired to the real adapters (DynamoDB approval record, SendTaskSuccess) and the real handlers.
 
 The bus is moto's EventBridge with a rule that copies every workflow event to an SQS queue the
-test reads, as the local platform does.
+test reads, as the local platform does. moto's executor (moto 5.2) runs every state the
+definition uses: Choice with IsPresent, IsString, StringMatches, And and Or; Pass with
+Parameters; Fail; Succeed; and the EventBridge integrations.
 """
 
 from __future__ import annotations
@@ -29,19 +31,23 @@ from taskcore.adapters.dynamodb import (
     TableClient,
     create_table,
 )
+from taskcore.adapters.dynamodb.table import approval_sk, user_pk
 from taskcore.adapters.stepfunctions import StepFunctionsCallback
-from taskcore.commands import CreateTask
+from taskcore.auto_approval import AutoApprovalRule
+from taskcore.commands import CreateTask, UpdateTask
 from taskcore.cursors import CursorCodec
 from taskcore.errors import Forbidden, NotFound
 from taskcore.events import ApprovalRequested, derive_events
 from taskcore.model import Decision, Priority, Task
-from taskcore.serialization import envelope
-from taskcore.services import TaskService
+from taskcore.serialization import envelope, task_to_json
+from taskcore.services import TaskService, decision_output
 from taskcore.system import SystemClock
 from taskcore.testing import InMemoryAttachmentStore, SequentialIds, principal
 from tests.handlers.bus import bus_event
 
 ALICE, BOB = principal("alice"), principal("bob", "approvers")
+LEE = principal("lee", "leads")
+LEADS = AutoApprovalRule(name="leads", priorities=["high"], groups=["leads"])
 ROLE = "arn:aws:iam::123456789012:role/approval"
 
 
@@ -53,20 +59,45 @@ class Rig:
     queue: str
     approvals: DynamoApprovalWorkflow
 
-    def start(self, task: Task, timeout_seconds: int) -> str:
+    def start(self, task: Task, timeout_seconds: int, before: Task | None = None) -> str:
+        """The workflow the change `before` -> `task` starts (`before` None: a creation)."""
+        (requested,) = [
+            e
+            for e in derive_events(before, task, task.updated_at)
+            if isinstance(e, ApprovalRequested)
+        ]
+        return self.start_with(bus_event(envelope(requested)), timeout_seconds)
+
+    def start_with(self, event: dict[str, Any], timeout_seconds: int = 300) -> str:
         definition = approval_definition(bus_name="bus", timeout_seconds=timeout_seconds)
         machine = self.sfn.create_state_machine(
             name=f"approval-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=ROLE
         )["stateMachineArn"]
-        (requested,) = [
-            e
-            for e in derive_events(None, task, task.created_at)
-            if isinstance(e, ApprovalRequested)
-        ]
-        started = self.sfn.start_execution(
-            stateMachineArn=machine, input=json.dumps(bus_event(envelope(requested)))
-        )
+        started = self.sfn.start_execution(stateMachineArn=machine, input=json.dumps(event))
         return str(started["executionArn"])
+
+    def states_entered(self, execution: str) -> list[str]:
+        """The states the execution entered, in order (its history)."""
+        history = self.sfn.get_execution_history(executionArn=execution)["events"]
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in history
+            if "stateEnteredEventDetails" in e
+        ]
+
+    def no_event(self, detail_type: str, wait_s: float = 2) -> bool:
+        try:
+            self.next_event(detail_type, wait_s)
+        except AssertionError:
+            return True
+        return False
+
+    def approval_record(self, task: Task) -> dict[str, Any] | None:
+        item = self.approvals.table.call(
+            "get_item",
+            Key={"pk": {"S": user_pk(task.owner_id)}, "sk": {"S": approval_sk(task.id)}},
+        )
+        return item.get("Item")
 
     def next_event(self, detail_type: str, wait_s: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + wait_s
@@ -90,7 +121,7 @@ class Rig:
             time.sleep(0.1)
         raise AssertionError("the execution is still running")
 
-    def deliver_stream_events(self, before: Task, after: Task) -> list[dict[str, Any]]:
+    def deliver_stream_events(self, before: Task | None, after: Task) -> list[dict[str, Any]]:
         """What the stream handler would publish for this change, run through the consumer."""
         return [
             approvals.decided(bus_event(envelope(e)), handler_context(APPROVAL_DECIDED))
@@ -162,10 +193,15 @@ class TestApprovalWorkflow:
         assert json.loads(finished["output"])["decision"] == {
             "approval": outcome,
             "decidedBy": "bob",
-            "decidedAt": decided.approval_decided_at.isoformat()
-            if decided.approval_decided_at
-            else "",
+            "decidedAt": task_to_json(decided)["approvalDecidedAt"],
         }
+        assert rig.states_entered(execution) == [
+            "Validate",
+            "CheckPriority",
+            "AskApprovers",
+            "RecordDecision",
+            "Complete",
+        ]
 
     def test_decision_before_the_token_still_releases(self, rig: Rig) -> None:
         task = high_task(rig)
@@ -216,3 +252,104 @@ class TestApprovalWorkflow:
             rig.service.decide_approval(principal("carol", "approvers"), task.id, Decision.REJECT)
         # A redelivered ApprovalDecided finds the token already used: nothing more to release.
         assert rig.deliver_stream_events(task, decided) == [{"taskId": task.id, "released": False}]
+
+
+class TestAutoApprovedWorkflow:
+    """A task an auto-approval rule approved runs the same workflow, down its auto path."""
+
+    @pytest.fixture
+    def service(self, rig: Rig) -> TaskService:
+        return attrs.evolve(rig.service, auto_approval=(LEADS,))
+
+    def test_a_task_approved_at_creation_takes_the_auto_path(
+        self, rig: Rig, service: TaskService
+    ) -> None:
+        task = service.create_task(LEE, CreateTask(title="ship", priority=Priority.HIGH)).task
+        assert task.approval_decided_by == "auto:leads"
+        execution = rig.start(task, timeout_seconds=300)
+        finished = rig.finished(execution)
+        assert finished["status"] == "SUCCEEDED"
+        assert rig.states_entered(execution) == [
+            "Validate",
+            "CheckPriority",
+            "AutoApproved",
+            "RecordDecision",
+            "Complete",
+        ]
+        # The decision the manual path records, in the same shape, from the event's task.
+        assert json.loads(finished["output"])["decision"] == decision_output(task)
+        assert rig.no_event("ApprovalTokenIssued")  # nobody is asked
+
+    def test_an_edit_that_raises_the_priority_takes_the_auto_path(
+        self, rig: Rig, service: TaskService
+    ) -> None:
+        before = service.create_task(LEE, CreateTask(title="later", priority=Priority.LOW)).task
+        after = service.update_task(LEE, before.id, UpdateTask(priority=Priority.HIGH))
+        assert (after.approval, after.approval_decided_by) == ("approved", "auto:leads")
+        execution = rig.start(after, timeout_seconds=300, before=before)
+        finished = rig.finished(execution)
+        assert finished["status"] == "SUCCEEDED"
+        assert "AutoApproved" in rig.states_entered(execution)
+        assert (
+            json.loads(finished["output"])["decision"]["decidedAt"]
+            == (task_to_json(after)["approvalDecidedAt"])
+        )
+
+    def test_its_approval_decided_releases_nothing_and_writes_nothing(
+        self, rig: Rig, service: TaskService
+    ) -> None:
+        """No workflow waits on an auto-approved task (no token is ever issued): the consumer
+        of its ApprovalDecided leaves no approval record behind, however often it is
+        delivered, and the workflow still ends as it should."""
+        task = service.create_task(LEE, CreateTask(title="ship", priority=Priority.HIGH)).task
+        execution = rig.start(task, timeout_seconds=300)
+        for _ in range(2):  # a redelivery changes nothing
+            assert rig.deliver_stream_events(None, task) == [{"taskId": task.id, "released": False}]
+        assert rig.approval_record(task) is None
+        assert rig.finished(execution)["status"] == "SUCCEEDED"
+
+    def test_a_person_approved_task_still_meets_its_token_on_the_record(self, rig: Rig) -> None:
+        """The same consumer, for a task a person decided: the record holds the outcome until
+        the token arrives (what skipping auto-approved tasks must not break)."""
+        task = high_task(rig)
+        decided = rig.service.decide_approval(BOB, task.id, Decision.APPROVE)
+        assert rig.deliver_stream_events(task, decided) == [{"taskId": task.id, "released": False}]
+        record = rig.approval_record(decided)
+        assert record is not None
+        assert json.loads(record["outcome"]["S"]) == decision_output(decided)
+
+
+class TestWorkflowInput:
+    def requested(self, rig: Rig) -> dict[str, Any]:
+        task = high_task(rig)
+        (requested,) = [
+            e for e in derive_events(None, task, task.created_at) if e.kind == "ApprovalRequested"
+        ]
+        return bus_event(envelope(requested))
+
+    @pytest.mark.parametrize(
+        "path",
+        [("taskId",), ("ownerId",), ("task", "priority"), ("task", "approvalDecidedBy")],
+        ids="/".join,
+    )
+    def test_an_event_missing_a_field_fails_with_a_reason(
+        self, rig: Rig, path: tuple[str, ...]
+    ) -> None:
+        event = self.requested(rig)
+        holder = event["detail"]
+        for key in path[:-1]:
+            holder = holder[key]
+        del holder[path[-1]]
+        execution = rig.start_with(event)
+        finished = rig.finished(execution)
+        assert (finished["status"], finished["error"]) == ("FAILED", "Approval.InvalidEvent")
+        assert "lacks a field the workflow reads" in finished["cause"]
+        assert rig.states_entered(execution) == ["Validate", "InvalidEvent"]
+
+    def test_a_request_with_nothing_to_approve_succeeds_at_once(self, rig: Rig) -> None:
+        event = self.requested(rig)
+        event["detail"]["task"].update(priority="medium", approval="not_required")
+        execution = rig.start_with(event)
+        assert rig.finished(execution)["status"] == "SUCCEEDED"
+        assert rig.states_entered(execution) == ["Validate", "CheckPriority", "NoApprovalNeeded"]
+        assert rig.no_event("ApprovalTokenIssued")

@@ -61,6 +61,28 @@ def succeeded_executions(platform: Platform, task_id: str) -> list[dict[str, Any
     return [run for run in described if task_id in run["input"]]
 
 
+def states_entered(platform: Platform, execution_arn: str) -> list[str]:
+    """The states an execution entered, in order (its history on moto's Step Functions)."""
+    history = moto_client(platform, "stepfunctions").get_execution_history(
+        executionArn=execution_arn
+    )["events"]
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+    ]
+
+
+def queued(approver: httpx.Client) -> list[str]:
+    """The ids in the approvers' queue, every page."""
+    ids, cursor = [], None
+    while True:
+        params = {"limit": "100", **({"cursor": cursor} if cursor else {})}
+        page = approver.get("/approvals", params=params).json()
+        ids += [t["id"] for t in page["items"]]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return ids
+
+
 def user(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
 
@@ -99,6 +121,64 @@ class TestApprovalFlow:
 
         (run,) = eventually(lambda: succeeded_executions(platform, task["id"]), 20)
         assert '"approval": "approved"' in run["output"]
+
+    def test_a_leads_high_priority_task_starts_at_once(self, platform: Platform) -> None:
+        """The dev stack's rule (`Pulumi.dev.yaml`: "leads: high by leads"): approved by the
+        rule as it is created, never in the approvers' queue; its workflow runs the auto path."""
+        lee, bob = user("lee"), user("bob")
+        with platform.client(lee, "leads") as owner, platform.client(bob, "approvers") as approver:
+            task = owner.post("/tasks", json={"title": "Ship", "priority": "high"}).json()
+            assert (task["approval"], task["approvalDecidedBy"]) == ("approved", "auto:leads")
+            assert task["approvalDecidedAt"] == task["createdAt"]
+            started = owner.patch(f"/tasks/{task['id']}", json={"status": "in_progress"})
+            assert (started.status_code, started.json()["status"]) == (200, "in_progress")
+
+            (run,) = eventually(lambda: succeeded_executions(platform, task["id"]), 20)
+            assert json.loads(run["output"])["decision"] == {
+                "approval": "approved",
+                "decidedBy": "auto:leads",
+                "decidedAt": task["approvalDecidedAt"],
+            }
+            assert "AutoApproved" in states_entered(platform, run["executionArn"])
+            assert "AskApprovers" not in states_entered(platform, run["executionArn"])
+            assert task["id"] not in queued(approver)
+
+    def test_a_leads_edit_to_high_priority_is_approved_by_the_rule(
+        self, platform: Platform
+    ) -> None:
+        with platform.client(user("lee"), "leads") as owner:
+            task = owner.post("/tasks", json={"title": "Later", "priority": "low"}).json()
+            raised = owner.patch(f"/tasks/{task['id']}", json={"priority": "high"}).json()
+            assert (raised["approval"], raised["approvalDecidedBy"]) == ("approved", "auto:leads")
+            started = owner.patch(f"/tasks/{task['id']}", json={"status": "in_progress"})
+            assert started.status_code == 200
+        (run,) = eventually(lambda: succeeded_executions(platform, task["id"]), 20)
+        assert "AutoApproved" in states_entered(platform, run["executionArn"])
+
+    def test_outside_the_group_a_high_priority_task_waits_for_an_approver(
+        self, platform: Platform
+    ) -> None:
+        sam, bob = user("sam"), user("bob")
+        with platform.client(sam, "staff") as owner, platform.client(bob, "approvers") as approver:
+            task = owner.post("/tasks", json={"title": "Ship", "priority": "high"}).json()
+            assert (task["approval"], task["approvalDecidedBy"]) == ("pending", None)
+            assert (
+                owner.patch(f"/tasks/{task['id']}", json={"status": "in_progress"}).status_code
+                == 409
+            )
+            assert task["id"] in queued(approver)
+            decided = approver.post(f"/tasks/{task['id']}/approval", json={"decision": "approve"})
+            assert decided.json()["approvalDecidedBy"] == bob
+            assert (
+                owner.patch(f"/tasks/{task['id']}", json={"status": "in_progress"}).status_code
+                == 200
+            )
+        (run,) = eventually(lambda: succeeded_executions(platform, task["id"]), 20)
+        assert [
+            s
+            for s in states_entered(platform, run["executionArn"])
+            if s in ("AskApprovers", "RecordDecision", "Complete", "AutoApproved")
+        ] == ["AskApprovers", "RecordDecision", "Complete"]
 
     def test_every_approval_runs_its_own_workflow(self, platform: Platform) -> None:
         with (

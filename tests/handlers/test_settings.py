@@ -78,3 +78,38 @@ def test_the_stream_publisher_is_built_from_the_bus_setting(
         assert (publisher.bus_name, publisher.region) == ("bus", "eu-west-1")  # type: ignore[attr-defined]
     finally:
         bootstrap.event_publisher.cache_clear()
+
+
+def test_the_auto_approval_rules_are_read_once_in_order() -> None:
+    value = '["leads: high by leads, oncall","ops: critical by ops"]'
+    settings = Settings.from_environment({"AUTO_APPROVE": value})
+    assert [rule.name for rule in settings.auto_approval] == ["leads", "ops"]
+    assert Settings.from_environment({}).auto_approval == ()
+    assert Settings.from_environment({"AUTO_APPROVE": "[]"}).auto_approval == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("leads: high by leads", "AUTO_APPROVE: not a JSON list of rules"),
+        ('["leads high"]', "AUTO_APPROVE: rule 1 \\('leads high'\\): expected"),
+    ],
+)
+def test_unusable_rules_are_refused_by_name(value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_environment({"AUTO_APPROVE": value})
+
+
+def test_the_api_service_applies_the_rules() -> None:
+    settings = Settings.from_environment(
+        {
+            "TABLE_NAME": "t",
+            "BUCKET_NAME": "b",
+            "CURSOR_SECRET_ARN": SECRET_ARN,
+            "AWS_REGION": "eu-west-1",
+            "AUTO_APPROVE": '["leads: high by leads"]',
+        }
+    )
+    container = bootstrap.build_container(settings)
+    assert container.service.auto_approval == settings.auto_approval
+    assert [rule.decided_by for rule in container.service.auto_approval] == ["auto:leads"]

@@ -221,3 +221,59 @@ def test_a_string_is_not_a_list_of_one_name() -> None:
 def test_outside_prod_a_url_may_go_unbounded() -> None:
     dev = _from_pulumi("dev", **{"tasks:downloadConcurrency": -1, "tasks:functionUrls": []})
     assert (dev.function_urls, dev.download_concurrency) == ((), -1)
+
+
+# -- auto-approval rules ------------------------------------------------------------------------
+
+
+def test_dev_names_a_leads_rule_and_prod_none() -> None:
+    dev, prod = _from_pulumi("dev"), _from_pulumi("prod")
+    assert [(r.name, r.decided_by) for r in dev.auto_approval_rules] == [("leads", "auto:leads")]
+    assert prod.auto_approval_rules == ()
+    assert (dev.auto_approval_text, prod.auto_approval_text) == ('["leads: high by leads"]', "[]")
+
+
+def test_rules_keep_their_order_and_their_canonical_text() -> None:
+    config = _from_pulumi(
+        "prod",
+        **{"tasks:autoApprove": ["ops: high, critical by ops", "leads:high by oncall,leads"]},
+    )
+    assert [r.name for r in config.auto_approval_rules] == ["ops", "leads"]
+    assert config.auto_approval_text == (
+        '["ops: high, critical by ops","leads: high by leads, oncall"]'
+    )
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (
+            ["leads high by leads"],
+            "tasks:autoApprove: rule 1 \\('leads high by leads'\\): expected '<name>: "
+            "<priority>\\[, <priority>...\\] by <group>\\[, <group>...\\]', e.g. 'leads: high by "
+            "leads, oncall'",
+        ),
+        (["leads: low by leads"], "rule 1 .*low tasks need no approval"),
+        (["leads: urgent by leads"], "rule 1 .*unknown priority 'urgent'"),
+        (["leads: high by leads", "leads: critical by ops"], "rules 1 and 2 are both named"),
+        ([{"name": "leads"}], "rule 1 .*a rule is a string"),
+    ],
+)
+def test_a_rule_that_cannot_mean_anything_stops_the_program(rules: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _from_pulumi("dev", **{"tasks:autoApprove": rules})
+
+
+def test_rules_that_would_crowd_the_api_functions_environment_are_refused() -> None:
+    """Half of Lambda's 4 KB for the rules; the whole environment is checked when the program
+    runs (infra/limits.py)."""
+    rules = [f"rule-{n:03}: high, critical by group-{n:03}" for n in range(60)]
+    with pytest.raises(ValueError, match=r"its 60 rules take \d+ bytes .* more than the 2048"):
+        _from_pulumi("dev", **{"tasks:autoApprove": rules})
+    assert _from_pulumi("dev", **{"tasks:autoApprove": rules[:40]})
+
+
+def test_a_string_is_not_a_list_of_one_rule() -> None:
+    """Pulumi refuses a string where JSON is expected; the stack file's reader must too."""
+    with pytest.raises(ValueError, match="tasks:autoApprove: a list of rules like"):
+        StackConfig.from_values("dev", {"tasks:autoApprove": "leads: high by leads"})

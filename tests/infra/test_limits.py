@@ -18,7 +18,14 @@ import pytest
 from infra import limits, mocks, packaging
 from infra.mocks import Inventory, Refused
 from stack import manifest
+from stack.config import (
+    AUTO_APPROVE_MAX_BYTES,
+    LAMBDA_ENVIRONMENT_MAX_BYTES,
+    StackConfig,
+    environment_size,
+)
 from stack.manifest import APPROVERS_FILTER
+from taskcore.auto_approval import rules_from_text
 
 
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -576,3 +583,53 @@ class TestSnsFilterPolicies:
 
     def test_a_nested_policy_on_the_body_is_allowed(self) -> None:
         assert self.refused({"a": {"b": ["c"]}}, "MessageBody") == []
+
+
+# -- a function's environment: 4 KB in all -----------------------------------------------------
+
+FUNCTION_TYPE = "aws:lambda/function:Function"
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [("x" * 4086, False), ("x" * 4087, True), ("é" * 2043, False), ("é" * 2044, True)],
+    ids=["4096", "4097", "4096-utf8", "4098-utf8"],
+)
+def test_a_functions_environment_is_held_to_4_kb_as_lambda_measures_it(
+    value: str, refused: bool
+) -> None:
+    """`{"ABC":"…"}` is 10 bytes plus the value's; an `é` takes two bytes."""
+    problems = limits.violations(FUNCTION_TYPE, {"environment": {"variables": {"ABC": value}}})
+    assert any("over 4096 (largest: ABC)" in p for p in problems) is refused
+    if refused:
+        assert "4 KB, for all environment variables" in "\n".join(problems)
+
+
+def test_unknown_values_leave_a_lower_bound() -> None:
+    """At a preview, values from resources not created yet are unknown: what is known is
+    measured, and only a known excess is refused."""
+    unknown = {"ABC": "x" * 4000, "DEF": None}
+    assert not limits.violations(FUNCTION_TYPE, {"environment": {"variables": unknown}})
+    over = {"ABC": "x" * 4100, "DEF": None}
+    assert limits.violations(FUNCTION_TYPE, {"environment": {"variables": over}})
+
+
+def test_the_api_function_keeps_room_with_the_most_rules_a_stack_may_name() -> None:
+    """Rules up to their budget (half of the 4 KB) leave the API function's environment
+    within Lambda's limit in either stack: the program runs, which the mocks would refuse."""
+    rules: list[str] = []
+    while True:  # as many rules as the config accepts
+        more = [*rules, f"rule-{len(rules):03}: high, critical by group-{len(rules):03}"]
+        try:
+            StackConfig.from_values("dev", {"tasks:autoApprove": more})
+        except ValueError:
+            break
+        rules = more
+    for stack in ("dev", "prod"):
+        graph = mocks.run(stack, overrides={"tasks:autoApprove": rules})
+        (api,) = [f for f in graph.of_type(FUNCTION_TYPE) if f.name == "functions-api"]
+        variables = api.inputs["environment"]["variables"]
+        assert len(rules_from_text(variables["AUTO_APPROVE"])) == len(rules)
+        taken = environment_size({"AUTO_APPROVE": variables["AUTO_APPROVE"]})
+        assert AUTO_APPROVE_MAX_BYTES - 50 < taken <= AUTO_APPROVE_MAX_BYTES
+        assert environment_size(variables) <= LAMBDA_ENVIRONMENT_MAX_BYTES

@@ -241,7 +241,13 @@ BREAKAGES: list[tuple[str, str, Change]] = [
         g.FUNCTION,
         _inputs(environment={"variables": {"CURSOR_SECRET": "s" * 48, "SECRET_ARN": "arn"}}),
     ),
+    (
+        "prod-critical-reviewed",
+        g.FUNCTION,
+        _inputs(environment={"variables": {"AUTO_APPROVE": '["ops: high, critical by ops"]'}}),
+    ),
     ("aws-api-limits", g.RULE, _inputs(name="r" * 65)),
+    ("aws-api-limits", g.FUNCTION, _inputs(environment={"variables": {"BIG": "x" * 4096}})),
     ("aws-api-limits", g.QUEUE, _unknown_type),
     ("tagged", g.FUNCTION, _inputs(tags={"Application": "tasks", "Environment": "prod"})),
     (
@@ -415,3 +421,33 @@ def test_a_url_without_in_function_verification_is_refused(
 ) -> None:
     found = _url_policy(_outputs(graphs["prod"], name, change))
     assert any(message in m for m in found), found
+
+
+@pytest.mark.parametrize(
+    ("stack", "rules", "flagged"),
+    [
+        ("prod", '["leads: high by leads"]', []),
+        ("dev", '["ops: critical by ops"]', []),
+        (
+            "prod",
+            '["leads: high by leads","ops: critical by ops, oncall"]',
+            ["rule 'ops' approves critical tasks of oncall, ops in prod with no approver looking"],
+        ),
+    ],
+)
+def test_only_prods_critical_rules_are_worth_a_second_look(
+    graphs: dict[str, Inventory], stack: str, rules: str, flagged: list[str]
+) -> None:
+    (policy,) = [p for p in POLICIES if p.name == "prod-critical-reviewed"]
+
+    def with_rules(resource: Resource) -> Resource:
+        variables = {**resource.inputs["environment"]["variables"], "AUTO_APPROVE": rules}
+        return attrs.evolve(
+            resource, inputs={**resource.inputs, "environment": {"variables": variables}}
+        )
+
+    api = g.function(graphs[stack], "api")
+    resources = tuple(with_rules(r) if r is api else r for r in graphs[stack].resources)
+    found = check(attrs.evolve(graphs[stack], resources=resources), [policy])
+    assert [v.level for v in found] == [EnforcementLevel.ADVISORY] * len(flagged)
+    assert [str(v).split(": ", 2)[-1] for v in found] == flagged

@@ -117,6 +117,7 @@ def _value(graph: Inventory, config: StackConfig, resource: str) -> Any:
         "cursor.secret_arn": g.one(graph, "aws:secretsmanager/secret:Secret").outputs["arn"],
         "stage.name": "$default",
         "approval.timeout": config.approval_timeout_hours * 3600,
+        "approval.rules": config.auto_approval_text,
         "api.max_body_bytes": config.max_body_bytes,
         "auth.issuer": outputs["jwtIssuer"],
         "auth.audience": _audience(graph, config),
@@ -410,6 +411,7 @@ DRIVEN_BY: Mapping[str, set[tuple[str, str]]] = {
     "cold_start": {(g.FUNCTION, "snapStart.applyOn")},
     "provisioned_concurrency": {(g.PROVISIONED, "<exists>")},
     "approval_timeout_hours": {(g.STATE_MACHINE, "definition")},
+    "auto_approve": {(g.FUNCTION, "environment.variables.AUTO_APPROVE")},
     "alarm_email": {("aws:sns/topicSubscription:TopicSubscription", "<exists>")},
     "alarm_p99_latency_ms": {(g.ALARM, "threshold"), (g.ALARM, "alarmDescription")},
 }

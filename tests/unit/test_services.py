@@ -24,7 +24,7 @@ from taskcore.errors import (
 from taskcore.events import ApprovalDecided, TaskCompleted, TaskDeleted
 from taskcore.model import Approval, Decision, Priority, Status, Task
 from taskcore.ports import TaskRepository
-from taskcore.serialization import envelope
+from taskcore.serialization import converter, envelope
 from taskcore.testing import (
     Fakes,
     FixedClock,
@@ -34,7 +34,7 @@ from taskcore.testing import (
 )
 
 ALICE = principal("alice")
-ANY_TIME = FixedClock().now().isoformat()
+ANY_TIME = converter.unstructure(FixedClock().now())  # as the API writes a time
 BOB = principal("bob", "approvers")
 CAROL = principal("carol", "approvers")
 MALLORY = principal("mallory")
