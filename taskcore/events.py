@@ -9,7 +9,7 @@ yields the same ids, which is what lets consumers be idempotent by `event_id`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 import attrs
@@ -81,6 +81,31 @@ class ApprovalDecided(Event):
     outcome: Approval
 
 
+@attrs.frozen(kw_only=True)
+class TaskDueSoon(Event):
+    """The task is due tomorrow (`due_date`, a UTC calendar day) and still open: a reminder.
+
+    Not derived from a change: the reminder sweep (`taskcore.services.reminders`) finds it on
+    the day before. Its id names the due date, not the version, so one due date reminds once
+    however often the task is edited or the sweep runs; a new due date is a new reminder.
+    """
+
+    kind: ClassVar[str] = "TaskDueSoon"
+    due_date: date
+
+    @classmethod
+    def for_task(cls, task: Task, due_date: date, occurred_at: datetime) -> TaskDueSoon:
+        return cls(
+            event_id=f"{task.id}:{due_date.isoformat()}:{cls.kind}",
+            occurred_at=occurred_at,
+            version=task.version,
+            owner_id=task.owner_id,
+            task_id=task.id,
+            task=task,
+            due_date=due_date,
+        )
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -90,6 +115,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         TaskDeleted,
         ApprovalRequested,
         ApprovalDecided,
+        TaskDueSoon,
     )
 }
 

@@ -5,6 +5,7 @@
   each taking only the ports it needs);
 - `exports`: `ExportService` and the `MultipartWriter` a run streams through;
 - `downloads`: `owned_pages`, every task of an owner a page at a time (downloads, exports);
+- `reminders`: the due-date reminder sweep (`send_reminders`, `due_soon`);
 - `attachments`, `ids`: the attachment key layout and the id check the others share.
 
 The names other packages use are re-exported here: `from taskcore.services import TaskService`,
@@ -32,6 +33,7 @@ from taskcore.services.reactions import (
     remove_attachments,
     resume_workflow,
 )
+from taskcore.services.reminders import SweepResult, due_soon, send_reminders
 from taskcore.services.tasks import (
     IDEMPOTENCY_KEY_MAX,
     CreateResult,
@@ -52,10 +54,12 @@ __all__ = [
     "MultipartWriter",
     "NewAttachment",
     "Page",
+    "SweepResult",
     "TaskService",
     "attachment_key",
     "attachment_prefix",
     "decision_output",
+    "due_soon",
     "expire_approval",
     "export_key",
     "failure_reason",
@@ -65,4 +69,5 @@ __all__ = [
     "record_stats",
     "remove_attachments",
     "resume_workflow",
+    "send_reminders",
 ]

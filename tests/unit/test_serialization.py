@@ -4,6 +4,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import attrs
 import cattrs
 import pytest
 
@@ -16,6 +17,7 @@ from taskcore.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskDueSoon,
     TaskUpdated,
     derive_events,
 )
@@ -118,7 +120,9 @@ def all_events() -> list[Event]:
         (high, high.expire_approval(T1)),
         (done, None),
     ]
-    return [e for old, new in changes for e in derive_events(old, new, T1)]
+    derived = [e for old, new in changes for e in derive_events(old, new, T1)]
+    due = attrs.evolve(low, due_date=date(2030, 1, 2))
+    return [*derived, TaskDueSoon.for_task(due, date(2030, 1, 2), occurred_at=T1)]
 
 
 class TestCamel:
@@ -301,6 +305,7 @@ class TestEventJson:
             extra = {
                 TaskUpdated: {"changed", "previous"},
                 ApprovalDecided: {"outcome"},
+                TaskDueSoon: {"dueDate"},
             }.get(type(event), set())
             assert set(document) == EVENT_KEYS | extra
             assert set(document["task"]) == TASK_KEYS
