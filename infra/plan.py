@@ -149,6 +149,8 @@ def settings(resource: Resource, inventory: Inventory | None = None) -> str:  # 
         case ["cloudwatch/logGroup", _]:
             return f"{i['name']} retention={i['retentionInDays']:.0f}d kms={_on(i.get('kmsKeyId'))}"
         case ["cloudwatch/eventRule", _]:
+            if "scheduleExpression" in i:
+                return f"schedule={i['scheduleExpression']} (the default bus)"
             return f"pattern={i['eventPattern']}"
         case ["cloudwatch/eventTarget", _]:
             retry = i.get("retryPolicy") or {}

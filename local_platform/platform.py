@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from local_platform.bus import Invoke, LocalBus
 from local_platform.children import Record, die_with_parent
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from local_platform.events_relay import EventsRelay
+from local_platform.schedules import LocalScheduler
 from local_platform.streams import StreamPoller
 from stack.config import StackConfig
 from stack.manifest import (
@@ -89,6 +91,13 @@ class Services:
     jwks_uri: str = ""
     """Where the functions that verify tokens themselves fetch the issuer's JWKS (the gateway
     serves it); empty: under the issuer's URL, as on AWS."""
+    clock_offset: timedelta = timedelta(0)
+    """How far the platform's clock is from the machine's (`--clock-offset`): what the
+    emulated background processes see as now (a scheduled event's `time`)."""
+    manual_schedules: bool = False
+    """Schedules fire only when asked (`--manual-schedules`, SIGUSR1), never on their own."""
+    scheduler: LocalScheduler | None = None
+    """The scheduled rules' emulation, while the events run (`event_plumbing`)."""
 
     def resolve(self, resource: Resource) -> str:
         values: dict[Resource, str] = {
@@ -179,6 +188,8 @@ def running(
     dynamodb_port: int | None = None,
     s3_port: int | None = None,
     approval_timeout_s: int | None = None,
+    clock_offset: timedelta = timedelta(0),
+    manual_schedules: bool = False,
 ) -> Iterator[Services]:
     """Start DynamoDB Local and the S3 stand-in, create the table and bucket; stop on exit."""
     config = StackConfig.from_stack_file(stack)
@@ -203,6 +214,8 @@ def running(
                 config=config,
                 storage=f"data in {shown(db_path)}/" if db_path else "in memory",
                 approval_timeout_s=approval_timeout_s,
+                clock_offset=clock_offset,
+                manual_schedules=manual_schedules,
             )
             created = ensure_table(services.dynamodb_endpoint)
             log.info("table %s %s", TABLE, "created" if created else "kept from the last run")
@@ -331,8 +344,9 @@ def api_function() -> Function:
 
 @contextlib.contextmanager
 def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamPoller, LocalBus]]:
-    """The table's stream feeding the stream function, and the bus feeding the consumers and
-    workflows, each on its own thread, as Lambda's event-source mapping and EventBridge would."""
+    """The table's stream feeding the stream function, the bus feeding the consumers and
+    workflows, and the scheduled rules firing, each on its own thread, as Lambda's event-source
+    mapping and EventBridge would."""
     stream_function = next(f for f in FUNCTIONS if f.stream is not None)
     assert stream_function.stream is not None
     poller = StreamPoller(
@@ -352,10 +366,20 @@ def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamP
         invoke=invoke,
         inbox=services.relay.inbox if services.relay else queue.Queue(),
     )
+    scheduler = LocalScheduler(
+        functions=[f for f in FUNCTIONS if f.schedules],
+        deliver=bus.deliver_scheduled,
+        region=REGION,
+        clock_offset=services.clock_offset,
+        manual=services.manual_schedules,
+    )
     poller.start()
     bus.start()
+    services.scheduler = scheduler.start()
     try:
         yield poller, bus
     finally:
+        services.scheduler = None
+        scheduler.stop()
         poller.stop()
         bus.stop()

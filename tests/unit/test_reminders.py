@@ -157,6 +157,17 @@ class TestSendReminders:
         services.send_reminders(stored, second, DAY_BEFORE + SWEEP_EVERY)
         assert [e.event_id for e in first.published] == [e.event_id for e in second.published]
 
+    def test_a_run_made_on_the_due_day_sends_nothing(self) -> None:
+        """A redriven run: its reminders would say "due tomorrow" of a task due today."""
+        stored, bus = repo(task(1)), InMemoryEventPublisher()
+        late = services.send_reminders(stored, bus, DAY_BEFORE, received=DAY_BEFORE + timedelta(1))
+        assert (late.due_date, late.published, late.late) == (DUE, 0, True)
+        assert bus.batches == 0
+        in_time = services.send_reminders(
+            stored, bus, DAY_BEFORE, received=DAY_BEFORE + timedelta(hours=23, minutes=59)
+        )
+        assert (in_time.published, in_time.late) == (1, False)
+
     def test_nothing_due_publishes_nothing(self) -> None:
         bus = InMemoryEventPublisher()
         assert services.send_reminders(repo(), bus, DAY_BEFORE).published == 0
