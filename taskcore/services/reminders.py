@@ -34,10 +34,12 @@ PUBLISH_ATTEMPTS = 3  # per batch; then the run fails, and Lambda retries it who
 
 @attrs.frozen(kw_only=True)
 class SweepResult:
-    """What one run did: the due date it reminded of, and how many events it published."""
+    """What one run did: the due date it reminded of, how many events it published, and
+    whether it came too late to send any."""
 
     due_date: date
     published: int
+    late: bool = False
 
 
 def due_soon(
@@ -55,11 +57,21 @@ def due_soon(
 
 
 def send_reminders(
-    tasks: DueTasks, publisher: EventPublisher, now: datetime, *, lookback: timedelta = LOOKBACK
+    tasks: DueTasks,
+    publisher: EventPublisher,
+    now: datetime,
+    *,
+    received: datetime | None = None,
+    lookback: timedelta = LOOKBACK,
 ) -> SweepResult:
-    """Publish the run's reminders, `PUBLISH_BATCH` at a time as they are found. Entries the
-    bus refuses are sent again, up to `PUBLISH_ATTEMPTS` times per batch; then the run fails
-    (`Unavailable`), to be retried whole (what it published already goes again, harmlessly)."""
+    """Publish the reminders of the run scheduled for `now`, `PUBLISH_BATCH` at a time as they
+    are found. Entries the bus refuses are sent again, up to `PUBLISH_ATTEMPTS` times per
+    batch; then the run fails (`Unavailable`), to be retried whole (what it published already
+    goes again, harmlessly). A run `received` (actually made) on or after the due date it
+    would remind of, a redriven one, sends nothing: "due tomorrow" would no longer be true."""
+    tomorrow = now.astimezone(UTC).date() + REMIND_BEFORE
+    if received is not None and received.astimezone(UTC).date() >= tomorrow:
+        return SweepResult(due_date=tomorrow, published=0, late=True)
     published = 0
     batch: list[TaskDueSoon] = []
 
@@ -82,5 +94,4 @@ def send_reminders(
             flush()
     if batch:
         flush()
-    tomorrow = now.astimezone(UTC).date() + REMIND_BEFORE
     return SweepResult(due_date=tomorrow, published=published)
