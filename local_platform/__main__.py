@@ -194,8 +194,9 @@ def schedule_line(services: Services) -> str:
     )
     offset = services.clock_offset
     clock = f"the machine's {'+' if offset >= timedelta(0) else '-'} {abs(offset)}"
-    when = "only on SIGUSR1" if services.manual_schedules else "on their own, or on SIGUSR1"
-    return f"{rules or 'none'}   (fire {when}; clock: {clock}, UTC)"
+    when = "only" if services.manual_schedules else "on their own, and"
+    asked = f"on kill -USR1 {os.getpid()}"
+    return f"{rules or 'none'}   (fire {when} {asked}; clock: {clock}, UTC)"
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
