@@ -47,7 +47,12 @@ from stack.manifest import (
     Workflow,
 )
 from stack.workflows import WORKFLOW_SOURCE
-from taskcore.adapters.dynamodb import create_table
+from taskcore.adapters.dynamodb import (
+    DynamoTaskRepository,
+    create_table,
+    from_item,
+    table_definition,
+)
 from taskcore.events import EVENT_SOURCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,9 +161,64 @@ def _client(
 def ensure_table(endpoint: str) -> bool:
     client = _client("dynamodb", endpoint)
     if TABLE in client.list_tables()["TableNames"]:
+        for index in add_missing_indexes(endpoint, TABLE):
+            log.info("table %s: index %s added (data kept from an older definition)", TABLE, index)
         return False
     create_table(client, TABLE)
     return True
+
+
+def add_missing_indexes(endpoint: str, table: str) -> list[str]:
+    """Create the global secondary indexes `table_definition()` has and a table kept from an
+    earlier run lacks (as a deploy would: `UpdateTable`, one index at a time), then rewrite
+    its tasks through the adapter, unchanged, so that those a new sparse index covers get its
+    keys (the stream sees no change to derive an event from). Returns the indexes added."""
+    client = _client("dynamodb", endpoint)
+    definition = table_definition(table)
+    described = client.describe_table(TableName=table)["Table"]
+    present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
+    added = []
+    for index in definition["GlobalSecondaryIndexes"]:
+        if index["IndexName"] in present:
+            continue
+        keys = {key["AttributeName"] for key in index["KeySchema"]}
+        client.update_table(
+            TableName=table,
+            AttributeDefinitions=[
+                a for a in definition["AttributeDefinitions"] if a["AttributeName"] in keys
+            ],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        _wait_for_index(client, table, index["IndexName"])
+        added.append(index["IndexName"])
+    if added:
+        repository = DynamoTaskRepository(table, endpoint_url=endpoint, region=REGION)
+        pages = client.get_paginator("scan").paginate(
+            TableName=table,
+            FilterExpression="begins_with(sk, :task)",
+            ExpressionAttributeValues={":task": {"S": "TASK#"}},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for raw in page["Items"]:
+                task = from_item(repository.models.task.from_raw_data(raw))
+                repository.save(task, task.version)
+    return added
+
+
+def _wait_for_index(client: Any, table: str, index: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = client.describe_table(TableName=table)["Table"]
+        status = next(
+            i.get("IndexStatus")
+            for i in described.get("GlobalSecondaryIndexes", [])
+            if i["IndexName"] == index
+        )
+        if status == "ACTIVE":
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"index {index} of {table} did not become active in {timeout_s} s")
 
 
 def ensure_bucket(endpoint: str, config: StackConfig) -> None:
