@@ -8,14 +8,22 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from handlers import bootstrap, reminders
+from local_platform.bus import matches
 from local_platform.lambda_runtime import handler_context
 from local_platform.schedules import scheduled_event
-from stack.manifest import REMINDERS
+from stack.manifest import FUNCTIONS, REMINDERS, WORKFLOWS
 from taskcore.commands import CreateTask
 from taskcore.events import TaskDueSoon
 from taskcore.model import Status
-from taskcore.serialization import event_from_json
-from taskcore.testing import Fakes, InMemoryEventPublisher, in_memory_service, principal
+from taskcore.serialization import envelope, event_from_json
+from taskcore.testing import (
+    Fakes,
+    InMemoryEventPublisher,
+    build_task,
+    in_memory_service,
+    principal,
+)
+from tests.handlers.bus import bus_event
 
 ALICE = principal("alice")
 CREATED = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -123,3 +131,13 @@ def test_the_local_platform_sends_what_eventbridge_sends() -> None:
     assert event["resources"] == [
         "arn:aws:events:eu-west-1:123456789012:rule/tasks-local-due-date-reminders"
     ]
+
+
+def test_no_consumer_but_the_reminders_own_takes_a_reminder() -> None:
+    """Stats, attachment clean-up, completion metrics and the approval functions and workflow
+    match none of it (the notifications consumer will: issue #17's other part)."""
+    task = build_task(due_date=DUE)
+    delivered = bus_event(envelope(TaskDueSoon.for_task(task, DUE, occurred_at=DAY_BEFORE)))
+    matched = [rule.name for f in FUNCTIONS for rule in f.rules if matches(rule.pattern, delivered)]
+    matched += [w.name for w in WORKFLOWS if matches(w.started_by.pattern, delivered)]
+    assert matched == []
