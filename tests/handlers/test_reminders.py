@@ -11,7 +11,17 @@ from handlers import bootstrap, reminders
 from local_platform.bus import matches
 from local_platform.lambda_runtime import handler_context
 from local_platform.schedules import scheduled_event
-from stack.manifest import FUNCTIONS, REMINDERS, WORKFLOWS
+from stack.manifest import (
+    APPROVAL,
+    APPROVAL_DECIDED,
+    APPROVAL_TIMEOUT,
+    APPROVAL_TOKEN,
+    ATTACHMENT_CLEANUP,
+    COMPLETION_METRICS,
+    EXPORTS,
+    REMINDERS,
+    STATS,
+)
 from taskcore.commands import CreateTask
 from taskcore.events import TaskDueSoon
 from taskcore.model import Status
@@ -133,11 +143,21 @@ def test_the_local_platform_sends_what_eventbridge_sends() -> None:
     ]
 
 
-def test_no_consumer_but_the_reminders_own_takes_a_reminder() -> None:
-    """Stats, attachment clean-up, completion metrics and the approval functions and workflow
-    match none of it (the notifications consumer will: issue #17's other part)."""
+def test_the_existing_consumers_and_the_workflow_take_no_reminder() -> None:
+    """Stats, attachment clean-up, completion metrics, exports, the approval functions and the
+    approval workflow match none of it; the notifications consumer (issue #17's other part) is
+    the one meant to."""
     task = build_task(due_date=DUE)
     delivered = bus_event(envelope(TaskDueSoon.for_task(task, DUE, occurred_at=DAY_BEFORE)))
-    matched = [rule.name for f in FUNCTIONS for rule in f.rules if matches(rule.pattern, delivered)]
-    matched += [w.name for w in WORKFLOWS if matches(w.started_by.pattern, delivered)]
+    others = [
+        STATS,
+        ATTACHMENT_CLEANUP,
+        COMPLETION_METRICS,
+        EXPORTS,
+        APPROVAL_TOKEN,
+        APPROVAL_DECIDED,
+        APPROVAL_TIMEOUT,
+    ]
+    matched = [rule.name for f in others for rule in f.rules if matches(rule.pattern, delivered)]
     assert matched == []
+    assert not matches(APPROVAL.started_by.pattern, delivered)
