@@ -161,7 +161,8 @@ def settings(resource: Resource, inventory: Inventory | None = None) -> str:  # 
         case ["cloudwatch/metricAlarm", _]:
             metric = i.get("metricName") or "metric math"
             stat = i.get("extendedStatistic") or i.get("statistic") or ""
-            return f"{i['name']}: {metric} {stat} > {i['threshold']:g}"
+            below = str(i.get("comparisonOperator", "")).startswith("LessThan")
+            return f"{i['name']}: {metric} {stat} {'<' if below else '>'} {i['threshold']:g}"
         case ["sqs/queue", _]:
             days = i["messageRetentionSeconds"] / 86400
             return f"kms={_on(i.get('kmsMasterKeyId'))} retention={days:.0f}d"
