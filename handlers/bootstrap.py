@@ -20,6 +20,7 @@ from taskcore.ports import (
     ApprovalWorkflow,
     AttachmentStore,
     Clock,
+    DueTasks,
     EventMarkers,
     EventPublisher,
     Inbox,
@@ -206,6 +207,12 @@ def clock() -> Clock:
 
 @functools.cache
 def task_repository() -> TaskRepository:
+    return build_task_repository(settings())
+
+
+@functools.cache
+def due_tasks() -> DueTasks:
+    """The due-date index, for the reminder sweep (the task repository answers it)."""
     return build_task_repository(settings())
 
 

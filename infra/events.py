@@ -6,8 +6,10 @@
   table's stream (bisect on error, bounded retries and record age, partial batch failures, the
   function's failure queue as on-failure destination); for each `EventRule`, a rule on the bus
   with the manifest's pattern and a target with the manifest's retry policy and a dead-letter
-  queue of its own (events EventBridge could not deliver). Events reach the targets as they are:
-  no input transformation, so the handler sees what the local bus hands it. Mappings and
+  queue of its own (events EventBridge could not deliver); for each `Schedule`, the same on the
+  account's default bus, with the schedule's expression instead of a pattern (AWS runs
+  scheduled rules on the default bus only). Events reach the targets as they are: no input
+  transformation, so the handler sees what the local bus (or scheduler) hands it. Mappings and
   targets invoke each function's `live` alias, which is all the rule may invoke.
 """
 
@@ -25,7 +27,7 @@ from infra.context import Deployment
 from infra.functions import Functions
 from infra.queues import dead_letter_queue
 from infra.wiring import Wiring
-from stack.manifest import EventRule, Function
+from stack.manifest import EventRule, Function, Schedule
 
 
 def pattern_json(pattern: Mapping[str, Any]) -> str:
@@ -41,7 +43,7 @@ def pattern_json(pattern: Mapping[str, Any]) -> str:
 
 def rule_with_dead_letters(
     name: str,
-    rule: EventRule,
+    rule: EventRule | Schedule,
     *,
     deployment: Deployment,
     bus_name: pulumi.Input[str],
@@ -49,15 +51,17 @@ def rule_with_dead_letters(
     parent: pulumi.Resource,
     description: str,
 ) -> tuple[aws.cloudwatch.EventRule, aws.sqs.Queue, aws.cloudwatch.EventTargetRetryPolicyArgs]:
-    """A rule on the bus, its dead-letter queue (only this rule may send to it) and the retry
-    policy its target uses. Both are named after the manifest's rule (`tasks-<stack>-<rule>`,
-    `...-dlq`), not after the logical name, which grows with the function's name."""
+    """A rule on the bus (a schedule's on the default bus: `bus_name` is not used), its
+    dead-letter queue (only this rule may send to it) and the retry policy its target uses.
+    Both are named after the manifest's rule (`tasks-<stack>-<rule>`, `...-dlq`), not after the
+    logical name, which grows with the function's name."""
     child = pulumi.ResourceOptions(parent=parent)
     event_rule = aws.cloudwatch.EventRule(
         name,
         name=f"{deployment.prefix}-{rule.name}",
-        event_bus_name=bus_name,
-        event_pattern=pattern_json(rule.pattern),
+        event_bus_name=None if isinstance(rule, Schedule) else bus_name,
+        event_pattern=None if isinstance(rule, Schedule) else pattern_json(rule.pattern),
+        schedule_expression=rule.expression if isinstance(rule, Schedule) else None,
         description=description,
         opts=child,
     )
@@ -120,7 +124,8 @@ class Subscriptions(pulumi.ComponentResource):
         for function in args.functions.manifest.values():
             if function.stream is not None:
                 self._stream(name, function, args)
-            for rule in function.rules:
+            triggers: tuple[EventRule | Schedule, ...] = (*function.rules, *function.schedules)
+            for rule in triggers:
                 self._rule(name, function, rule, args)
         self.register_outputs(
             {
@@ -152,7 +157,7 @@ class Subscriptions(pulumi.ComponentResource):
         )
 
     def _rule(
-        self, name: str, function: Function, rule: EventRule, args: SubscriptionsArgs
+        self, name: str, function: Function, rule: EventRule | Schedule, args: SubscriptionsArgs
     ) -> None:
         child = pulumi.ResourceOptions(parent=self)
         base = f"{name}-{function.name}-{rule.name}"
@@ -165,7 +170,8 @@ class Subscriptions(pulumi.ComponentResource):
             bus_name=args.wiring.bus_name,
             key_arn=args.wiring.key_arn,
             parent=self,
-            description=f"{rule.name} -> {function.name}",
+            description=f"{rule.name} -> {function.name}"
+            + (f", {rule.expression} (UTC)" if isinstance(rule, Schedule) else ""),
         )
         permission = aws.lambda_.Permission(
             f"{base}-invoke",
@@ -180,7 +186,7 @@ class Subscriptions(pulumi.ComponentResource):
             f"{base}-target",
             target_id=function.name,
             rule=event_rule.name,
-            event_bus_name=args.wiring.bus_name,
+            event_bus_name=None if isinstance(rule, Schedule) else args.wiring.bus_name,
             arn=alias.arn,
             retry_policy=retry,
             dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=queue.arn),

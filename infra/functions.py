@@ -22,10 +22,10 @@ invoke names it: a deploy moves `live`, and so does a rollback. A cold-start mod
 published versions: `snapstart` snapshots each one as it is published; `provisioned` keeps
 environments of the version `live` points to initialised (AWS refuses both on one function).
 
-Asynchronous consumers (EventBridge rule targets) and stream consumers get a failure queue:
-Lambda sends an event there after its own retries (rule targets), and the stream mapping sends
-the batch it gave up on (see `infra.events`). Workflow steps are invoked synchronously by Step
-Functions, whose own retry and catch handle their failures.
+Asynchronous consumers (EventBridge rule targets, scheduled ones included) and stream consumers
+get a failure queue: Lambda sends an event there after its own retries (rule targets), and the
+stream mapping sends the batch it gave up on (see `infra.events`). Workflow steps are invoked
+synchronously by Step Functions, whose own retry and catch handle their failures.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ from infra.queues import failure_queue
 from infra.wiring import TRACING, Wiring, allow
 from stack.cold_start import ColdStart
 from stack.config import StackConfig
-from stack.manifest import ASYNC_RETRIES, Function
+from stack.manifest import ASYNC_RETRIES, EventRule, Function, Schedule
 
 ALIAS = "live"  # what every trigger invokes; a deploy moves it to the version it publishes
 
 
 def is_async_consumer(function: Function) -> bool:
-    return bool(function.rules) or function.stream is not None
+    return bool(function.rules or function.schedules) or function.stream is not None
 
 
 def serves_http(function: Function) -> bool:
@@ -246,13 +246,14 @@ class Functions(pulumi.ComponentResource):
                 provisioned_concurrent_executions=cold.provisioned,
                 opts=child,
             )
-        if function.rules and queue is not None:
+        triggers: tuple[EventRule | Schedule, ...] = (*function.rules, *function.schedules)
+        if triggers and queue is not None:
             aws.lambda_.FunctionEventInvokeConfig(
                 f"{base}-async",
                 function_name=lam.name,
                 qualifier=alias.name,
                 maximum_retry_attempts=ASYNC_RETRIES,
-                maximum_event_age_in_seconds=max(r.max_event_age_s for r in function.rules),
+                maximum_event_age_in_seconds=max(r.max_event_age_s for r in triggers),
                 destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
                     on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
                         destination=queue.arn

@@ -42,6 +42,7 @@ import botocore.model
 import botocore.session
 import regex
 
+from stack import schedules
 from stack.config import LAMBDA_ENVIRONMENT_MAX_BYTES, environment_size
 
 
@@ -213,6 +214,8 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
         "description": Api("events", "PutRule", "Description"),
         "eventBusName": Api("events", "PutRule", "EventBusName"),
         "eventPattern": Api("events", "PutRule", "EventPattern"),
+        # Its length here; its syntax in `RULES` (the model states none).
+        "scheduleExpression": Api("events", "PutRule", "ScheduleExpression"),
         "tags": _tags("events", "PutRule", "Tags"),
     },
     "aws:cloudwatch/eventTarget:EventTarget": {
@@ -740,6 +743,18 @@ CONCURRENCY_PAGE = (
 )
 
 
+# Scheduled rules: the EventBridge User Guide's two pages on schedule expressions (the rules
+# `stack.schedules` checks, quoted there), and pulumi-aws's `EventRule` documentation (the
+# installed SDK, 7.51.1, `schedule_expression`); moto refuses the same with "ScheduleExpression
+# is supported only on the default event bus." (tried, moto 5.2.5).
+SCHEDULE_PAGES = (
+    "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html, "
+    "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rate-expressions.html"
+)
+PULUMI_EVENT_RULE = "pulumi-aws 7.51.1, cloudwatch/event_rule.py, schedule_expression"
+EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+
+
 @attrs.frozen(kw_only=True)
 class Registered:
     """A resource registered earlier in the same run: what a rule spanning two resources reads."""
@@ -905,6 +920,30 @@ def _environment_size(
         )
 
 
+def _schedule_syntax(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    expression = inputs.get("scheduleExpression")
+    if isinstance(expression, str):
+        for problem in schedules.problems(expression):
+            yield f"schedule expression {expression!r}: {problem}"
+
+
+def _schedule_on_default_bus(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    bus = inputs.get("eventBusName")
+    if inputs.get("scheduleExpression") is not None and bus not in (None, "default"):
+        yield f"a scheduled rule on the event bus {bus!r}"
+
+
+def _pattern_or_schedule(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    if inputs.get("eventPattern") is None and inputs.get("scheduleExpression") is None:
+        yield "a rule with neither an event pattern nor a schedule expression"
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         types=frozenset({FUNCTION}),
@@ -963,6 +1002,30 @@ RULES: tuple[Rule, ...] = (
         "function version. You can't add a function URL to any other function version.",
         source=URLS_PAGE,
         check=_url_on_alias,
+    ),
+    Rule(
+        types=frozenset({EVENT_RULE}),
+        operation="events:PutRule",
+        says="Cron expressions have six required fields, which are separated by white space. "
+        "[...] If you specify a value or a * (asterisk) in one of the fields, you must use a ? "
+        "(question mark) in the other. [...] If the value is equal to 1, then the unit must be "
+        "singular. If the value is greater than 1, the unit must be plural.",
+        source=SCHEDULE_PAGES,
+        check=_schedule_syntax,
+    ),
+    Rule(
+        types=frozenset({EVENT_RULE}),
+        operation="events:PutRule",
+        says="[schedule_expression] Can only be used on the default event bus.",
+        source=PULUMI_EVENT_RULE,
+        check=_schedule_on_default_bus,
+    ),
+    Rule(
+        types=frozenset({EVENT_RULE}),
+        operation="events:PutRule",
+        says="A rule must contain at least an EventPattern or ScheduleExpression.",
+        source="botocore's events model, PutRule's documentation",
+        check=_pattern_or_schedule,
     ),
 )
 

@@ -131,8 +131,13 @@ def fake_state(type_: str, name: str, inputs: Mapping[str, Any], region: str) ->
         ),
         "aws:sqs/queue:Queue": f"arn:aws:sqs:{where}:{physical}",
         "aws:cloudwatch/eventBus:EventBus": f"arn:aws:events:{where}:event-bus/{physical}",
+        # `rule/[<bus>/]<name>`: a rule on the default bus has no bus in its ARN (AWS CDK's
+        # `IRule.ruleArn` documentation: "such as arn:aws:events:us-east-2:123456789012:rule/
+        # example"; a custom bus's rules carry the bus's name).
         "aws:cloudwatch/eventRule:EventRule": (
-            f"arn:aws:events:{where}:rule/{inputs.get('eventBusName', 'default')}/{physical}"
+            f"arn:aws:events:{where}:rule/{inputs['eventBusName']}/{physical}"
+            if inputs.get("eventBusName") not in (None, "default")
+            else f"arn:aws:events:{where}:rule/{physical}"
         ),
         "aws:cloudwatch/logGroup:LogGroup": f"arn:aws:logs:{where}:log-group:{physical}",
         "aws:sfn/stateMachine:StateMachine": f"arn:aws:states:{where}:stateMachine:{physical}",

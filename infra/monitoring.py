@@ -1,17 +1,21 @@
 """Monitoring: alarms and a dashboard for what the other components built, read from them (and
 so from the manifest), never from a list kept here.
 
-Alarms: every function's errors, throttles and p99 duration (against 80% of its timeout); the
-API's 5xx (any: a 5xx is always a bug here) and p99 latency (the stack's threshold); the table's
-throttled reads and writes; every failure and dead-letter queue holding a message; every state
-machine's failed and timed-out executions. They notify one KMS-encrypted SNS topic, and the
-stack's `alarmEmail` when set. The dashboard shows the same metrics, one row per concern.
+Alarms: every function's errors, throttles and p99 duration (against 80% of its timeout); a
+scheduled function's missed runs (no invocation over two of its intervals: a rule that stopped
+firing raises no error); the API's 5xx (any: a 5xx is always a bug here) and p99 latency (the
+stack's threshold); the table's throttled reads and writes; every failure and dead-letter queue
+holding a message; every state machine's failed and timed-out executions. They notify one
+KMS-encrypted SNS topic, and the stack's `alarmEmail` when set. The dashboard shows the same
+metrics, one row per concern.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -24,6 +28,8 @@ from infra.data import Data
 from infra.events import Subscriptions
 from infra.functions import Functions
 from infra.state_machines import StateMachines
+from stack import schedules
+from stack.manifest import Function
 
 PERIOD_S = 300
 DURATION_ALARM_SHARE = 0.8  # of the function's timeout
@@ -53,6 +59,27 @@ class Alarm:
     statistic: str = "Sum"
     evaluation_periods: int = 1
     datapoints: int = 1
+    period: int = PERIOD_S
+    comparison: str = "GreaterThanThreshold"
+    missing_data: str = "notBreaching"
+
+
+def missed_runs_period(function: Function) -> int | None:
+    """Seconds over which a scheduled function must have run at least once: two of its
+    longest intervals (over a week of its schedules), a multiple of 60 as CloudWatch requires
+    ("Valid values are 10, 20, 30, and any multiple of 60": botocore, PutMetricAlarm Period).
+    One lost run is no alarm (the reminder sweep loses nothing to it); two in a row are."""
+    if not function.schedules:
+        return None
+    origin = datetime(2030, 1, 1, tzinfo=UTC)  # any moment: the schedules repeat weekly or less
+    gaps = [
+        schedules.longest_gap(s.expression, origin=origin, within=timedelta(days=8))
+        for s in function.schedules
+    ]
+    known = [gap for gap in gaps if gap is not None]
+    if len(known) < len(gaps):
+        raise ValueError(f"{function.name}: a schedule that runs less than weekly")
+    return math.ceil(2 * max(known).total_seconds() / 60) * 60
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -144,6 +171,21 @@ class Monitoring(pulumi.ComponentResource):
                     datapoints=2,
                 ),
             ]
+            period = missed_runs_period(args.functions.manifest[fn_name])
+            if period is not None:
+                alarms.append(
+                    Alarm(
+                        key=f"{fn_name}-missed-runs",
+                        description=f"{fn_name}: no scheduled run in {period // 60} minutes",
+                        namespace="AWS/Lambda",
+                        metric="Invocations",
+                        dimensions=dims,
+                        threshold=1,
+                        period=period,
+                        comparison="LessThanThreshold",
+                        missing_data="breaching",  # no invocation at all: no datapoint
+                    )
+                )
         api: dict[str, pulumi.Input[str]] = {"ApiId": args.api.api.id, "Stage": STAGE}
         alarms += [
             Alarm(
@@ -211,12 +253,12 @@ class Monitoring(pulumi.ComponentResource):
             dimensions=dict(alarm.dimensions),
             statistic=None if percentile else alarm.statistic,
             extended_statistic=alarm.statistic if percentile else None,
-            period=PERIOD_S,
+            period=alarm.period,
             evaluation_periods=alarm.evaluation_periods,
             datapoints_to_alarm=alarm.datapoints,
             threshold=alarm.threshold,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
+            comparison_operator=alarm.comparison,
+            treat_missing_data=alarm.missing_data,
             alarm_actions=[self.topic.arn],
             ok_actions=[self.topic.arn],
             opts=pulumi.ResourceOptions(parent=self),

@@ -149,6 +149,8 @@ def settings(resource: Resource, inventory: Inventory | None = None) -> str:  # 
         case ["cloudwatch/logGroup", _]:
             return f"{i['name']} retention={i['retentionInDays']:.0f}d kms={_on(i.get('kmsKeyId'))}"
         case ["cloudwatch/eventRule", _]:
+            if "scheduleExpression" in i:
+                return f"schedule={i['scheduleExpression']} (the default bus)"
             return f"pattern={i['eventPattern']}"
         case ["cloudwatch/eventTarget", _]:
             retry = i.get("retryPolicy") or {}
@@ -159,7 +161,8 @@ def settings(resource: Resource, inventory: Inventory | None = None) -> str:  # 
         case ["cloudwatch/metricAlarm", _]:
             metric = i.get("metricName") or "metric math"
             stat = i.get("extendedStatistic") or i.get("statistic") or ""
-            return f"{i['name']}: {metric} {stat} > {i['threshold']:g}"
+            below = str(i.get("comparisonOperator", "")).startswith("LessThan")
+            return f"{i['name']}: {metric} {stat} {'<' if below else '>'} {i['threshold']:g}"
         case ["sqs/queue", _]:
             days = i["messageRetentionSeconds"] / 86400
             return f"kms={_on(i.get('kmsMasterKeyId'))} retention={days:.0f}d"

@@ -1,6 +1,9 @@
 """`make dev`: run the local platform in the foreground until Ctrl-C.
 
 python -m local_platform [--stack dev] [--port 8000] [--in-memory] [--no-throttle] [--verbose]
+                         [--clock-offset 36h] [--manual-schedules]
+
+SIGUSR1 fires every schedule once, now (in the platform's clock).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ from local_platform.platform import (
     shown,
 )
 from local_platform.sandboxes import Sandboxes
+from local_platform.schedules import parse_offset
 from stack.config import StackConfig
 from stack.manifest import FUNCTIONS, Function
 
@@ -171,6 +176,7 @@ def banner(
   workflows    {workflows}   (the real ASL, on moto's executor)
   approvals    expire after {services.resolve("approval.timeout")} s without a decision
   auto-approve {"; ".join(services.config.auto_approve) or "no rule"}   (tasks:autoApprove)
+  schedules    {schedule_line(services)}
   JWT issuer   {issuer.issuer}   audience {issuer.audience}
   throttling   {throttling}
   CORS         {", ".join(services.config.cors_allow_origins)}
@@ -181,6 +187,18 @@ def banner(
   Try it:        curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks{try_download}
   Stop:          Ctrl-C
 """
+
+
+def schedule_line(services: Services) -> str:
+    """The scheduled rules, and the clock they fire in."""
+    rules = ", ".join(
+        f"{schedule.name} {schedule.expression}" for f in FUNCTIONS for schedule in f.schedules
+    )
+    offset = services.clock_offset
+    clock = f"the machine's {'+' if offset >= timedelta(0) else '-'} {abs(offset)}"
+    when = "only" if services.manual_schedules else "on their own, and"
+    asked = f"on kill -USR1 {os.getpid()}"
+    return f"{rules or 'none'}   (fire {when} {asked}; clock: {clock}, UTC)"
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -212,6 +230,18 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--approval-timeout", type=int, help="seconds an approval waits (default: the stack's)"
+    )
+    parser.add_argument(
+        "--clock-offset",
+        type=parse_offset,
+        default="0",
+        help="shift the platform's clock, what its scheduled rules see as now: 36h, 2d, "
+        "1d12h, -90m (default 0)",
+    )
+    parser.add_argument(
+        "--manual-schedules",
+        action="store_true",
+        help="scheduled rules fire only on SIGUSR1 (every one, once, now), never on their own",
     )
     parser.add_argument(
         "--concurrency",
@@ -269,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb_port=args.dynamodb_port or None,
         s3_port=args.s3_port or None,
         approval_timeout_s=args.approval_timeout,
+        clock_offset=args.clock_offset,
+        manual_schedules=args.manual_schedules,
     ) as services:
         console = Console(verbose=args.verbose, log_dir=args.log_dir.resolve()).start()
         sandboxes = Sandboxes(
@@ -324,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
                 else event_plumbing(services, event_invoker(sandboxes))
             )
             with plumbing:
+                # Set in the handler's thread (the main one); the scheduler's thread fires.
+                signal.signal(
+                    signal.SIGUSR1,
+                    lambda *_: services.scheduler.fire_all() if services.scheduler else None,
+                )
                 main_server = uvicorn.Server(
                     uvicorn.Config(
                         app, host=args.host, port=args.port, log_level="warning", access_log=False

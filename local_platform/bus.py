@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 
 from local_platform.sandboxes import SandboxError
-from stack.manifest import ASYNC_RETRIES, EventRule, Function, Workflow
+from stack.manifest import ASYNC_RETRIES, EventRule, Function, Schedule, Workflow
 
 log = logging.getLogger("local_platform.bus")
 
@@ -94,8 +94,8 @@ class LocalBus:
         factory=lambda: ThreadPoolExecutor(10, thread_name_prefix="local-bus")
     )
     _count_lock: threading.Lock = attrs.field(factory=threading.Lock)
-    _retries: list[tuple[float, int, Function, EventRule, dict[str, Any], int]] = attrs.field(
-        factory=list
+    _retries: list[tuple[float, int, Function, EventRule | Schedule, dict[str, Any], int]] = (
+        attrs.field(factory=list)
     )
     """A heap of scheduled retries: (due, sequence, function, rule, event, attempt)."""
     _sequence: Iterator[int] = attrs.field(factory=itertools.count)
@@ -205,8 +205,19 @@ class LocalBus:
             return
         log.info("%s (workflow) ← %s  [%s]", workflow.name, event.get("detail-type"), name)
 
+    def deliver_scheduled(
+        self, function: Function, schedule: Schedule, event: dict[str, Any]
+    ) -> None:
+        """A scheduled rule's event (`local_platform.schedules`), delivered as a rule's are:
+        Lambda's retries, then a dead letter under the schedule's name."""
+        self._deliver(function, schedule, event)
+
     def _deliver(
-        self, function: Function, rule: EventRule, event: dict[str, Any], attempt: int = 0
+        self,
+        function: Function,
+        rule: EventRule | Schedule,
+        event: dict[str, Any],
+        attempt: int = 0,
     ) -> None:
         try:
             self.invoke(function, event)

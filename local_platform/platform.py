@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from local_platform.bus import Invoke, LocalBus
 from local_platform.children import Record, die_with_parent
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from local_platform.events_relay import EventsRelay
+from local_platform.schedules import LocalScheduler
 from local_platform.streams import StreamPoller
 from stack.config import LAMBDA_ENVIRONMENT_MAX_BYTES, StackConfig, environment_size
 from stack.manifest import (
@@ -46,7 +48,12 @@ from stack.manifest import (
     Workflow,
 )
 from stack.workflows import WORKFLOW_SOURCE
-from taskcore.adapters.dynamodb import create_table
+from taskcore.adapters.dynamodb import (
+    DynamoTaskRepository,
+    create_table,
+    from_item,
+    table_definition,
+)
 from taskcore.events import EVENT_SOURCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +99,13 @@ class Services:
     jwks_uri: str = ""
     """Where the functions that verify tokens themselves fetch the issuer's JWKS (the gateway
     serves it); empty: under the issuer's URL, as on AWS."""
+    clock_offset: timedelta = timedelta(0)
+    """How far the platform's clock is from the machine's (`--clock-offset`): what the
+    emulated background processes see as now (a scheduled event's `time`)."""
+    manual_schedules: bool = False
+    """Schedules fire only when asked (`--manual-schedules`, SIGUSR1), never on their own."""
+    scheduler: LocalScheduler | None = None
+    """The scheduled rules' emulation, while the events run (`event_plumbing`)."""
 
     def resolve(self, resource: Resource) -> str:
         values: dict[Resource, str] = {
@@ -166,9 +180,64 @@ def _client(
 def ensure_table(endpoint: str) -> bool:
     client = _client("dynamodb", endpoint)
     if TABLE in client.list_tables()["TableNames"]:
+        for index in add_missing_indexes(endpoint, TABLE):
+            log.info("table %s: index %s added (data kept from an older definition)", TABLE, index)
         return False
     create_table(client, TABLE)
     return True
+
+
+def add_missing_indexes(endpoint: str, table: str) -> list[str]:
+    """Create the global secondary indexes `table_definition()` has and a table kept from an
+    earlier run lacks (as a deploy would: `UpdateTable`, one index at a time), then rewrite
+    its tasks through the adapter, unchanged, so that those a new sparse index covers get its
+    keys (the stream sees no change to derive an event from). Returns the indexes added."""
+    client = _client("dynamodb", endpoint)
+    definition = table_definition(table)
+    described = client.describe_table(TableName=table)["Table"]
+    present = {index["IndexName"] for index in described.get("GlobalSecondaryIndexes", [])}
+    added = []
+    for index in definition["GlobalSecondaryIndexes"]:
+        if index["IndexName"] in present:
+            continue
+        keys = {key["AttributeName"] for key in index["KeySchema"]}
+        client.update_table(
+            TableName=table,
+            AttributeDefinitions=[
+                a for a in definition["AttributeDefinitions"] if a["AttributeName"] in keys
+            ],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        _wait_for_index(client, table, index["IndexName"])
+        added.append(index["IndexName"])
+    if added:
+        repository = DynamoTaskRepository(table, endpoint_url=endpoint, region=REGION)
+        pages = client.get_paginator("scan").paginate(
+            TableName=table,
+            FilterExpression="begins_with(sk, :task)",
+            ExpressionAttributeValues={":task": {"S": "TASK#"}},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for raw in page["Items"]:
+                task = from_item(repository.models.task.from_raw_data(raw))
+                repository.save(task, task.version)
+    return added
+
+
+def _wait_for_index(client: Any, table: str, index: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = client.describe_table(TableName=table)["Table"]
+        status = next(
+            i.get("IndexStatus")
+            for i in described.get("GlobalSecondaryIndexes", [])
+            if i["IndexName"] == index
+        )
+        if status == "ACTIVE":
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"index {index} of {table} did not become active in {timeout_s} s")
 
 
 def ensure_bucket(endpoint: str, config: StackConfig) -> None:
@@ -198,6 +267,8 @@ def running(
     dynamodb_port: int | None = None,
     s3_port: int | None = None,
     approval_timeout_s: int | None = None,
+    clock_offset: timedelta = timedelta(0),
+    manual_schedules: bool = False,
 ) -> Iterator[Services]:
     """Start DynamoDB Local and the S3 stand-in, create the table and bucket; stop on exit."""
     config = StackConfig.from_stack_file(stack)
@@ -222,6 +293,8 @@ def running(
                 config=config,
                 storage=f"data in {shown(db_path)}/" if db_path else "in memory",
                 approval_timeout_s=approval_timeout_s,
+                clock_offset=clock_offset,
+                manual_schedules=manual_schedules,
             )
             created = ensure_table(services.dynamodb_endpoint)
             log.info("table %s %s", TABLE, "created" if created else "kept from the last run")
@@ -369,8 +442,9 @@ def api_function() -> Function:
 
 @contextlib.contextmanager
 def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamPoller, LocalBus]]:
-    """The table's stream feeding the stream function, and the bus feeding the consumers and
-    workflows, each on its own thread, as Lambda's event-source mapping and EventBridge would."""
+    """The table's stream feeding the stream function, the bus feeding the consumers and
+    workflows, and the scheduled rules firing, each on its own thread, as Lambda's event-source
+    mapping and EventBridge would."""
     stream_function = next(f for f in FUNCTIONS if f.stream is not None)
     assert stream_function.stream is not None
     poller = StreamPoller(
@@ -390,10 +464,20 @@ def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamP
         invoke=invoke,
         inbox=services.relay.inbox if services.relay else queue.Queue(),
     )
+    scheduler = LocalScheduler(
+        functions=[f for f in FUNCTIONS if f.schedules],
+        deliver=bus.deliver_scheduled,
+        region=REGION,
+        clock_offset=services.clock_offset,
+        manual=services.manual_schedules,
+    )
     poller.start()
     bus.start()
+    services.scheduler = scheduler.start()
     try:
         yield poller, bus
     finally:
+        services.scheduler = None
+        scheduler.stop()
         poller.stop()
         bus.stop()

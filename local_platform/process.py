@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import attrs
@@ -23,6 +24,7 @@ import httpx
 from local_platform.auth import DevIssuer
 from local_platform.children import die_with_parent
 from local_platform.dynamodb_local import free_port
+from stack.manifest import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 URL_LINE = re.compile(r"^  (\S+) URL\s+(http://\S+)")
@@ -41,12 +43,17 @@ class Platform:
     (64 KiB) and would block the platform's logging, and with it every request."""
     _reader: threading.Thread | None = attrs.field(default=None, repr=False)
     _own_log_dir: bool = False
+    clock_offset: timedelta = timedelta(0)
+    """How far the platform's clock is from the machine's (its `--clock-offset`)."""
+    lines_read: int = 0
+    """Lines of output read so far (`output` keeps only the last ones)."""
 
     def drain(self) -> None:
         def read() -> None:
             assert self.process.stdout is not None
             for line in self.process.stdout:
                 self.output.append(line.rstrip("\n"))
+                self.lines_read += 1
 
         self._reader = threading.Thread(target=read, name="platform-output", daemon=True)
         self._reader.start()
@@ -74,6 +81,32 @@ class Platform:
             if any(arg.endswith("DynamoDBLocal.jar") for arg in argv):
                 return pid
         return None
+
+    def lines_since(self, mark: int) -> list[str]:
+        """The lines of output read after `mark` (a `lines_read`), as far as `output` keeps."""
+        lines = list(self.output)
+        return lines[len(lines) - min(self.lines_read - mark, len(lines)) :]
+
+    def fire_schedules(self, timeout: float = 60) -> list[str]:
+        """Fire every scheduled rule once, now in the platform's clock (SIGUSR1), and wait
+        until each has been delivered (its function's console line) or has failed; return
+        those lines. With `--manual-schedules`, the only runs are the ones asked for."""
+        scheduled = [(f.name, s.name) for f in FUNCTIONS for s in f.schedules]
+        mark = self.lines_read
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.lines_since(mark)
+            done = [
+                line
+                for function, schedule in scheduled
+                for line in lines
+                if f"{function} ← Scheduled Event" in line or f"failed on {schedule}" in line
+            ]
+            if len(done) >= len(scheduled):
+                return done
+            time.sleep(0.05)
+        raise TimeoutError(f"the schedules did not run within {timeout} s:\n" + "\n".join(lines))
 
     def stop(self) -> int:
         """Ctrl-C, as a developer would; return the exit code."""
@@ -114,9 +147,11 @@ def start_platform(
     dynamodb_port: int = 0,
     db_path: Path | None = None,
     log_dir: Path | None = None,
+    clock_offset: timedelta = timedelta(0),
 ) -> Platform:
     """Start `python -m local_platform` on free ports (in memory unless `db_path`; the
-    functions' log files in `log_dir`, else in a temporary directory); wait for /health."""
+    functions' log files in `log_dir`, else in a temporary directory; its clock
+    `clock_offset` from the machine's); wait for /health."""
     port = free_port()
     own_log_dir = log_dir is None
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="tasks-platform-logs-"))
@@ -136,6 +171,9 @@ def start_platform(
         "0",
         "--log-dir",
         str(log_dir),
+        # One argument with `=`: argparse would take a separate `-90s` for an option.
+        f"--clock-offset={'-' if clock_offset < timedelta(0) else ''}"
+        f"{int(abs(clock_offset).total_seconds())}s",
         *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -157,6 +195,7 @@ def start_platform(
         issuer=DevIssuer(),
         log_dir=log_dir,
         own_log_dir=own_log_dir,
+        clock_offset=clock_offset,
     )
     platform.drain()
     deadline = time.monotonic() + 60

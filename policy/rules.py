@@ -662,6 +662,39 @@ def _alarmed(args: StackValidationArgs, report: ReportViolation) -> None:
             report(f"{resource.name}: no alarm on {missing}", resource.urn)
 
 
+def _scheduled_runs_watched(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A function a scheduled rule invokes has an alarm on too few invocations: a rule that
+    stops firing (disabled, deleted, its target gone) makes no error and no throttle, so the
+    other alarms never see it. Targets whose ARN is not known yet (a first preview) wait."""
+    scheduled = {
+        r.props.get("name")
+        for r in args.resources
+        if r.resource_type == "aws:cloudwatch/eventRule:EventRule"
+        and r.props.get("scheduleExpression")
+    }
+    watched = {
+        (r.props.get("dimensions") or {}).get("FunctionName")
+        for r in args.resources
+        if r.resource_type == "aws:cloudwatch/metricAlarm:MetricAlarm"
+        and r.props.get("metricName") == "Invocations"
+        and str(r.props.get("comparisonOperator", "")).startswith("LessThan")
+        and r.props.get("alarmActions")
+    }
+    for target in args.resources:
+        if target.resource_type != "aws:cloudwatch/eventTarget:EventTarget":
+            continue
+        arn = target.props.get("arn")
+        if target.props.get("rule") not in scheduled or not isinstance(arn, str):
+            continue
+        function = limits.function_name(arn)
+        if function not in watched:
+            report(
+                f"{target.name}: {function} runs on a schedule with no alarm on missed runs "
+                "(its Invocations below a threshold)",
+                target.urn,
+            )
+
+
 POLICIES: list[Policy] = [
     _on(
         "iam-least-privilege",
@@ -890,6 +923,13 @@ POLICIES: list[Policy] = [
         "never with CORS '*' in prod; a grant to everyone only for such a URL.",
         enforcement_level=MANDATORY,
         validate=_function_urls_verified,
+    ),
+    StackValidationPolicy(
+        name="scheduled-runs-watched",
+        description="Every function a scheduled rule invokes has an alarm on missed runs (too "
+        "few invocations): a schedule that stops firing raises no error.",
+        enforcement_level=MANDATORY,
+        validate=_scheduled_runs_watched,
     ),
     StackValidationPolicy(
         name="everything-alarmed",

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import attrs
 
+from stack import schedules
 from stack.cold_start import ColdStart
 from stack.workflows import TIMED_OUT, TOKEN_ISSUED, WORKFLOW_SOURCE
 from taskcore.events import (
@@ -28,6 +29,7 @@ from taskcore.events import (
     TaskUpdated,
 )
 from taskcore.notifications import APPROVERS_INBOX
+from taskcore.services.reminders import SWEEP_EVERY_MINUTES
 
 # What a function may do, in the manifest's vocabulary; infra maps each to IAM actions on the
 # one resource it names, and nothing else.
@@ -114,6 +116,29 @@ class EventRule:
     max_event_age_s: int = 3600
 
 
+def _schedule_expression(_instance: object, _attribute: object, value: str) -> None:
+    schedules.check(value)
+
+
+@attrs.frozen(kw_only=True)
+class Schedule:
+    """An EventBridge scheduled rule invoking this function: `expression` is a cron or rate
+    expression as EventBridge accepts it (`stack.schedules`, checked here), in UTC. The
+    function receives EventBridge's scheduled event (source `aws.events`, detail-type
+    `Scheduled Event`) whose `time` is when the rule fired.
+
+    AWS runs scheduled rules on an account's default bus only, so infra puts the rule there,
+    named `tasks-<stack>-<name>`; delivery is retried (`max_retries`, `max_event_age_s`), then
+    sent to a DLQ, as for an `EventRule`. The local platform fires it at the times it names,
+    in its own clock (`--clock-offset`), or when asked (`--manual-schedules`, SIGUSR1).
+    """
+
+    name: str
+    expression: str = attrs.field(validator=_schedule_expression)
+    max_retries: int = 8
+    max_event_age_s: int = 3600
+
+
 InvokeMode = Literal["BUFFERED", "RESPONSE_STREAM"]
 
 AUTH_ENVIRONMENT: Mapping[str, Resource] = {
@@ -167,6 +192,7 @@ class Function:
     routes: tuple[Route, ...] = ()
     stream: StreamTrigger | None = None
     rules: tuple[EventRule, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
     invoked_by_workflow: bool = False  # a step of a state machine (lambda:invoke)
     permissions: frozenset[Permission] = frozenset()
     environment: Mapping[str, Resource] = attrs.field(factory=dict)
@@ -384,6 +410,29 @@ APPROVERS_FILTER = {"recipient": [APPROVERS_INBOX]}
 """The filter policy of the approvers' email subscription (`tasks:approversEmail`): the
 notifications addressed to the approvers' inbox, and nothing else."""
 
+REMINDERS = Function(
+    name="reminders",
+    handler="handlers.reminders:sweep",
+    description="Due-date reminders: TaskDueSoon for open tasks due tomorrow (UTC), on a schedule",
+    # The sweep's window is built for this cadence (taskcore.services.reminders.LOOKBACK).
+    schedules=(
+        Schedule(
+            name="due-date-reminders",
+            expression=f"cron(0/{SWEEP_EVERY_MINUTES} * * * ? *)",
+            # A lost run loses nothing (the next one's window covers it): no use retrying a
+            # run for longer than the runs after it would take to cover it anyway.
+            max_event_age_s=SWEEP_EVERY_MINUTES * 60,
+        ),
+    ),
+    permissions=frozenset({"table.read", "bus.publish"}),
+    environment={"TABLE_NAME": "table.name", "BUS_NAME": "bus.name"},
+    memory_mb=256,
+    # At 00:00 a run reads every task due tomorrow: per 1,000 tasks, 10 BatchGetItem and 100
+    # PutEvents requests, ~2 s at ~20 ms each (an estimate, not measured), so 5 minutes is
+    # roughly 100,000 tasks due on one day; past that, one invocation per shard.
+    timeout_s=300,
+)
+
 APPROVAL = Workflow(
     name="approval",
     description="Approve a high or critical task by rule or ask approvers; expire it on timeout",
@@ -405,6 +454,7 @@ FUNCTIONS: tuple[Function, ...] = (
     EXPORTS,
     DOWNLOAD,
     NOTIFICATIONS,
+    REMINDERS,
 )
 WORKFLOWS: tuple[Workflow, ...] = (APPROVAL,)
 

@@ -84,17 +84,27 @@ class ApprovalDecided(Event):
 
 @attrs.frozen(kw_only=True)
 class TaskDueSoon(Event):
-    """The task is due tomorrow (a UTC calendar day): the reminders' sweep says so, once per
-    due date whatever the task's version."""
+    """The task is due tomorrow (`due_date`, a UTC calendar day) and still open: a reminder.
+
+    Not derived from a change: the reminder sweep (`taskcore.services.reminders`) finds it on
+    the day before. Its id names the due date, not the version, so one due date reminds once
+    however often the task is edited or the sweep runs; a new due date is a new reminder.
+    """
 
     kind: ClassVar[str] = "TaskDueSoon"
     due_date: date
 
     @classmethod
-    def for_day(cls, task: Task, due_date: date, occurred_at: datetime) -> TaskDueSoon:
-        event = cls.make(task, occurred_at, due_date=due_date)
-        assert isinstance(event, TaskDueSoon)
-        return attrs.evolve(event, event_id=f"{task.id}:{due_date.isoformat()}:{cls.kind}")
+    def for_task(cls, task: Task, due_date: date, occurred_at: datetime) -> TaskDueSoon:
+        return cls(
+            event_id=f"{task.id}:{due_date.isoformat()}:{cls.kind}",
+            occurred_at=occurred_at,
+            version=task.version,
+            owner_id=task.owner_id,
+            task_id=task.id,
+            task=task,
+            due_date=due_date,
+        )
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

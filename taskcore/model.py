@@ -45,6 +45,11 @@ class Status(enum.StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
+    @property
+    def is_open(self) -> bool:
+        """Still to be done: pending or in progress (what a due-date reminder is for)."""
+        return self in (Status.PENDING, Status.IN_PROGRESS)
+
 
 class Priority(enum.StrEnum):
     LOW = "low"

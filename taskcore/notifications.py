@@ -10,15 +10,15 @@ approvers' email list to them by that address (an SNS filter policy on `recipien
 - a task due tomorrow (`TaskDueSoon`, from the reminders' sweep) → the task's owner.
 
 A notification's id is derived from its event and its recipient (a ULID whose time is the
-event's and whose other 80 bits are a digest of both), so a redelivered event makes the same
-notification, which the inbox stores once: one event, one notification per recipient.
+event's, `made_at`, and whose other 80 bits are a digest of both), so a redelivered event makes
+the same notification, which the inbox stores once: one event, one notification per recipient.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import NewType
 
 import attrs
@@ -131,12 +131,23 @@ def _addressed(event: Event) -> list[tuple[str, Kind]]:
     return []
 
 
+def made_at(event: Event) -> datetime:
+    """When a notification of `event` was made: a time every delivery of the event agrees on,
+    since the id is made from it. A change's event carries its stream record's time, the same
+    on every redelivery; the sweep sends a reminder again on its next run with that run's time,
+    so a reminder's is the moment it became due, the start of the day before the due date."""
+    if isinstance(event, TaskDueSoon):
+        return datetime.combine(event.due_date - timedelta(days=1), time(), UTC)
+    return event.occurred_at
+
+
 def notifications_for(event: Event) -> list[Notification]:
     """The notifications an event means, one per recipient (none for most events)."""
     task = event.task
+    at = made_at(event)
     return [
         Notification(
-            id=notification_id(event.event_id, recipient, event.occurred_at),
+            id=notification_id(event.event_id, recipient, at),
             recipient=recipient,
             kind=kind,
             event_id=event.event_id,
@@ -144,7 +155,7 @@ def notifications_for(event: Event) -> list[Notification]:
             owner_id=event.owner_id,
             title=task.title,
             priority=task.priority,
-            created_at=event.occurred_at,
+            created_at=at,
             outcome=event.outcome if isinstance(event, ApprovalDecided) else None,
             decided_by=task.approval_decided_by if isinstance(event, ApprovalDecided) else None,
             due_date=event.due_date if isinstance(event, TaskDueSoon) else None,

@@ -6,8 +6,8 @@ Adapters (DynamoDB, S3, EventBridge, Step Functions) and the in-memory fakes in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
 from typing import Protocol
 
 import attrs
@@ -106,6 +106,18 @@ class TaskRepository(Protocol):
 
     def get_awaiting_approval(self, task_id: TaskId) -> Task | None:
         """A task by id, only if it is awaiting approval (how approvers reach it)."""
+        ...
+
+
+class DueTasks(Protocol):
+    """Open tasks by due date, for the reminder sweep: found through an index (never a scan),
+    not through their owners. Only the sweep reads it; nothing here reaches a task by id."""
+
+    def due_on(self, day: date, *, reminded_from: datetime, until: datetime) -> Iterator[Task]:
+        """The open tasks due on `day` whose reminder became due (`taskcore.reminders.
+        reminder_due_at`) between `reminded_from` and `until`, both included, each as stored
+        now, in no particular order. An index may lag behind the latest writes by a moment: a
+        task whose reminder just became due may come in the next call instead."""
         ...
 
 

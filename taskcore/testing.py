@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -37,6 +37,7 @@ from taskcore.ports import (
     StoredPage,
     UploadedPart,
 )
+from taskcore.reminders import reminder_due_at
 from taskcore.services import (
     ExportService,
     NotificationService,
@@ -193,6 +194,19 @@ class InMemoryTaskRepository:
         return next(
             (t for t in self.tasks.values() if t.id == task_id and t.awaiting_approval), None
         )
+
+    def due_on(self, day: date, *, reminded_from: datetime, until: datetime) -> Iterator[Task]:
+        """`DueTasks`: the index the DynamoDB adapter queries, computed from the tasks."""
+        with self._lock:
+            stored = list(self.tasks.values())
+        due = [
+            task
+            for task in stored
+            if task.due_date == day
+            and (at := reminder_due_at(task)) is not None
+            and reminded_from <= at <= until
+        ]
+        return iter(sorted(due, key=lambda task: task.id))
 
     def events(self) -> list[Event]:
         """The domain events the committed changes so far mean, in order."""

@@ -6,6 +6,7 @@
 - `exports`: `ExportService` and the `MultipartWriter` a run streams through;
 - `notifications`: delivering notifications (the consumer) and reading inboxes (the API);
 - `downloads`: `owned_pages`, every task of an owner a page at a time (downloads, exports);
+- `reminders`: the due-date reminder sweep (`send_reminders`, `due_soon`);
 - `attachments`, `ids`: the attachment key layout and the id check the others share.
 
 The names other packages use are re-exported here: `from taskcore.services import TaskService`,
@@ -39,6 +40,7 @@ from taskcore.services.reactions import (
     remove_attachments,
     resume_workflow,
 )
+from taskcore.services.reminders import SweepResult, due_soon, send_reminders
 from taskcore.services.tasks import (
     IDEMPOTENCY_KEY_MAX,
     CreateResult,
@@ -62,11 +64,13 @@ __all__ = [
     "NotificationPage",
     "NotificationService",
     "Page",
+    "SweepResult",
     "TaskService",
     "attachment_key",
     "attachment_prefix",
     "decision_output",
     "deliver_notifications",
+    "due_soon",
     "expire_approval",
     "export_key",
     "failure_reason",
@@ -76,4 +80,5 @@ __all__ = [
     "record_stats",
     "remove_attachments",
     "resume_workflow",
+    "send_reminders",
 ]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
@@ -22,8 +23,18 @@ from taskcore.adapters.dynamodb import (
     task_from_image,
     to_item,
 )
+from taskcore.adapters.dynamodb.table import DUE_SHARDS, due_shard
 from taskcore.errors import StorageRejected, Unavailable
-from taskcore.model import Attachment, AttachmentId, Decision, Priority, Task, TaskId, UserId
+from taskcore.model import (
+    Attachment,
+    AttachmentId,
+    Decision,
+    Priority,
+    Status,
+    Task,
+    TaskId,
+    UserId,
+)
 from taskcore.stats import StatsDelta
 from taskcore.testing import FixedClock
 
@@ -124,10 +135,52 @@ class TestTableDefinition:
             "ByPriorityIndex",
         }
         assert [i["IndexName"] for i in definition["GlobalSecondaryIndexes"]] == [
-            "AwaitingApprovalIndex"
+            "AwaitingApprovalIndex",
+            "ByDueDateIndex",
         ]
         assert definition["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
         assert definition["BillingMode"] == "PAY_PER_REQUEST"
+
+    def test_the_due_date_index_is_sparse_sharded_and_keys_only(self) -> None:
+        definition = table_definition("tasks")
+        (index,) = [
+            i for i in definition["GlobalSecondaryIndexes"] if i["IndexName"] == "ByDueDateIndex"
+        ]
+        assert index["KeySchema"] == [
+            {"AttributeName": "gsi2pk", "KeyType": "HASH"},
+            {"AttributeName": "gsi2sk", "KeyType": "RANGE"},
+        ]
+        assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+        due = date(2030, 1, 5)
+        task = Task.new(
+            id=TaskId("01JD00000000000000000000AB"),
+            owner_id=UserId("a"),
+            title="t",
+            now=NOW,
+            due_date=due,
+        )
+        item = to_item(task)
+        assert item.due_key == f"DUE#2030-01-05#{due_shard(task.id)}"
+        assert item.remind_key == "2030-01-04T00:00:00.000000Z"
+        done = task.transition_to(Status.IN_PROGRESS, NOW).transition_to(Status.COMPLETED, NOW)
+        for unreminded in (attrs.evolve(task, due_date=None), done):
+            values = to_item(unreminded).attribute_values  # PynamoDB types both as str
+            assert (values.get("due_key"), values.get("remind_key")) == (None, None)
+        assert from_item(item) == task
+
+    def test_the_table_stays_within_dynamodbs_index_limits(self) -> None:
+        """botocore's CreateTable documentation: "One or more global secondary indexes (the
+        maximum is 20)", "One or more local secondary indexes (the maximum is 5)"."""
+        definition = table_definition("tasks")
+        assert len(definition["GlobalSecondaryIndexes"]) <= 20
+        assert len(definition["LocalSecondaryIndexes"]) <= 5
+
+    def test_shards_are_stable_and_spread(self) -> None:
+        ids = [f"01JD{n:022d}" for n in range(800)]
+        counts = [sum(1 for i in ids if due_shard(i) == s) for s in range(DUE_SHARDS)]
+        assert min(counts) > 800 / DUE_SHARDS / 2, counts
+        # CRC-32, the same in every process (Python's `hash` of a str is salted per process).
+        assert due_shard("01JD0000000000000000000001") == 6
 
 
 class TestErrors:

@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -19,16 +19,7 @@ import pytest
 from botocore.config import Config
 
 from local_platform.process import Platform, start_platform
-
-
-def eventually(check: Callable[[], Any], seconds: float = 10.0) -> Any:
-    """Poll until `check()` returns something truthy (events are asynchronous)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
+from tests.e2e.polling import eventually
 
 
 def moto_client(platform: Platform, service: str) -> Any:

@@ -87,7 +87,7 @@ def test_a_reminder_reaches_the_owner_unless_the_task_moved_on(fakes: Fakes) -> 
     done = fakes.service.transition(ALICE, done.id, Status.COMPLETED)
     [rule] = NOTIFICATIONS.rules
     for task in (due, done):
-        event = bus_event(envelope(TaskDueSoon.for_day(task, tomorrow, fakes.clock.now())))
+        event = bus_event(envelope(TaskDueSoon.for_task(task, tomorrow, fakes.clock.now())))
         assert matches(rule.pattern, event)
         notify(event)
     [reminder] = fakes.channel.published

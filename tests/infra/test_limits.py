@@ -184,6 +184,41 @@ def test_names_the_provider_generates_fit_with_their_suffix(graph: Inventory) ->
             "Member must have length greater than or equal to 3",
         ),
         ("aws:ec2/vpc:Vpc", {}, "not in infra/limits.py's LIMITS"),
+        # Scheduled rules (the EventBridge User Guide's rules, pulumi-aws's note).
+        (
+            "aws:cloudwatch/eventRule:EventRule",
+            {"scheduleExpression": "rate(1 minutes)"},
+            "events:PutRule: schedule expression 'rate(1 minutes)': rate(1 minutes): the unit is "
+            "singular for 1 and plural otherwise. AWS: 'Cron expressions have six required",
+        ),
+        (
+            "aws:cloudwatch/eventRule:EventRule",
+            {"scheduleExpression": "cron(0/15 * * * * *)"},
+            "exactly one of day-of-month and day-of-week must be ?",
+        ),
+        (
+            "aws:cloudwatch/eventRule:EventRule",
+            {"scheduleExpression": "cron(0 * * * ?)"},
+            "a cron expression has six fields",
+        ),
+        (
+            "aws:cloudwatch/eventRule:EventRule",
+            {"scheduleExpression": "cron(0 " + "0," * 130 + "0 * * ? *)"},
+            "at 'scheduleExpression' failed to satisfy constraint: Member must have length less "
+            "than or equal to 256",
+        ),
+        (
+            "aws:cloudwatch/eventRule:EventRule",
+            {"scheduleExpression": "rate(5 minutes)", "eventBusName": "tasks-dev"},
+            "events:PutRule: a scheduled rule on the event bus 'tasks-dev'. AWS: "
+            "'[schedule_expression] Can only be used on the default event bus.'",
+        ),
+        (
+            "aws:cloudwatch/eventRule:EventRule",
+            {"name": "tasks-dev-nothing"},
+            "a rule with neither an event pattern nor a schedule expression. AWS: 'A rule must "
+            "contain at least an EventPattern or ScheduleExpression.'",
+        ),
         # Versions, aliases and cold starts.
         (
             "aws:lambda/function:Function",

@@ -293,10 +293,31 @@ def test_a_function_without_alarms_is_caught(graphs: dict[str, Inventory]) -> No
     ]
 
 
+def test_a_scheduled_function_without_a_missed_runs_alarm_is_caught(
+    graphs: dict[str, Inventory],
+) -> None:
+    prod = graphs["prod"]
+    function = g.function(prod, "reminders").outputs["name"]
+    resources = tuple(
+        r
+        for r in prod.resources
+        if not (r.type == g.ALARM and r.inputs.get("metricName") == "Invocations")
+    )
+    (policy,) = [p for p in POLICIES if p.name == "scheduled-runs-watched"]
+    assert check(prod, [policy]) == []
+    found = check(attrs.evolve(prod, resources=resources), [policy])
+    assert [str(v) for v in found] == [
+        f"[mandatory] scheduled-runs-watched: subscriptions-reminders-due-date-reminders-target: "
+        f"{function} runs on a schedule with no alarm on missed runs (its Invocations below a "
+        "threshold)"
+    ]
+
+
 def test_every_policy_is_shown_to_catch_something() -> None:
     shown = {name for name, _, _ in BREAKAGES} | {
         "everything-alarmed",
         "function-urls-verified-in-function",
+        "scheduled-runs-watched",
     }
     assert shown == {p.name for p in POLICIES}
 

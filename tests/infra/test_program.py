@@ -191,7 +191,7 @@ def _failure_queue(graph: Inventory, function: Function) -> str | None:
         if mapping.inputs["functionName"] == arn:
             queues.add(mapping.inputs["destinationConfig"]["onFailure"]["destinationArn"])
     assert len(queues) <= 1
-    is_async = bool(function.rules) or function.stream is not None
+    is_async = bool(function.rules or function.schedules) or function.stream is not None
     assert bool(queues) == is_async, function.name
     return queues.pop() if queues else None
 
@@ -217,7 +217,11 @@ def test_routes_are_the_manifests_plus_default(
 def _rule_wiring(
     graph: Inventory, pattern: Mapping[str, Any]
 ) -> tuple[mocks.Resource, mocks.Resource]:
-    rules = [r for r in graph.of_type(g.RULE) if json.loads(r.inputs["eventPattern"]) == pattern]
+    rules = [
+        r
+        for r in graph.of_type(g.RULE)
+        if "eventPattern" in r.inputs and json.loads(r.inputs["eventPattern"]) == pattern
+    ]
     assert len(rules) == 1, pattern
     (rule,) = rules
     targets = [t for t in graph.of_type(g.TARGET) if t.inputs["rule"] == rule.outputs["name"]]
@@ -234,7 +238,8 @@ def test_each_event_rule_targets_its_function_with_retries_and_dlq(
     graph: Inventory, functions: Sequence[Function], workflows: Sequence[Workflow]
 ) -> None:
     declared = [(f, rule) for f in functions for rule in f.rules]
-    assert len(graph.of_type(g.RULE)) == len(declared) + len(workflows)
+    scheduled = [schedule for f in functions for schedule in f.schedules]
+    assert len(graph.of_type(g.RULE)) == len(declared) + len(scheduled) + len(workflows)
     permissions = {
         p.inputs["sourceArn"]: p.inputs
         for p in graph.of_type(g.PERMISSION)
@@ -266,6 +271,45 @@ def test_each_event_rule_targets_its_function_with_retries_and_dlq(
             g.LIVE,
             "events.amazonaws.com",
         )
+
+
+def test_each_schedule_is_a_rule_on_the_default_bus_with_retries_dlq_and_an_alarm(
+    graph: Inventory, functions: Sequence[Function]
+) -> None:
+    declared = [(f, schedule) for f in functions for schedule in f.schedules]
+    assert declared, "the manifest schedules the reminder sweep"
+    rules = {r.inputs["name"]: r for r in graph.of_type(g.RULE) if "scheduleExpression" in r.inputs}
+    assert len(rules) == len(declared)
+    for function, schedule in declared:
+        rule = rules[f"tasks-{graph.stack}-{schedule.name}"]
+        assert rule.inputs["scheduleExpression"] == schedule.expression
+        assert "eventBusName" not in rule.inputs  # the default bus: AWS runs schedules there only
+        assert "eventPattern" not in rule.inputs
+        (target,) = [t for t in graph.of_type(g.TARGET) if t.inputs["rule"] == rule.outputs["name"]]
+        assert "eventBusName" not in target.inputs
+        assert target.inputs["arn"] == g.alias(graph, function.name).outputs["arn"]
+        assert target.inputs["retryPolicy"] == {
+            "maximumRetryAttempts": schedule.max_retries,
+            "maximumEventAgeInSeconds": schedule.max_event_age_s,
+        }
+        dlq = g.by_output(graph, g.QUEUE, "arn", target.inputs["deadLetterConfig"]["arn"])
+        assert dlq.inputs["name"] == f"tasks-{graph.stack}-{schedule.name}-dlq"
+        (invoke,) = [
+            p.inputs
+            for p in graph.of_type(g.PERMISSION)
+            if p.inputs.get("sourceArn") == rule.outputs["arn"]
+        ]
+        assert (invoke["qualifier"], invoke["principal"]) == (g.LIVE, "events.amazonaws.com")
+        name = g.function(graph, function.name).outputs["name"]
+        (missed,) = [
+            a.inputs
+            for a in graph.of_type(g.ALARM)
+            if a.inputs.get("dimensions") == {"FunctionName": name}
+            and a.inputs.get("metricName") == "Invocations"
+        ]
+        assert (missed["comparisonOperator"], missed["threshold"]) == ("LessThanThreshold", 1)
+        assert missed["treatMissingData"] == "breaching"
+        assert missed["period"] == 1800  # two of the sweep's 15-minute intervals
 
 
 def test_each_stream_trigger_is_a_mapping_as_declared(

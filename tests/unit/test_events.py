@@ -264,3 +264,27 @@ class TestEventIds:
         }
         assert expected == EVENT_TYPES
         assert all(kind.kind == name for name, kind in EVENT_TYPES.items())
+
+
+class TestTaskDueSoon:
+    def test_its_id_names_the_due_date_not_the_version(self) -> None:
+        task = build_task(due_date=date(2030, 1, 2))
+        edited = task.edit(T1, title="Renamed")
+        first = TaskDueSoon.for_task(task, date(2030, 1, 2), occurred_at=T0)
+        again = TaskDueSoon.for_task(edited, date(2030, 1, 2), occurred_at=T1)
+        assert first.event_id == again.event_id == f"{TASK_ID}:2030-01-02:TaskDueSoon"
+        assert (again.version, again.task, again.due_date) == (2, edited, date(2030, 1, 2))
+        assert (again.owner_id, again.task_id, again.occurred_at) == (ALICE, TASK_ID, T1)
+
+    def test_a_new_due_date_is_a_new_reminder(self) -> None:
+        task = build_task(due_date=date(2030, 1, 2))
+        moved = task.edit(T1, due_date=date(2030, 1, 9))
+        first = TaskDueSoon.for_task(task, date(2030, 1, 2), occurred_at=T0)
+        second = TaskDueSoon.for_task(moved, date(2030, 1, 9), occurred_at=T1)
+        assert first.event_id != second.event_id
+
+    def test_no_change_derives_one(self) -> None:
+        task = build_task(due_date=date(2030, 1, 2))
+        changes = [(None, task), (task, task.edit(T1, title="x")), (task, None)]
+        derived = [e for old, new in changes for e in derive_events(old, new, AT)]
+        assert not any(isinstance(e, TaskDueSoon) for e in derived)

@@ -55,7 +55,7 @@ def decided(task: Task, decision: Decision | None) -> ApprovalDecided:
 
 def due_soon(task: Task) -> TaskDueSoon:
     assert task.due_date is not None
-    return TaskDueSoon.for_day(task, task.due_date, LATER)
+    return TaskDueSoon.for_task(task, task.due_date, LATER)
 
 
 HIGH = build_task(priority=Priority.HIGH)
@@ -100,9 +100,9 @@ class TestRecipients:
     def test_a_reminder_for_a_task_completed_or_moved_since_says_nothing(self) -> None:
         started = DUE.transition_to(Status.IN_PROGRESS, LATER)
         completed = started.transition_to(Status.COMPLETED, LATER)
-        assert notifications_for(TaskDueSoon.for_day(completed, date(2030, 1, 2), LATER)) == []
+        assert notifications_for(TaskDueSoon.for_task(completed, date(2030, 1, 2), LATER)) == []
         moved = DUE.edit(LATER, due_date=date(2030, 1, 5))
-        assert notifications_for(TaskDueSoon.for_day(moved, date(2030, 1, 2), LATER)) == []
+        assert notifications_for(TaskDueSoon.for_task(moved, date(2030, 1, 2), LATER)) == []
 
     def test_other_events_notify_nobody(self) -> None:
         events = derive_events(None, build_task(), EXAMPLE_TIME)
@@ -246,3 +246,18 @@ class TestReading:
         note = next(iter(inbox.stored.values()))
         with pytest.raises(NotFound):
             service.mark_read(principal("alice"), note.id)
+
+
+@given(runs=st.lists(st.integers(min_value=0, max_value=24 * 60), min_size=2, max_size=6))
+def test_a_reminder_sent_by_several_sweep_runs_is_one_notification(runs: list[int]) -> None:
+    """The sweep sends a reminder again on its next runs, each with its own time: the same
+    event id must make the same notification whatever the run's time."""
+    inbox, channel, clock = InMemoryInbox(), InMemoryChannel(), FixedClock(LATER)
+    assert DUE.due_date is not None
+    day_before = EXAMPLE_TIME.replace(hour=0, minute=0)
+    for minute in runs:
+        run = TaskDueSoon.for_task(DUE, DUE.due_date, day_before + timedelta(minutes=minute))
+        deliver_notifications(inbox, channel, clock, run)
+    [stored] = inbox.stored.values()
+    assert len(channel.published) == 1
+    assert stored.created_at == day_before

@@ -4,6 +4,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import attrs
 import cattrs
 import pytest
 
@@ -120,8 +121,8 @@ def all_events() -> list[Event]:
         (done, None),
     ]
     derived = [e for old, new in changes for e in derive_events(old, new, T1)]
-    due = new_task().edit(T0, due_date=T1.date())
-    return [*derived, TaskDueSoon.for_day(due, T1.date(), T1)]
+    due = attrs.evolve(low, due_date=date(2030, 1, 2))
+    return [*derived, TaskDueSoon.for_task(due, date(2030, 1, 2), occurred_at=T1)]
 
 
 class TestCamel:

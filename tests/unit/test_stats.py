@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -16,6 +16,7 @@ from taskcore.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskDueSoon,
     TaskUpdated,
     derive_events,
 )
@@ -50,6 +51,11 @@ def deltas(old: Task | None, new: Task | None, at: datetime = T0) -> list[StatsD
 class TestDeltaFor:
     def test_a_created_task_counts_in_its_status(self) -> None:
         assert deltas(None, build_task()) == [StatsDelta(status_counts={"pending": 1})]
+
+    @pytest.mark.parametrize("status", [Status.PENDING, Status.IN_PROGRESS])
+    def test_a_reminder_does_not_move_stats(self, status: Status) -> None:
+        task = build_task(due_date=date(2030, 1, 2)).transition_to(status, T0)
+        assert delta_for(TaskDueSoon.for_task(task, date(2030, 1, 2), occurred_at=T0)) is None
 
     def test_an_approval_request_does_not_move_stats(self) -> None:
         events = derive_events(None, build_task(priority=Priority.HIGH), T0)

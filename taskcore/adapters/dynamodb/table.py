@@ -7,8 +7,9 @@ decoding and the approval records build and read keys only through these helpers
 from __future__ import annotations
 
 import functools
+import zlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -20,7 +21,12 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.indexes import (
+    AllProjection,
+    GlobalSecondaryIndex,
+    KeysOnlyProjection,
+    LocalSecondaryIndex,
+)
 from pynamodb.models import Model
 
 from taskcore.adapters import clients
@@ -37,6 +43,12 @@ AWAITING_APPROVAL = "AWAITING_APPROVAL"
 """The approvers' queue: the sparse GSI's one partition key."""
 TTL_ATTRIBUTE = "expiresAt"
 """DynamoDB's TTL attribute (epoch seconds) on the items that expire."""
+DUE_PREFIX = "DUE#"
+DUE_SHARDS = 8
+"""Partitions one due date's reminders are spread over (by a hash of the task id): a day's
+entries in one index partition would put every write of tasks due that day on it (a partition
+takes at most 1,000 writes a second, and a throttled index throttles the table's writes); the
+sweep reads all of them, one Query each."""
 
 
 def user_pk(owner_id: str) -> str:
@@ -71,6 +83,17 @@ def approval_sk(task_id: str) -> str:
 
 def marker_pk(consumer: str) -> str:
     return f"MARKER#{consumer}"
+
+
+def due_shard(task_id: str) -> int:
+    """The task's shard of its due date's index entries: stable across processes and
+    deploys (CRC-32, not Python's salted `hash`)."""
+    return zlib.crc32(task_id.encode()) % DUE_SHARDS
+
+
+def due_pk(day: date, shard: int) -> str:
+    """The due-date index's partition key: `DUE#<yyyy-mm-dd>#<shard>`."""
+    return f"{DUE_PREFIX}{day.isoformat()}#{shard}"
 
 
 def iso(moment: datetime) -> str:
@@ -114,6 +137,21 @@ class AwaitingApprovalIndex(GlobalSecondaryIndex["TaskItem"]):
     sk = UnicodeAttribute(range_key=True)
 
 
+class ByDueDateIndex(GlobalSecondaryIndex["TaskItem"]):
+    """Sparse: only open tasks with a due date carry `gsi2pk` (`DUE#<due date>#<shard>`), and
+    `gsi2sk`, when their reminder becomes due (ISO-8601 UTC, so it sorts as time does).
+    Keys only: the sweep re-reads each task (strongly consistent) before it reminds, so an
+    entry is ~100 bytes: one write unit to add or remove, two to move (a new due date, or an
+    edit on the day before it)."""
+
+    class Meta:
+        index_name = "ByDueDateIndex"
+        projection = KeysOnlyProjection()
+
+    due_key = UnicodeAttribute(hash_key=True, attr_name="gsi2pk")
+    remind_key = UnicodeAttribute(range_key=True, attr_name="gsi2sk")
+
+
 class AttachmentMap(MapAttribute[str, Any]):
     id = UnicodeAttribute()
     filename = UnicodeAttribute()
@@ -138,9 +176,12 @@ class TaskItem(TableItem):
     status_key = UnicodeAttribute(attr_name="lsi1sk")
     priority_key = UnicodeAttribute(attr_name="lsi2sk")
     approval_queue = UnicodeAttribute(attr_name="gsi1pk", null=True)
+    due_key = UnicodeAttribute(attr_name="gsi2pk", null=True)
+    remind_key = UnicodeAttribute(attr_name="gsi2sk", null=True)
     by_status = ByStatusIndex()
     by_priority = ByPriorityIndex()
     awaiting_approval = AwaitingApprovalIndex()
+    by_due_date = ByDueDateIndex()
 
     task_id = UnicodeAttribute(attr_name="taskId")
     owner_id = UnicodeAttribute(attr_name="ownerId")

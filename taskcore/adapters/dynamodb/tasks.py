@@ -2,15 +2,19 @@
 `from_item`, `task_from_image`) and the idempotency records written with a task.
 
 A task is `pk = USER#<owner>`, `sk = TASK#<ulid>`, with `lsi1sk = <status>#<ulid>`,
-`lsi2sk = <priority>#<ulid>` and, only while it awaits approval, `gsi1pk = AWAITING_APPROVAL`.
-Task ids are ULIDs, so sorting on sk is sorting by creation time. Every read of the base table
-and its LSIs is strongly consistent; only the approvers' queue (a sparse GSI) is eventual.
+`lsi2sk = <priority>#<ulid>`, only while it awaits approval `gsi1pk = AWAITING_APPROVAL`, and
+only while it is open with a due date `gsi2pk = DUE#<due date>#<shard>` and `gsi2sk = <when
+its reminder becomes due>` (the reminder sweep's index). Task ids are ULIDs, so sorting on sk
+is sorting by creation time. Every read of the base table and its LSIs is strongly consistent;
+only the approvers' queue and the due-date index (sparse GSIs) are eventual, and the sweep
+re-reads what the due-date index names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import date
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import attrs
@@ -20,14 +24,18 @@ from pynamodb.transactions import TransactWrite
 from taskcore.adapters.dynamodb.errors import ConditionFailed, storage_errors
 from taskcore.adapters.dynamodb.table import (
     AWAITING_APPROVAL,
+    DUE_SHARDS,
     TASK_PREFIX,
     AttachmentMap,
     AwaitingApprovalIndex,
+    ByDueDateIndex,
     ByPriorityIndex,
     ByStatusIndex,
     Models,
     TaskItem,
     bind_models,
+    due_pk,
+    due_shard,
     from_iso,
     idempotency_sk,
     iso,
@@ -35,7 +43,7 @@ from taskcore.adapters.dynamodb.table import (
     user_pk,
 )
 from taskcore.cursors import Position
-from taskcore.errors import ConcurrentModification, Conflict, InvalidCursor, NotFound
+from taskcore.errors import ConcurrentModification, Conflict, InvalidCursor, NotFound, Unavailable
 from taskcore.model import (
     Approval,
     Attachment,
@@ -47,17 +55,28 @@ from taskcore.model import (
     UserId,
 )
 from taskcore.ports import Clock, IdempotencyKeyTaken, IdempotencyRecord, StoredPage
+from taskcore.reminders import reminder_due_at
 from taskcore.serialization import task_from_json, task_to_json
 from taskcore.system import SystemClock
 
+BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
+BATCH_GET_ATTEMPTS = 5  # of a batch's unprocessed keys, backing off from 50 ms, then Unavailable
+
 
 def to_item(task: Task, model: type[TaskItem] = TaskItem) -> TaskItem:
+    remind_at = reminder_due_at(task)
     return model(
         user_pk(task.owner_id),
         task_sk(task.id),
         status_key=f"{task.status}#{task.id}",
         priority_key=f"{task.priority}#{task.id}",
         approval_queue=AWAITING_APPROVAL if task.awaiting_approval else None,
+        due_key=(
+            due_pk(task.due_date, due_shard(task.id))
+            if remind_at is not None and task.due_date is not None
+            else None
+        ),
+        remind_key=iso(remind_at) if remind_at is not None else None,
         task_id=task.id,
         owner_id=task.owner_id,
         title=task.title,
@@ -149,6 +168,8 @@ class DynamoTaskRepository:
     region: str | None = None
     clock: Clock = attrs.field(factory=SystemClock)
     retries: int = 3
+    due_page_size: int | None = None
+    """Index entries per Query of the due-date index (None: DynamoDB's 1 MB pages)."""
     models: Models = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -293,3 +314,55 @@ class DynamoTaskRepository:
             range_key_condition=self.models.task.sk == task_sk(task_id),
         )
         return page.items[0] if page.items else None
+
+    def due_on(self, day: date, *, reminded_from: datetime, until: datetime) -> Iterator[Task]:
+        """`DueTasks`: each shard of `day` in the due-date index, the reminders that became due
+        in the window (a range of its sort key), a page at a time; each page's tasks re-read
+        with a strongly consistent BatchGetItem, and kept if still open and due on `day` (the
+        index is eventual: a task completed a moment ago may still be in it)."""
+        window = self.models.task.remind_key.between(
+            iso(reminded_from.astimezone(UTC)), iso(until.astimezone(UTC))
+        )
+        for shard in range(DUE_SHARDS):
+            start: dict[str, Any] | None = None
+            while True:
+                with storage_errors():
+                    data = self.models.task._get_connection().query(
+                        due_pk(day, shard),
+                        range_key_condition=window,
+                        index_name=ByDueDateIndex.Meta.index_name,
+                        exclusive_start_key=start,
+                        limit=self.due_page_size,
+                    )
+                keys = [{"pk": raw["pk"], "sk": raw["sk"]} for raw in data["Items"]]
+                for first in range(0, len(keys), BATCH_GET_MAX):
+                    for task in self._read_current(keys[first : first + BATCH_GET_MAX]):
+                        if task.status.is_open and task.due_date == day:
+                            yield task
+                start = data.get("LastEvaluatedKey")
+                if not start:
+                    break
+
+    def _read_current(self, keys: Sequence[Mapping[str, Any]]) -> list[Task]:
+        """The tasks at `keys` (at most 100), strongly consistent, in key order; the keys
+        DynamoDB leaves unprocessed (throttling) are asked again with backoff."""
+        client: Any = self.models.connection.client  # botocore's, typed as its base class
+        found: list[Task] = []
+        pending = list(keys)
+        for attempt in range(BATCH_GET_ATTEMPTS):
+            if attempt:
+                time.sleep(0.05 * 2 ** (attempt - 1))
+            with storage_errors():
+                data = client.batch_get_item(
+                    RequestItems={
+                        self.table_name: {"Keys": pending, "ConsistentRead": True},
+                    }
+                )
+            found += [
+                from_item(self.models.task.from_raw_data(raw))
+                for raw in data.get("Responses", {}).get(self.table_name, [])
+            ]
+            pending = data.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            if not pending:
+                return sorted(found, key=lambda task: task.id)
+        raise Unavailable(f"the task store left {len(pending)} keys unread (throttled)")
