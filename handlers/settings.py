@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 import attrs
 
@@ -42,6 +43,8 @@ VARIABLES = {
     "max_body_bytes": "MAX_BODY_BYTES",
     "jwt_issuer": "JWT_ISSUER",
     "jwt_audience": "JWT_AUDIENCE",
+    "archive_completed_after_days": "ARCHIVE_COMPLETED_AFTER_DAYS",
+    "kms_key_arn": "KMS_KEY_ARN",
 }
 """Each setting a manifest entry may declare, and its environment variable."""
 
@@ -54,6 +57,13 @@ def _positive_int(name: str, value: str) -> int:
     if number <= 0:
         raise ConfigurationError(f"{name} must be a positive integer, not {value!r}")
     return number
+
+
+def _days(name: str, value: str) -> int:
+    """A whole number of days, 0 or more (0: never)."""
+    if not (value.isascii() and value.isdigit()):
+        raise ConfigurationError(f"{name} must be a whole number of days (0: never), not {value!r}")
+    return int(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -73,6 +83,16 @@ class Settings:
     jwt_audience: str | None = None
     jwks_uri: str | None = None
     """Where the issuer's JWKS is; None: under the issuer, where Cognito publishes it."""
+    archive_completed_after_days: int = 0
+    """The stack's `archiveCompletedAfterDays`: a completed task is written with its TTL this
+    long after its completion, and archived then; 0 (or unset): never."""
+    kms_key_arn: str | None = None
+    """The stack's KMS key, which archive objects are written with (SSE-KMS)."""
+
+    @property
+    def archive_after(self) -> timedelta | None:
+        days = self.archive_completed_after_days
+        return timedelta(days=days) if days else None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -80,6 +100,7 @@ class Settings:
             return environ.get(name) or None
 
         max_body = get("MAX_BODY_BYTES")
+        archive_days = get("ARCHIVE_COMPLETED_AFTER_DAYS")
         return cls(
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
             endpoints=Endpoints(
@@ -99,6 +120,10 @@ class Settings:
             max_body_bytes=(
                 _positive_int("MAX_BODY_BYTES", max_body) if max_body else DEFAULT_MAX_BODY_BYTES
             ),
+            archive_completed_after_days=(
+                _days("ARCHIVE_COMPLETED_AFTER_DAYS", archive_days) if archive_days else 0
+            ),
+            kms_key_arn=get("KMS_KEY_ARN"),
         )
 
     def require(self, setting: str) -> str:

@@ -1,6 +1,9 @@
 """`make dev`: run the local platform in the foreground until Ctrl-C.
 
 python -m local_platform [--stack dev] [--port 8000] [--in-memory] [--no-throttle] [--verbose]
+                         [--clock-offset 8d] [--ttl-interval 10]
+
+`kill -USR1 <pid>` makes the emulated TTL (local_platform/ttl.py) run a pass at once.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +160,7 @@ def banner(
         f"\n  {name + ' URL':<12} {address}   ({URL_NOTES[functions[name].url.invoke_mode]})"  # type: ignore[union-attr]
         for name, address in (urls or {}).items()
     )
+    relay = services.relay.url if services.relay else "none"
     download = (urls or {}).get("download")
     try_download = (
         f'\n  Download all:  curl -sN -H "Authorization: Bearer $TOKEN" {download}/tasks.ndjson'
@@ -169,6 +175,8 @@ def banner(
   S3, bus, SFN {services.s3_endpoint}   (moto: S3, EventBridge, SQS, SFN, Secrets Manager)
   workflows    {workflows}   (the real ASL, on moto's executor)
   approvals    expire after {services.resolve("approval.timeout")} s without a decision
+  TTL          {ttl_line(services)}
+  EventBridge  {relay}   (PutEvents here reach the rules, as on the bus)
   JWT issuer   {issuer.issuer}   audience {issuer.audience}
   throttling   {throttling}
   CORS         {", ".join(services.config.cors_allow_origins)}
@@ -179,6 +187,35 @@ def banner(
   Try it:        curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks{try_download}
   Stop:          Ctrl-C
 """
+
+
+OFFSET = re.compile(r"(\d+)([dhms])")
+OFFSET_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def clock_offset(text: str) -> timedelta:
+    """`8d`, `36h`, `1d12h`, `90m`, `45s` or `0`: how much later the emulated clock is."""
+    if text == "0":
+        return timedelta(0)
+    parts = OFFSET.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a clock offset: a number of days, hours, minutes or seconds, "
+            "e.g. 8d, 36h, 1d12h (or 0)"
+        )
+    return sum((timedelta(**{OFFSET_UNITS[u]: int(n)}) for n, u in parts), timedelta(0))
+
+
+def run_ttl_now(services: Services) -> None:
+    if services.ttl is not None:
+        services.ttl.run_now()
+
+
+def ttl_line(services: Services) -> str:
+    every = f"every {services.ttl_interval_s:g} s" if services.ttl_interval_s > 0 else "on demand"
+    offset = services.clock_offset
+    later = f", as if {offset} later (--clock-offset)" if offset else ""
+    return f"expired items deleted {every}{later}; kill -USR1 {os.getpid()} for a pass now"
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -210,6 +247,19 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--approval-timeout", type=int, help="seconds an approval waits (default: the stack's)"
+    )
+    parser.add_argument(
+        "--clock-offset",
+        type=clock_offset,
+        default=timedelta(0),
+        help="act as if it were this much later (8d, 36h, 1d12h; default 0): the emulated "
+        "DynamoDB TTL expires items (archives completed tasks) by that clock",
+    )
+    parser.add_argument(
+        "--ttl-interval",
+        type=float,
+        default=10.0,
+        help="seconds between the emulated TTL's passes (default 10; 0: only on SIGUSR1)",
     )
     parser.add_argument(
         "--concurrency",
@@ -267,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb_port=args.dynamodb_port or None,
         s3_port=args.s3_port or None,
         approval_timeout_s=args.approval_timeout,
+        clock_offset=args.clock_offset,
+        ttl_interval_s=args.ttl_interval,
     ) as services:
+        # A TTL pass now: what `make dev` users and the e2e tests ask for with a signal.
+        signal.signal(signal.SIGUSR1, lambda *_: run_ttl_now(services))
         console = Console(verbose=args.verbose, log_dir=args.log_dir.resolve()).start()
         sandboxes = Sandboxes(
             services.environment, concurrency=args.concurrency, log=console.lambda_line

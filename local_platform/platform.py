@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,7 @@ from local_platform.children import Record, die_with_parent
 from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from local_platform.events_relay import EventsRelay
 from local_platform.streams import StreamPoller
+from local_platform.ttl import LocalTtl
 from stack.config import StackConfig
 from stack.manifest import (
     FUNCTIONS,
@@ -89,6 +91,16 @@ class Services:
     jwks_uri: str = ""
     """Where the functions that verify tokens themselves fetch the issuer's JWKS (the gateway
     serves it); empty: under the issuer's URL, as on AWS."""
+    clock_offset: timedelta = timedelta(0)
+    """How much later than this machine's clock the emulated TTL acts (`--clock-offset 8d`):
+    a completed task archived a week after its completion is archived now."""
+    ttl_interval_s: float = 10.0
+    """Seconds between the emulated TTL's passes (`local_platform.ttl`); 0: only on demand."""
+    ttl: LocalTtl | None = None
+    """The emulated TTL, while the event plumbing runs (`event_plumbing`)."""
+    kms_key_arn: str = ""
+    """The stack's key, a KMS key on moto (`ensure_key`): what archive objects are written
+    with."""
 
     def resolve(self, resource: Resource) -> str:
         values: dict[Resource, str] = {
@@ -103,6 +115,8 @@ class Services:
             "approval.timeout": str(
                 self.approval_timeout_s or self.config.approval_timeout_hours * 3600
             ),
+            "archive.after_days": str(self.config.archive_completed_after_days),
+            "key.arn": self.kms_key_arn,
         }
         return values[resource]
 
@@ -130,7 +144,14 @@ class Services:
 
 def _client(
     service: Literal[
-        "dynamodb", "dynamodbstreams", "s3", "events", "sqs", "stepfunctions", "secretsmanager"
+        "dynamodb",
+        "dynamodbstreams",
+        "s3",
+        "events",
+        "sqs",
+        "stepfunctions",
+        "secretsmanager",
+        "kms",
     ],
     endpoint: str,
 ) -> Any:
@@ -179,6 +200,8 @@ def running(
     dynamodb_port: int | None = None,
     s3_port: int | None = None,
     approval_timeout_s: int | None = None,
+    clock_offset: timedelta = timedelta(0),
+    ttl_interval_s: float = 10.0,
 ) -> Iterator[Services]:
     """Start DynamoDB Local and the S3 stand-in, create the table and bucket; stop on exit."""
     config = StackConfig.from_stack_file(stack)
@@ -203,6 +226,8 @@ def running(
                 config=config,
                 storage=f"data in {shown(db_path)}/" if db_path else "in memory",
                 approval_timeout_s=approval_timeout_s,
+                clock_offset=clock_offset,
+                ttl_interval_s=ttl_interval_s,
             )
             created = ensure_table(services.dynamodb_endpoint)
             log.info("table %s %s", TABLE, "created" if created else "kept from the last run")
@@ -210,6 +235,7 @@ def running(
             services.cursor_secret_arn = ensure_cursor_secret(
                 services.s3_endpoint, services.cursor_secret
             )
+            services.kms_key_arn = ensure_key(services.s3_endpoint)
             services.tap_queue = ensure_bus(services.s3_endpoint, services.resolve("bus.name"))
             relay = EventsRelay(
                 upstream=services.s3_endpoint, bus_name=services.resolve("bus.name"), region=REGION
@@ -239,6 +265,13 @@ def ensure_cursor_secret(endpoint: str, key: str) -> str:
     client = _client("secretsmanager", endpoint)
     value = json.dumps({"current": key})
     return str(client.create_secret(Name=CURSOR_SECRET_NAME, SecretString=value)["ARN"])
+
+
+def ensure_key(endpoint: str) -> str:
+    """The stack's KMS key, on this platform's own moto server: its ARN (the archiver writes
+    archive objects with SSE-KMS under it, as on AWS)."""
+    kms = _client("kms", endpoint)
+    return str(kms.create_key(Description="tasks-local: the stack's key")["KeyMetadata"]["Arn"])
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
@@ -332,9 +365,16 @@ def api_function() -> Function:
 @contextlib.contextmanager
 def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamPoller, LocalBus]]:
     """The table's stream feeding the stream function, and the bus feeding the consumers and
-    workflows, each on its own thread, as Lambda's event-source mapping and EventBridge would."""
+    workflows, each on its own thread, as Lambda's event-source mapping and EventBridge would;
+    and the table's TTL (`services.ttl`), whose deletions the poller hands over as AWS does."""
     stream_function = next(f for f in FUNCTIONS if f.stream is not None)
     assert stream_function.stream is not None
+    ttl = LocalTtl(
+        client=_client("dynamodb", services.dynamodb_endpoint),
+        table_name=TABLE,
+        clock_offset=services.clock_offset,
+        interval_s=services.ttl_interval_s,
+    )
     poller = StreamPoller(
         client=_client("dynamodbstreams", services.dynamodb_endpoint),
         table_client=_client("dynamodb", services.dynamodb_endpoint),
@@ -342,6 +382,7 @@ def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamP
         invoke=lambda event: invoke(stream_function, event),
         trigger=stream_function.stream,
         region=REGION,
+        ttl_removals=ttl.removals,
     )
     bus = LocalBus(
         sqs=_client("sqs", services.s3_endpoint),
@@ -354,8 +395,11 @@ def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamP
     )
     poller.start()
     bus.start()
+    services.ttl = ttl.start()
     try:
         yield poller, bus
     finally:
+        services.ttl = None
+        ttl.stop()
         poller.stop()
         bus.stop()

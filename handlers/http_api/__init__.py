@@ -2,9 +2,10 @@
 
 Each route parses its input into a command, calls the service, and maps the result; domain
 errors become HTTP in one table (`handlers.problems.PROBLEMS`). Each resource module (`health`,
-`tasks`, `attachments`, `approvals`, `stats`, `exports`) names the manifest routes it implements
-and builds its own Powertools Router from the manifest (`routing`); this module includes every
-router in one resolver, with the not-found/405 and exception handlers, and is the manifest's
+`tasks`, `attachments`, `approvals`, `stats`, `exports`, `archive`) names the manifest routes
+it implements and builds its own Powertools Router from the manifest (`routing`); this module
+includes every router in one resolver, with the not-found/405 and exception handlers, and is
+the manifest's
 entry point (`handlers.http_api:handler`). A route the manifest lists and no module implements,
 or one implemented and not listed, fails at import, not in production. The owner is always the
 JWT subject the authorizer verified (`request.Request`), never a query or body field.
@@ -20,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap, snapstart
 from handlers.claims import parse_groups
-from handlers.http_api import approvals, attachments, exports, health, stats, tasks
+from handlers.http_api import approvals, archive, attachments, exports, health, stats, tasks
 from handlers.http_api.responses import HttpProblem, domain_problem, problem
 from handlers.http_api.routing import Endpoint, GetContainer, Resource, template
 from handlers.http_api.telemetry import logger, metrics
@@ -29,7 +30,15 @@ from taskcore import errors
 
 __all__ = ["IMPLEMENTATIONS", "RESOURCES", "app", "create_app", "handler", "parse_groups"]
 
-RESOURCES: tuple[Resource, ...] = (health, tasks, attachments, approvals, stats, exports)
+RESOURCES: tuple[Resource, ...] = (
+    health,
+    tasks,
+    attachments,
+    approvals,
+    stats,
+    exports,
+    archive,
+)
 """The resource modules, in the manifest's order of their routes."""
 
 

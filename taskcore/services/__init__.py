@@ -5,7 +5,8 @@
   each taking only the ports it needs);
 - `exports`: `ExportService` and the `MultipartWriter` a run streams through;
 - `downloads`: `owned_pages`, every task of an owner a page at a time (downloads, exports);
-- `attachments`, `ids`: the attachment key layout and the id check the others share.
+- `attachments`, `ids`: the attachment key layout and the id check the others share;
+- `archive`: `ArchiveService`, archived tasks written to (and read back from) the archive.
 
 The names other packages use are re-exported here: `from taskcore.services import TaskService`,
 `services.record_stats(stats, event)`.
@@ -13,6 +14,13 @@ The names other packages use are re-exported here: `from taskcore.services impor
 
 from __future__ import annotations
 
+from taskcore.services.archive import (
+    ArchiveDownload,
+    ArchiveService,
+    archive_key,
+    archive_month,
+    archive_prefix,
+)
 from taskcore.services.attachments import attachment_key, attachment_prefix
 from taskcore.services.downloads import DOWNLOAD_PAGE_SIZE, owned_pages
 from taskcore.services.exports import (
@@ -46,6 +54,8 @@ __all__ = [
     "IDEMPOTENCY_KEY_MAX",
     "NDJSON",
     "USER_ID_MAX",
+    "ArchiveDownload",
+    "ArchiveService",
     "CreateResult",
     "ExportService",
     "ExportView",
@@ -53,6 +63,9 @@ __all__ = [
     "NewAttachment",
     "Page",
     "TaskService",
+    "archive_key",
+    "archive_month",
+    "archive_prefix",
     "attachment_key",
     "attachment_prefix",
     "decision_output",

@@ -13,6 +13,7 @@ from taskcore.events import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
+    TaskArchived,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
@@ -118,7 +119,8 @@ def all_events() -> list[Event]:
         (high, high.expire_approval(T1)),
         (done, None),
     ]
-    return [e for old, new in changes for e in derive_events(old, new, T1)]
+    events = [e for old, new in changes for e in derive_events(old, new, T1)]
+    return [*events, *derive_events(done, None, T1, expired=True)]
 
 
 class TestCamel:
@@ -357,7 +359,9 @@ class TestEventJson:
                 for key in ("status", "priority", "approval"):
                     assert type(image[key]) is str
 
-    @pytest.mark.parametrize("kind", [TaskCreated, TaskCompleted, TaskDeleted, ApprovalRequested])
+    @pytest.mark.parametrize(
+        "kind", [TaskCreated, TaskCompleted, TaskDeleted, ApprovalRequested, TaskArchived]
+    )
     def test_each_plain_kind_is_read_back_as_its_class(self, kind: type[Event]) -> None:
         event = kind.make(new_task(), T1)
         back = event_from_json(via_json(event_to_json(event)))

@@ -2,7 +2,8 @@
 `from_item`, `task_from_image`) and the idempotency records written with a task.
 
 A task is `pk = USER#<owner>`, `sk = TASK#<ulid>`, with `lsi1sk = <status>#<ulid>`,
-`lsi2sk = <priority>#<ulid>` and, only while it awaits approval, `gsi1pk = AWAITING_APPROVAL`.
+`lsi2sk = <priority>#<ulid>` and, only while it awaits approval, `gsi1pk = AWAITING_APPROVAL`;
+a completed task of a stack that archives carries `expiresAt`, its TTL (`to_item`).
 Task ids are ULIDs, so sorting on sk is sorting by creation time. Every read of the base table
 and its LSIs is strongly consistent; only the approvers' queue (a sparse GSI) is eventual.
 """
@@ -10,7 +11,7 @@ and its LSIs is strongly consistent; only the approvers' queue (a sparse GSI) is
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, cast
 
 import attrs
@@ -51,7 +52,12 @@ from taskcore.serialization import task_from_json, task_to_json
 from taskcore.system import SystemClock
 
 
-def to_item(task: Task, model: type[TaskItem] = TaskItem) -> TaskItem:
+def to_item(
+    task: Task, model: type[TaskItem] = TaskItem, archive_after: timedelta | None = None
+) -> TaskItem:
+    """The item of a task; a completed one carries its TTL expiry when the stack archives
+    completed tasks `archive_after` their completion. Writes replace the whole item, so a
+    task reopened (or one written while the stack archives nothing) loses its expiry."""
     return model(
         user_pk(task.owner_id),
         task_sk(task.id),
@@ -84,6 +90,7 @@ def to_item(task: Task, model: type[TaskItem] = TaskItem) -> TaskItem:
         ]
         or None,
         version=task.version,
+        expires_at=task.archive_at(archive_after),
     )
 
 
@@ -149,6 +156,9 @@ class DynamoTaskRepository:
     region: str | None = None
     clock: Clock = attrs.field(factory=SystemClock)
     retries: int = 3
+    archive_after: timedelta | None = None
+    """The stack's `archiveCompletedAfterDays` (None: never): completed tasks are written with
+    their expiry, and DynamoDB's TTL archives them then (`to_item`)."""
     models: Models = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -165,7 +175,7 @@ class DynamoTaskRepository:
         return from_item(item)
 
     def add(self, task: Task, idempotency: IdempotencyRecord | None = None) -> None:
-        item = to_item(task, self.models.task)
+        item = to_item(task, self.models.task, self.archive_after)
         if idempotency is not None:
             self._add_idempotently(item, idempotency)
             return
@@ -221,12 +231,12 @@ class DynamoTaskRepository:
             ) from None
 
     def save(self, task: Task, expected_version: int) -> None:
-        item = to_item(task, self.models.task)
+        item = to_item(task, self.models.task, self.archive_after)
         condition = self.models.task.version == expected_version
         self._conditional(task, lambda: item.save(condition=condition), expected_version)
 
     def delete(self, task: Task) -> None:
-        item = to_item(task, self.models.task)
+        item = to_item(task, self.models.task, self.archive_after)
         condition = self.models.task.version == task.version
         self._conditional(task, lambda: item.delete(condition=condition), task.version)
 
