@@ -206,6 +206,16 @@ def clock_offset(text: str) -> timedelta:
     return sum((timedelta(**{OFFSET_UNITS[u]: int(n)}) for n, u in parts), timedelta(0))
 
 
+def shown_offset(offset: timedelta) -> str:
+    """A clock offset as `--clock-offset` takes it: `8d`, `1d12h`, `0`."""
+    seconds, parts = int(offset.total_seconds()), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0"
+
+
 def run_ttl_now(services: Services) -> None:
     if services.ttl is not None:
         services.ttl.run_now()
@@ -213,8 +223,8 @@ def run_ttl_now(services: Services) -> None:
 
 def ttl_line(services: Services) -> str:
     every = f"every {services.ttl_interval_s:g} s" if services.ttl_interval_s > 0 else "on demand"
-    offset = services.clock_offset
-    later = f", as if {offset} later (--clock-offset)" if offset else ""
+    offset = shown_offset(services.clock_offset)
+    later = f", as if {offset} later (--clock-offset)" if offset != "0" else ""
     return f"expired items deleted {every}{later}; kill -USR1 {os.getpid()} for a pass now"
 
 

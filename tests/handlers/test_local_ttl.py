@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from handlers import stream
+from local_platform.__main__ import arguments, clock_offset, shown_offset
 from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.streams import TTL_IDENTITY, StreamPoller
 from local_platform.ttl import LocalTtl, TtlRemovals
@@ -221,3 +222,27 @@ def test_removals_are_claimed_once_each() -> None:
     removals.forget(key)
     assert not removals.claim(key)
     assert len(removals) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [
+        ("8d", timedelta(days=8)),
+        ("36h", timedelta(hours=36)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        ("90m", timedelta(minutes=90)),
+        ("45s", timedelta(seconds=45)),
+        ("0", timedelta(0)),
+    ],
+)
+def test_the_clock_offset_option(text: str, offset: timedelta) -> None:
+    parsed = arguments(["--clock-offset", text]).clock_offset
+    assert parsed == offset
+    assert clock_offset(shown_offset(parsed)) == offset  # the banner shows what it takes
+    assert arguments([]).clock_offset == timedelta(0)
+
+
+@pytest.mark.parametrize("text", ["8", "8x", "-1d", "d8", "8d ", "", "1.5d"])
+def test_a_clock_offset_that_is_none_is_refused(text: str) -> None:
+    with pytest.raises(SystemExit):
+        arguments(["--clock-offset", text])
