@@ -142,7 +142,7 @@ class LocalTtl:
                 break
         self.expired += len(deleted)
         if deleted:
-            log.info("TTL: %d expired item(s) deleted", len(deleted))
+            log.info("pass: %d expired item(s) deleted", len(deleted))
         return deleted
 
     def _expire(self, item: dict[str, Any], now: dict[str, Any]) -> bool:

@@ -154,8 +154,8 @@ def _least_privilege(args: ResourceValidationArgs, report: Report) -> None:
                         report(f"{args.name}: {unscoped} on '*', but they can be scoped")
                 elif "*" in arn and not (OBJECTS.fullmatch(arn) or LOG_STREAMS.fullmatch(arn)):
                     report(
-                        f"{args.name}: {arn!r}: a wildcard ARN other than a bucket's objects or "
-                        "a log group's streams"
+                        f"{args.name}: {arn!r}: a wildcard ARN other than a bucket's objects "
+                        "(under a prefix or not) or a log group's streams"
                     )
 
 
@@ -661,7 +661,8 @@ POLICIES: list[Policy] = [
     _on(
         "iam-least-privilege",
         "Identity policies name each action, and use '*' only for actions AWS cannot scope; "
-        "ARN wildcards only for a bucket's objects or a log group's streams.",
+        "ARN wildcards only for a bucket's objects (all, or those under a prefix) or a log "
+        "group's streams.",
         MANDATORY,
         _least_privilege,
         "aws:iam/rolePolicy:RolePolicy",
