@@ -9,6 +9,8 @@ with settings of their own.
 from __future__ import annotations
 
 import functools
+import random
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -28,14 +30,14 @@ from taskcore.ports import (
     StatsStore,
     TaskRepository,
 )
-from taskcore.services import ExportService, NotificationService, TaskService
+from taskcore.services import ArchiveService, ExportService, NotificationService, TaskService
 from taskcore.system import SystemClock, UlidGenerator
 
 if TYPE_CHECKING:
     from handlers.auth import Verifier
     from handlers.secrets import SecretCursors
     from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, TableClient
-    from taskcore.adapters.s3 import S3AttachmentStore
+    from taskcore.adapters.s3 import S3ArchiveStore, S3AttachmentStore
 
 CURSOR_TTL = timedelta(hours=24)
 
@@ -53,6 +55,8 @@ class Container:
     """The bearer-token verifier for requests no API Gateway authorizer verified (a Function
     URL's), built on first use: PyJWT and its keys cost nothing to requests through API
     Gateway. None: such requests are refused."""
+    archive: ArchiveService | None = None
+    """The archive routes' service; None in containers built for other routes only."""
 
 
 # -- building, from settings -------------------------------------------------------------------
@@ -67,6 +71,7 @@ def build_task_repository(settings: Settings) -> DynamoTaskRepository:
         settings.require("table_name"),
         endpoint_url=settings.endpoints.dynamodb,
         region=settings.region,
+        archive_after=settings.archive_after,
     )
 
 
@@ -110,6 +115,30 @@ def build_export_service(
         objects=objects,
         clock=clock or SystemClock(),
         ids=UlidGenerator(),
+    )
+
+
+def build_archive_store(settings: Settings) -> S3ArchiveStore:
+    from taskcore.adapters.s3 import S3ArchiveStore
+
+    return S3ArchiveStore(
+        settings.require("bucket_name"),
+        endpoint_url=settings.endpoints.s3,
+        region=settings.region,
+        sse_kms_key_id=settings.kms_key_arn,
+    )
+
+
+def archive_pause(attempt: int) -> None:
+    """Between an archiver's attempts lost to another writer of the same month: a jittered,
+    growing sleep (up to 50 ms, 100 ms, ... 1 s), so a burst of archivers spreads out."""
+    time.sleep(random.uniform(0, min(1.0, 0.025 * 2**attempt)))  # noqa: S311 - jitter, not a secret
+
+
+def build_archive_service(settings: Settings, *, clock: Clock | None = None) -> ArchiveService:
+    """The archive on S3: the archiver writes it, the API lists and presigns it."""
+    return ArchiveService(
+        store=build_archive_store(settings), clock=clock or SystemClock(), pause=archive_pause
     )
 
 
@@ -159,6 +188,7 @@ def build_container(settings: Settings) -> Container:
         exports=exports,
         notifications=notifications,
         verifier=verifier if settings.jwt_issuer else None,
+        archive=build_archive_service(settings, clock=clock),
     )
 
 
@@ -224,6 +254,11 @@ def stats_store() -> StatsStore:
 @functools.cache
 def attachment_store() -> AttachmentStore:
     return build_attachment_store(settings())
+
+
+@functools.cache
+def archive_service() -> ArchiveService:
+    return build_archive_service(settings())
 
 
 def build_table_client(settings: Settings) -> TableClient:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 import attrs
 
@@ -47,6 +48,8 @@ VARIABLES = {
     "jwt_issuer": "JWT_ISSUER",
     "jwt_audience": "JWT_AUDIENCE",
     "topic_arn": "TOPIC_ARN",
+    "archive_completed_after_days": "ARCHIVE_COMPLETED_AFTER_DAYS",
+    "kms_key_arn": "KMS_KEY_ARN",
 }
 """Each setting a manifest entry may declare, and its environment variable."""
 
@@ -70,6 +73,13 @@ def _rules(name: str, value: str | None) -> tuple[AutoApprovalRule, ...]:
         raise ConfigurationError(f"{name}: {error}") from None
 
 
+def _days(name: str, value: str) -> int:
+    """A whole number of days, 0 or more (0: never)."""
+    if not (value.isascii() and value.isdigit()):
+        raise ConfigurationError(f"{name} must be a whole number of days (0: never), not {value!r}")
+    return int(value)
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     region: str | None = None
@@ -91,6 +101,16 @@ class Settings:
     """The notifications' SNS topic."""
     auto_approval: tuple[AutoApprovalRule, ...] = ()
     """The stack's auto-approval rules (`tasks:autoApprove`), in order; none when unset."""
+    archive_completed_after_days: int = 0
+    """The stack's `archiveCompletedAfterDays`: a completed task is written with its TTL this
+    long after its completion, and archived then; 0 (or unset): never."""
+    kms_key_arn: str | None = None
+    """The stack's KMS key, which archive objects are written with (SSE-KMS)."""
+
+    @property
+    def archive_after(self) -> timedelta | None:
+        days = self.archive_completed_after_days
+        return timedelta(days=days) if days else None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -98,6 +118,7 @@ class Settings:
             return environ.get(name) or None
 
         max_body = get("MAX_BODY_BYTES")
+        archive_days = get("ARCHIVE_COMPLETED_AFTER_DAYS")
         return cls(
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
             endpoints=Endpoints(
@@ -120,6 +141,10 @@ class Settings:
                 _positive_int("MAX_BODY_BYTES", max_body) if max_body else DEFAULT_MAX_BODY_BYTES
             ),
             auto_approval=_rules("AUTO_APPROVE", get("AUTO_APPROVE")),
+            archive_completed_after_days=(
+                _days("ARCHIVE_COMPLETED_AFTER_DAYS", archive_days) if archive_days else 0
+            ),
+            kms_key_arn=get("KMS_KEY_ARN"),
         )
 
     def require(self, setting: str) -> str:

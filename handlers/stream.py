@@ -3,8 +3,10 @@
 For each stream record (NEW_AND_OLD_IMAGES), the table's adapter says what changed
 (`taskcore.adapters.dynamodb.stream.decode_record`): for a task, taskcore compares its old and
 new image and derives the events (`derive_events`); a new export record yields
-`ExportRequested`; other items (idempotency records, stats, markers) yield nothing, and neither
-do TTL deletions. Records are read with Powertools' `DynamoDBRecord`. Events are
+`ExportRequested`; other items (idempotency records, stats, markers) yield nothing. A task the
+table's TTL removed (its `userIdentity` says so) was archived, not deleted: `TaskArchived`,
+carrying the task from the old image; TTL removals of any other item yield nothing either.
+Records are read with Powertools' `DynamoDBRecord`. Events are
 published in batches of at most 10. A record whose events were not all accepted, or whose image
 cannot be read, is reported in `batchItemFailures`: Lambda then retries from that record (the
 mapping bisects a failing batch and sends what still fails to its on-failure queue), and
@@ -32,8 +34,6 @@ from taskcore.serialization import envelope
 logger = Logger(service="tasks-stream")
 metrics = Metrics(namespace="tasks", service="stream")
 
-TTL_PRINCIPAL = "dynamodb.amazonaws.com"
-
 snapstart.prepare(__name__, handler=[bootstrap.event_publisher])
 
 
@@ -43,14 +43,10 @@ def envelopes_for(record: dict[str, Any]) -> list[Envelope]:
 
 
 def _envelopes(record: DynamoDBRecord) -> list[Envelope]:
-    identity = record.user_identity
-    if identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL:
-        return []  # TTL expiry of an idempotency record or marker: not a domain change
     change = decode_record(record)
     if isinstance(change, TaskChange):
-        return [
-            envelope(event) for event in derive_events(change.old, change.new, _occurred(record))
-        ]
+        events = derive_events(change.old, change.new, _occurred(record), expired=change.expired)
+        return [envelope(event) for event in events]
     if isinstance(change, ExportRequest):
         return [export_requested(change.owner_id, change.export_id)]
     return []

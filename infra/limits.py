@@ -553,6 +553,18 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
         "rules[].filter.prefix": Api(
             "s3", "PutBucketLifecycleConfiguration", "LifecycleConfiguration.Rules[].Filter.Prefix"
         ),
+        "rules[].transitions[].storageClass": Api(
+            "s3",
+            "PutBucketLifecycleConfiguration",
+            "LifecycleConfiguration.Rules[].Transitions[].StorageClass",
+        ),
+        # Days: no limit in the model ("0 or any positive integer"); the classes' minimums
+        # are a rule (`_transition_days`).
+        "rules[].transitions[].days": Api(
+            "s3",
+            "PutBucketLifecycleConfiguration",
+            "LifecycleConfiguration.Rules[].Transitions[].Days",
+        ),
     },
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": {
         "bucket": REFERENCE,
@@ -944,6 +956,28 @@ def _pattern_or_schedule(
         yield "a rule with neither an event pattern nor a schedule expression"
 
 
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+S3_TRANSITIONS_PAGE = (
+    "https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-transition-general-"
+    "considerations.html (Constraints; the API Reference's Transition.Days says 'greater than "
+    "30': the User Guide's 'at least 30' is applied, the error S3 gives for 29)"
+)
+INFREQUENT_ACCESS = frozenset({"STANDARD_IA", "ONEZONE_IA"})
+INFREQUENT_ACCESS_MIN_DAYS = 30
+
+
+def _transition_days(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    """A transition to S3 Standard-IA or One Zone-IA sooner than 30 days after creation."""
+    for rule in inputs.get("rules") or []:
+        for transition in rule.get("transitions") or []:
+            days = _int(transition.get("days"))
+            kind = transition.get("storageClass")
+            if kind in INFREQUENT_ACCESS and days is not None and days < INFREQUENT_ACCESS_MIN_DAYS:
+                yield f"rule {rule.get('id')!r} moves objects to {kind} after {days} days"
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         types=frozenset({FUNCTION}),
@@ -1079,6 +1113,16 @@ RULES = (
         # nested policy when the scope is MessageAttributes (the default); checked as well.
         source=SNS_FILTER_PAGE,
         check=_filter_policy,
+    ),
+    Rule(
+        types=frozenset({LIFECYCLE}),
+        operation="s3:PutBucketLifecycleConfiguration",
+        says="Before you transition objects to S3 Standard-IA or S3 One Zone-IA, you must "
+        "store them for at least 30 days in Amazon S3. For example, you cannot create a "
+        "Lifecycle rule to transition objects to the S3 Standard-IA storage class one day "
+        "after you create them.",
+        source=S3_TRANSITIONS_PAGE,
+        check=_transition_days,
     ),
 )
 

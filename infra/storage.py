@@ -1,9 +1,14 @@
-"""Storage: the attachments (and exports) bucket.
+"""Storage: the attachments (and exports, and archive) bucket.
 
 Private by construction (every public-access block on, ACLs disabled), reachable only over TLS
 1.2+, encrypted with the stack's key by default (S3 Bucket Keys keep the KMS calls few),
 versioned (the adapter deletes every version of a task's prefix), and kept tidy by lifecycle
 rules. Browsers upload with presigned POSTs straight to S3, so CORS allows the stack's origins.
+
+The archive of completed tasks (`archive/`, docs/archive.md) moves to the stack's colder class
+(`archiveColdStorageClass`) `archiveColdAfterDays` after each object's last write, and is
+never expired. The bucket's policy refuses any write under it that does not ask for SSE-KMS
+with the stack's key, whatever the bucket's default encryption may become.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.context import Deployment, policy
+from infra.wiring import ARCHIVE_PREFIX
 
 NONCURRENT_VERSION_DAYS = 30
 ABORT_MULTIPART_DAYS = 1
@@ -102,6 +108,17 @@ class Storage(pulumi.ComponentResource):
                         expired_object_delete_marker=True
                     ),
                 ),
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="archive-to-colder-storage",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=ARCHIVE_PREFIX),
+                    transitions=[
+                        aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                            days=config.archive_cold_after_days,
+                            storage_class=config.archive_cold_storage_class,
+                        )
+                    ],
+                ),
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
@@ -141,6 +158,20 @@ class Storage(pulumi.ComponentResource):
                         "Action": "s3:*",
                         "Resource": [arn, objects],
                         "Condition": {"NumericLessThan": {"s3:TlsVersion": MIN_TLS_VERSION}},
+                    },
+                    {
+                        # A request without the header is refused too: a negated condition
+                        # holds when its key is absent.
+                        "Sid": "DenyArchiveWritesWithoutTheStackKey",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:PutObject",
+                        "Resource": pulumi.Output.concat(arn, "/", ARCHIVE_PREFIX, "*"),
+                        "Condition": {
+                            "StringNotEquals": {
+                                "s3:x-amz-server-side-encryption-aws-kms-key-id": args.key_arn
+                            }
+                        },
                     },
                 ]
             ),

@@ -47,11 +47,27 @@ ENCRYPTED = (
     "queue.",
     "cursor.",
     "topic.",
+    "archive.",
 )  # permissions on data encrypted with the stack's key
 WRITES_ENCRYPTED = frozenset(
-    {"table.write", "bucket.presign", "bucket.write", "queue.send", "topic.publish"}
+    {
+        "table.write",
+        "bucket.presign",
+        "bucket.write",
+        "queue.send",
+        "topic.publish",
+        "archive.write",
+    }
 )
+ARCHIVE_PREFIX = "archive/"
+"""The archive's place in the bucket (`taskcore.services.archive.ARCHIVE_PREFIX`): what the
+`archive.*` permissions, the lifecycle rule and the bucket policy's encryption rule name."""
 Statement = dict[str, Any]
+Grant = (
+    tuple[list[str], Sequence[pulumi.Input[str]] | str]
+    | tuple[list[str], Sequence[pulumi.Input[str]] | str, dict[str, Any]]
+)
+"""Actions on resources, with a condition where the resource alone is too broad."""
 
 
 def state_machine_name(deployment: Deployment, workflow: Workflow) -> str:
@@ -64,8 +80,15 @@ def state_machine_arn(deployment: Deployment, workflow: Workflow) -> pulumi.Outp
     return deployment.arn("states", f"stateMachine:{state_machine_name(deployment, workflow)}")
 
 
-def allow(actions: Sequence[str], resources: Sequence[pulumi.Input[str]] | str) -> Statement:
-    return {"Effect": "Allow", "Action": list(actions), "Resource": resources}
+def allow(
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]] | str,
+    condition: Mapping[str, Any] | None = None,
+) -> Statement:
+    statement: Statement = {"Effect": "Allow", "Action": list(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = dict(condition)
+    return statement
 
 
 @attrs.frozen(kw_only=True)
@@ -107,6 +130,8 @@ class Wiring:
             "auth.issuer": self.auth_issuer,
             "auth.audience": self.auth_audience,
             "topic.arn": self.topic_arn,
+            "archive.after_days": self.deployment.config.archive_completed_after_days,
+            "key.arn": self.key_arn,
         }
         if resource not in values:
             raise ValueError(f"the manifest names an unknown resource {resource!r}")
@@ -131,16 +156,18 @@ class Wiring:
             targets = grants[permission]
             if not targets:
                 raise ValueError(f"{permission}: this stack has no resource it could name")
-            result += [allow(actions, resources) for actions, resources in targets]
+            result += [allow(*target) for target in targets]
         return result
 
-    def _grants(
-        self, queue_arn: pulumi.Input[str] | None
-    ) -> dict[str, list[tuple[list[str], Sequence[pulumi.Input[str]] | str]]]:
-        """Each permission: (actions, resources) pairs; empty when its resource is missing."""
+    def _grants(self, queue_arn: pulumi.Input[str] | None) -> dict[str, list[Grant]]:
+        """Each permission: (actions, resources[, condition]); empty when its resource is
+        missing."""
         table = self.table_arn
         indexes = [pulumi.Output.concat(table, "/index/", index) for index in self.table_indexes]
         objects = pulumi.Output.concat(self.bucket_arn, "/*")
+        archive = pulumi.Output.concat(self.bucket_arn, "/", ARCHIVE_PREFIX, "*")
+        # Listing is a bucket action: the condition keeps it to the archive's keys.
+        list_archive = {"StringLike": {"s3:prefix": [f"{ARCHIVE_PREFIX}*"]}}
         machines = list(self.state_machine_arns)
         return {
             "table.read": [
@@ -176,6 +203,16 @@ class Wiring:
             "topic.publish": [(["sns:Publish"], [self.topic_arn])],
             "workflow.respond": ([(["states:SendTaskSuccess"], machines)] if machines else []),
             "queue.send": [(["sqs:SendMessage"], [queue_arn])] if queue_arn is not None else [],
+            # The API lists a caller's months and presigns a month's GET; the archiver reads
+            # (after listing whether it exists) and rewrites a month's object.
+            "archive.read": [
+                (["s3:ListBucket"], [self.bucket_arn], list_archive),
+                (["s3:GetObject"], [archive]),
+            ],
+            "archive.write": [
+                (["s3:ListBucket"], [self.bucket_arn], list_archive),
+                (["s3:GetObject", "s3:PutObject"], [archive]),
+            ],
         }
 
     def key_statement(self, permissions: Iterable[str], *, writes: bool = False) -> Statement:

@@ -1,9 +1,10 @@
 """`make dev`: run the local platform in the foreground until Ctrl-C.
 
 python -m local_platform [--stack dev] [--port 8000] [--in-memory] [--no-throttle] [--verbose]
-                         [--clock-offset 36h] [--manual-schedules]
+                         [--clock-offset 36h] [--manual-schedules] [--ttl-interval 10]
 
-SIGUSR1 fires every schedule once, now (in the platform's clock).
+`kill -USR1 <pid>` runs the emulated background processes at once, in the platform's clock:
+every schedule fires once, and the emulated TTL (local_platform/ttl.py) makes a pass.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ def banner(
         f"\n  {name + ' URL':<12} {address}   ({URL_NOTES[functions[name].url.invoke_mode]})"  # type: ignore[union-attr]
         for name, address in (urls or {}).items()
     )
+    relay = services.relay.url if services.relay else "none"
     download = (urls or {}).get("download")
     try_download = (
         f'\n  Download all:  curl -sN -H "Authorization: Bearer $TOKEN" {download}/tasks.ndjson'
@@ -177,6 +179,8 @@ def banner(
   approvals    expire after {services.resolve("approval.timeout")} s without a decision
   auto-approve {"; ".join(services.config.auto_approve) or "no rule"}   (tasks:autoApprove)
   schedules    {schedule_line(services)}
+  TTL          {ttl_line(services)}
+  EventBridge  {relay}   (PutEvents here reach the rules, as on the bus)
   JWT issuer   {issuer.issuer}   audience {issuer.audience}
   throttling   {throttling}
   CORS         {", ".join(services.config.cors_allow_origins)}
@@ -199,6 +203,32 @@ def schedule_line(services: Services) -> str:
     when = "only" if services.manual_schedules else "on their own, and"
     asked = f"on kill -USR1 {os.getpid()}"
     return f"{rules or 'none'}   (fire {when} {asked}; clock: {clock}, UTC)"
+
+
+def shown_offset(offset: timedelta) -> str:
+    """A clock offset as `--clock-offset` takes it: `8d`, `1d12h`, `-90m`, `0`."""
+    sign = "-" if offset < timedelta(0) else ""
+    seconds, parts = int(abs(offset).total_seconds()), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts) if parts else "0"
+
+
+def run_background_now(services: Services) -> None:
+    """SIGUSR1: every schedule fires once and the emulated TTL makes a pass, now."""
+    if services.scheduler is not None:
+        services.scheduler.fire_all()
+    if services.ttl is not None:
+        services.ttl.run_now()
+
+
+def ttl_line(services: Services) -> str:
+    every = f"every {services.ttl_interval_s:g} s" if services.ttl_interval_s > 0 else "on demand"
+    offset = shown_offset(services.clock_offset)
+    later = f", as if {offset} later (--clock-offset)" if offset != "0" else ""
+    return f"expired items deleted {every}{later}; kill -USR1 {os.getpid()} for a pass now"
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -235,13 +265,20 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--clock-offset",
         type=parse_offset,
         default="0",
-        help="shift the platform's clock, what its scheduled rules see as now: 36h, 2d, "
-        "1d12h, -90m (default 0)",
+        help="shift the platform's clock, what its emulated background processes see as now: "
+        "its scheduled rules fire by it, and its emulated DynamoDB TTL expires items (archives "
+        "completed tasks) by it: 36h, 2d, 1d12h, -90m (default 0)",
     )
     parser.add_argument(
         "--manual-schedules",
         action="store_true",
         help="scheduled rules fire only on SIGUSR1 (every one, once, now), never on their own",
+    )
+    parser.add_argument(
+        "--ttl-interval",
+        type=float,
+        default=10.0,
+        help="seconds between the emulated TTL's passes (default 10; 0: only on SIGUSR1)",
     )
     parser.add_argument(
         "--concurrency",
@@ -301,7 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         approval_timeout_s=args.approval_timeout,
         clock_offset=args.clock_offset,
         manual_schedules=args.manual_schedules,
+        ttl_interval_s=args.ttl_interval,
     ) as services:
+        # The background processes now (every schedule, a TTL pass): what `make dev` users and
+        # the e2e tests ask for with a signal. Set in the main thread; their threads do the work.
+        signal.signal(signal.SIGUSR1, lambda *_: run_background_now(services))
         console = Console(verbose=args.verbose, log_dir=args.log_dir.resolve()).start()
         sandboxes = Sandboxes(
             services.environment, concurrency=args.concurrency, log=console.lambda_line
@@ -356,11 +397,6 @@ def main(argv: list[str] | None = None) -> int:
                 else event_plumbing(services, event_invoker(sandboxes))
             )
             with plumbing:
-                # Set in the handler's thread (the main one); the scheduler's thread fires.
-                signal.signal(
-                    signal.SIGUSR1,
-                    lambda *_: services.scheduler.fire_all() if services.scheduler else None,
-                )
                 main_server = uvicorn.Server(
                     uvicorn.Config(
                         app, host=args.host, port=args.port, log_level="warning", access_log=False

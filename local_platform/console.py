@@ -41,6 +41,7 @@ TAGS = {
     "local_platform.streams": "stream",
     "local_platform.sandboxes": "lambda",
     "local_platform.urls": "url",
+    "local_platform.ttl": "ttl",
 }
 """Loggers and the short tag their lines get; any other logger's lines are the platform's."""
 

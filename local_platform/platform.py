@@ -38,6 +38,7 @@ from local_platform.dynamodb_local import DynamoDBLocal, free_port
 from local_platform.events_relay import EventsRelay
 from local_platform.schedules import LocalScheduler
 from local_platform.streams import StreamPoller
+from local_platform.ttl import LocalTtl
 from stack.config import LAMBDA_ENVIRONMENT_MAX_BYTES, StackConfig, environment_size
 from stack.manifest import (
     APPROVERS_FILTER,
@@ -101,11 +102,19 @@ class Services:
     serves it); empty: under the issuer's URL, as on AWS."""
     clock_offset: timedelta = timedelta(0)
     """How far the platform's clock is from the machine's (`--clock-offset`): what the
-    emulated background processes see as now (a scheduled event's `time`)."""
+    emulated background processes see as now (a scheduled event's `time`; the emulated TTL's
+    clock: with 8d, a completed task archived a week after its completion is archived now)."""
     manual_schedules: bool = False
     """Schedules fire only when asked (`--manual-schedules`, SIGUSR1), never on their own."""
     scheduler: LocalScheduler | None = None
     """The scheduled rules' emulation, while the events run (`event_plumbing`)."""
+    ttl_interval_s: float = 10.0
+    """Seconds between the emulated TTL's passes (`local_platform.ttl`); 0: only on demand."""
+    ttl: LocalTtl | None = None
+    """The emulated TTL, while the event plumbing runs (`event_plumbing`)."""
+    kms_key_arn: str = ""
+    """The stack's key, a KMS key on moto (`ensure_key`): what archive objects are written
+    with."""
 
     def resolve(self, resource: Resource) -> str:
         values: dict[Resource, str] = {
@@ -122,6 +131,8 @@ class Services:
                 self.approval_timeout_s or self.config.approval_timeout_hours * 3600
             ),
             "approval.rules": self.config.auto_approval_text,
+            "archive.after_days": str(self.config.archive_completed_after_days),
+            "key.arn": self.kms_key_arn,
         }
         return values[resource]
 
@@ -164,6 +175,7 @@ def _client(
         "stepfunctions",
         "secretsmanager",
         "sns",
+        "kms",
     ],
     endpoint: str,
 ) -> Any:
@@ -269,6 +281,7 @@ def running(
     approval_timeout_s: int | None = None,
     clock_offset: timedelta = timedelta(0),
     manual_schedules: bool = False,
+    ttl_interval_s: float = 10.0,
 ) -> Iterator[Services]:
     """Start DynamoDB Local and the S3 stand-in, create the table and bucket; stop on exit."""
     config = StackConfig.from_stack_file(stack)
@@ -295,6 +308,7 @@ def running(
                 approval_timeout_s=approval_timeout_s,
                 clock_offset=clock_offset,
                 manual_schedules=manual_schedules,
+                ttl_interval_s=ttl_interval_s,
             )
             created = ensure_table(services.dynamodb_endpoint)
             log.info("table %s %s", TABLE, "created" if created else "kept from the last run")
@@ -303,6 +317,7 @@ def running(
                 services.s3_endpoint, services.cursor_secret
             )
             services.topic_arn = ensure_topic(services.s3_endpoint, config)
+            services.kms_key_arn = ensure_key(services.s3_endpoint)
             services.tap_queue = ensure_bus(services.s3_endpoint, services.resolve("bus.name"))
             relay = EventsRelay(
                 upstream=services.s3_endpoint, bus_name=services.resolve("bus.name"), region=REGION
@@ -332,6 +347,13 @@ def ensure_cursor_secret(endpoint: str, key: str) -> str:
     client = _client("secretsmanager", endpoint)
     value = json.dumps({"current": key})
     return str(client.create_secret(Name=CURSOR_SECRET_NAME, SecretString=value)["ARN"])
+
+
+def ensure_key(endpoint: str) -> str:
+    """The stack's KMS key, on this platform's own moto server: its ARN (the archiver writes
+    archive objects with SSE-KMS under it, as on AWS)."""
+    kms = _client("kms", endpoint)
+    return str(kms.create_key(Description="tasks-local: the stack's key")["KeyMetadata"]["Arn"])
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
@@ -444,9 +466,16 @@ def api_function() -> Function:
 def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamPoller, LocalBus]]:
     """The table's stream feeding the stream function, the bus feeding the consumers and
     workflows, and the scheduled rules firing, each on its own thread, as Lambda's event-source
-    mapping and EventBridge would."""
+    mapping and EventBridge would; and the table's TTL (`services.ttl`), whose deletions the
+    poller hands over as AWS does."""
     stream_function = next(f for f in FUNCTIONS if f.stream is not None)
     assert stream_function.stream is not None
+    ttl = LocalTtl(
+        client=_client("dynamodb", services.dynamodb_endpoint),
+        table_name=TABLE,
+        clock_offset=services.clock_offset,
+        interval_s=services.ttl_interval_s,
+    )
     poller = StreamPoller(
         client=_client("dynamodbstreams", services.dynamodb_endpoint),
         table_client=_client("dynamodb", services.dynamodb_endpoint),
@@ -454,6 +483,7 @@ def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamP
         invoke=lambda event: invoke(stream_function, event),
         trigger=stream_function.stream,
         region=REGION,
+        ttl_removals=ttl.removals,
     )
     bus = LocalBus(
         sqs=_client("sqs", services.s3_endpoint),
@@ -474,9 +504,12 @@ def event_plumbing(services: Services, invoke: Invoke) -> Iterator[tuple[StreamP
     poller.start()
     bus.start()
     services.scheduler = scheduler.start()
+    services.ttl = ttl.start()
     try:
         yield poller, bus
     finally:
+        services.ttl = None
+        ttl.stop()
         services.scheduler = None
         scheduler.stop()
         poller.stop()

@@ -43,7 +43,7 @@ def parse_offset(text: str) -> timedelta:
     """`36h`, `2d`, `1d12h`, `-90m`, `0`: a shift of the platform's clock."""
     if text == "0":
         return timedelta(0)
-    found = OFFSET.fullmatch(text.strip())
+    found = OFFSET.fullmatch(text)
     if found is None:
         raise ValueError(f"{text!r} is not an offset like 36h, 2d, 1d12h, 90m, -45s or 0")
     seconds = sum(

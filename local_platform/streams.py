@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from local_platform.sandboxes import SandboxError
+from local_platform.ttl import TtlRemovals, key_of
 from stack.manifest import StreamTrigger
 
 log = logging.getLogger("local_platform.streams")
@@ -31,17 +32,21 @@ within a few days"), and the record is otherwise a REMOVE's (keys, old image); b
 only for a table without secondary indexes, so never for the application's table."""
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 """How AWS marks a removal by TTL in a stream record (DynamoDB developer guide, "DynamoDB
-Streams and Time to Live"): a REMOVE whose `userIdentity` is this."""
+Streams and Time to Live"; Streams API Reference, `Record.userIdentity`): a REMOVE whose
+`userIdentity` is this."""
 
 
-def lambda_record(record: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+def lambda_record(
+    record: Mapping[str, Any], stream_arn: str, region: str, *, by_ttl: bool = False
+) -> dict[str, Any]:
     """A GetRecords record (as boto3 returns it) in the shape of a Lambda stream event record.
-    A TTL deletion is given the shape AWS gives it: `REMOVE`, with the service's identity."""
+    A TTL deletion (DynamoDB Local's own, or `by_ttl`: the emulated TTL's, `local_platform.ttl`)
+    is given the shape AWS gives it: `REMOVE`, with the service's identity."""
     change = dict(record["dynamodb"])
     created = change.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         change["ApproximateCreationDateTime"] = created.timestamp()
-    expired = record["eventName"] == TTL_EVENT_NAME
+    expired = record["eventName"] == TTL_EVENT_NAME or (by_ttl and record["eventName"] == "REMOVE")
     identity = TTL_IDENTITY if expired else record.get("userIdentity")
     return {
         "eventID": record["eventID"],
@@ -73,6 +78,8 @@ class StreamPoller:
     interval_s: float = 0.2
     busy_interval_s: float = 0.05
     shard_refresh_s: float = 1.0
+    ttl_removals: TtlRemovals | None = None
+    """The emulated TTL's deletions (`local_platform.ttl`): their REMOVE records are the TTL's."""
     failed: list[dict[str, Any]] = attrs.field(factory=list)
     """Records given up on (Lambda would send them to the on-failure destination)."""
     delivered: int = 0
@@ -138,11 +145,19 @@ class StreamPoller:
                 ShardIterator=iterator, Limit=self.trigger.batch_size
             )
             self._iterators[shard_id] = response.get("NextShardIterator")
-            records = [lambda_record(r, arn, self.region) for r in response.get("Records", [])]
+            records = [
+                lambda_record(r, arn, self.region, by_ttl=self._by_ttl(r))
+                for r in response.get("Records", [])
+            ]
             if records:
                 busy = True
                 self.deliver(records)
         return busy
+
+    def _by_ttl(self, record: Mapping[str, Any]) -> bool:
+        if self.ttl_removals is None or record["eventName"] != "REMOVE":
+            return False
+        return self.ttl_removals.claim(key_of(record["dynamodb"]["Keys"]))
 
     def deliver(self, records: list[dict[str, Any]]) -> None:
         """Lambda's semantics for one batch: retry from the first reported failure; bisect a

@@ -41,6 +41,7 @@ from pulumi_policy import (
 
 from infra import limits
 from infra.tags import STANDARD, accepts_tags
+from infra.wiring import ARCHIVE_PREFIX
 from stack.config import PROJECT
 from stack.manifest import AUTO_APPROVE_VARIABLE
 from taskcore.auto_approval import rules_from_text
@@ -90,7 +91,8 @@ FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
 PERMISSION = "aws:lambda/permission:Permission"
 OPEN_ROUTES = frozenset({"GET /health"})
 ACCOUNT_ROOT = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:root")
-OBJECTS = re.compile(r"arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]*/\*")
+# A bucket's objects, or those under one prefix of it (`archive/*`).
+OBJECTS = re.compile(r"arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]*/([A-Za-z0-9._-]+/)*\*")
 LOG_STREAMS = re.compile(r"arn:aws[a-z-]*:logs:[a-z0-9-]+:\d{12}:log-group:[^*]+:log-stream:\*")
 SOURCE_CONDITIONS = ("aws:SourceAccount", "aws:SourceArn", "kms:EncryptionContext:aws:logs:arn")
 MIN_LOG_RETENTION_DAYS = 30
@@ -156,8 +158,8 @@ def _least_privilege(args: ResourceValidationArgs, report: Report) -> None:
                         report(f"{args.name}: {unscoped} on '*', but they can be scoped")
                 elif "*" in arn and not (OBJECTS.fullmatch(arn) or LOG_STREAMS.fullmatch(arn)):
                     report(
-                        f"{args.name}: {arn!r}: a wildcard ARN other than a bucket's objects or "
-                        "a log group's streams"
+                        f"{args.name}: {arn!r}: a wildcard ARN other than a bucket's objects "
+                        "(under a prefix or not) or a log group's streams"
                     )
 
 
@@ -435,6 +437,29 @@ def _bucket_settings(args: ResourceValidationArgs, report: Report) -> None:
             report(f"{args.name}: plain HTTP is not denied")
 
 
+KMS_KEY_ID_CONDITION = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+
+
+def _archive_encrypted(args: ResourceValidationArgs, report: Report) -> None:
+    """The bucket's policy denies a write under the archive's prefix that does not name a KMS
+    key: whatever the bucket's default encryption becomes, archived tasks are SSE-KMS."""
+    for statement in as_list(_document(args.props["policy"]).get("Statement", [])):
+        actions = as_list(statement.get("Action", []))
+        resources = [str(r) for r in as_list(statement.get("Resource", []))]
+        condition = (statement.get("Condition") or {}).get("StringNotEquals") or {}
+        if (
+            statement.get("Effect") == "Deny"
+            and statement.get("Principal") == EVERYONE
+            and {"s3:PutObject", "s3:*"} & set(actions)
+            and any(r.endswith(f"/{ARCHIVE_PREFIX}*") for r in resources)
+            and condition.get(KMS_KEY_ID_CONDITION)
+        ):
+            return
+    report(
+        f"{args.name}: writes under {ARCHIVE_PREFIX} are not refused without the stack's KMS key"
+    )
+
+
 def _key_rotation(args: ResourceValidationArgs, report: Report) -> None:
     if args.props.get("enableKeyRotation") is not True:
         report(f"{args.name}: the key does not rotate")
@@ -699,7 +724,8 @@ POLICIES: list[Policy] = [
     _on(
         "iam-least-privilege",
         "Identity policies name each action, and use '*' only for actions AWS cannot scope; "
-        "ARN wildcards only for a bucket's objects or a log group's streams.",
+        "ARN wildcards only for a bucket's objects (all, or those under a prefix) or a log "
+        "group's streams.",
         MANDATORY,
         _least_privilege,
         "aws:iam/rolePolicy:RolePolicy",
@@ -807,6 +833,14 @@ POLICIES: list[Policy] = [
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
         "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketPolicy:BucketPolicy",
+    ),
+    _on(
+        "archive-objects-kms-encrypted",
+        "The bucket's policy refuses any write under the archive's prefix (archived tasks) that "
+        "does not ask for SSE-KMS with the stack's key.",
+        MANDATORY,
+        _archive_encrypted,
         "aws:s3/bucketPolicy:BucketPolicy",
     ),
     _on(

@@ -186,6 +186,48 @@ def _auto_approve(_instance: Any, _attribute: attrs.Attribute[Any], value: Any) 
         )
 
 
+def _archive_days(_instance: Any, _attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"tasks:archiveCompletedAfterDays is {value!r}: it must be a whole number of days, "
+            "0 (never archive) or more: a completed task leaves the table for its owner's "
+            "archive that long after its completion"
+        )
+
+
+ARCHIVE_COLD_CLASSES = {"STANDARD_IA": 30, "GLACIER_IR": 0}
+"""The colder classes the archive may move to, each with the fewest days after an object's
+creation S3 accepts for the transition. Both serve a GET at once (a presigned download keeps
+working); GLACIER and DEEP_ARCHIVE need a restore first, so they are not offered.
+
+S3 User Guide, "Transitioning objects using Amazon S3 Lifecycle", constraints: "Before you
+transition objects to S3 Standard-IA or S3 One Zone-IA, you must store them for at least 30
+days in Amazon S3. For example, you cannot create a Lifecycle rule to transition objects to the
+S3 Standard-IA storage class one day after you create them."
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-transition-general-considerations.html);
+the S3 API Reference (`Transition.Days`): for GLACIER_IR "valid values are 0 or positive
+integers" (https://docs.aws.amazon.com/AmazonS3/latest/API/API_Transition.html)."""
+
+
+def _cold_class(_instance: Any, _attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in ARCHIVE_COLD_CLASSES:
+        raise ValueError(
+            f"tasks:archiveColdStorageClass is {value!r}: one of "
+            f"{', '.join(sorted(ARCHIVE_COLD_CLASSES))} (classes a presigned download reads at "
+            "once; GLACIER and DEEP_ARCHIVE would need a restore first)"
+        )
+
+
+def _cold_days(instance: StackConfig, _attribute: attrs.Attribute[Any], value: int) -> None:
+    least = ARCHIVE_COLD_CLASSES.get(instance.archive_cold_storage_class, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(
+            f"tasks:archiveColdAfterDays is {value!r}: S3 moves an object to "
+            f"{instance.archive_cold_storage_class} no sooner than {least} days after its "
+            "creation (S3 refuses a lifecycle rule that says sooner)"
+        )
+
+
 def _frozen_tags(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(sorted((value or {}).items()))
 
@@ -253,6 +295,11 @@ class StackConfig:
     auto_approve: tuple[str, ...] = attrs.field(
         default=(), converter=_names, validator=_auto_approve
     )
+    # Archiving (docs/archive.md): a completed task's TTL, and when the archive's objects move
+    # to a colder storage class.
+    archive_completed_after_days: int = attrs.field(default=0, validator=_archive_days)
+    archive_cold_storage_class: str = attrs.field(default="STANDARD_IA", validator=_cold_class)
+    archive_cold_after_days: int = attrs.field(default=30, validator=_cold_days)
     alarm_email: str = ""
     # Subscribed to the notifications' topic, with a filter policy that sends it what is
     # addressed to the approvers (stack/manifest.py `APPROVERS_FILTER`); empty: none.

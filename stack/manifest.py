@@ -22,6 +22,7 @@ from taskcore.events import (
     EXPORT_REQUESTED,
     ApprovalDecided,
     ApprovalRequested,
+    TaskArchived,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
@@ -45,6 +46,10 @@ Permission = Literal[
     "queue.send",
     "cursor.read",
     "topic.publish",
+    # The archive (`archive/` in the bucket) only: list it and read (presign) its objects;
+    # and, to write, read-modify-write them, encrypted with the stack's key.
+    "archive.read",
+    "archive.write",
 ]
 # Where an environment variable's value comes from: a resource attribute infra (or the local
 # platform) resolves, or a literal.
@@ -60,6 +65,8 @@ Resource = Literal[
     "auth.issuer",
     "auth.audience",
     "topic.arn",
+    "archive.after_days",  # the stack's `archiveCompletedAfterDays` (0: never)
+    "key.arn",  # the stack's KMS key
 ]
 
 AUTO_APPROVE_VARIABLE = "AUTO_APPROVE"
@@ -242,14 +249,22 @@ API = Function(
         Route("GET", "/exports/{exportId}"),
         Route("GET", "/notifications"),
         Route("POST", "/notifications/{notificationId}/read"),
+        Route("GET", "/archive"),
+        Route("GET", "/archive/{month}"),
     ),
-    permissions=frozenset({"table.read", "table.write", "bucket.presign", "cursor.read"}),
+    permissions=frozenset(
+        {"table.read", "table.write", "bucket.presign", "cursor.read", "archive.read"}
+    ),
     environment={
         "TABLE_NAME": "table.name",
         "BUCKET_NAME": "bucket.name",
         "CURSOR_SECRET_ARN": "cursor.secret_arn",
         "MAX_BODY_BYTES": "api.max_body_bytes",
         AUTO_APPROVE_VARIABLE: "approval.rules",
+        # It writes completed tasks: with their TTL, when the stack archives them. (No other
+        # function saves a completed task; one that did would need this too, or its full-item
+        # write would drop the TTL.)
+        "ARCHIVE_COMPLETED_AFTER_DAYS": "archive.after_days",
         **AUTH_ENVIRONMENT,
     },
     memory_mb=1024,
@@ -433,6 +448,19 @@ REMINDERS = Function(
     timeout_s=300,
 )
 
+ARCHIVER = Function(
+    name="archiver",
+    handler="handlers.consumers:archive_task",
+    description="Write a task the table's TTL archived to its owner's month in S3, once",
+    rules=(on(TaskArchived.kind, name="task-archived-to-archive"),),
+    permissions=frozenset({"archive.write"}),
+    environment={"BUCKET_NAME": "bucket.name", "KMS_KEY_ARN": "key.arn"},
+    memory_mb=256,
+    # A month's object is read and rewritten whole, retried when another archiver of the
+    # month wrote first: seconds, even for thousands of tasks a month.
+    timeout_s=60,
+)
+
 APPROVAL = Workflow(
     name="approval",
     description="Approve a high or critical task by rule or ask approvers; expire it on timeout",
@@ -455,6 +483,7 @@ FUNCTIONS: tuple[Function, ...] = (
     DOWNLOAD,
     NOTIFICATIONS,
     REMINDERS,
+    ARCHIVER,
 )
 WORKFLOWS: tuple[Workflow, ...] = (APPROVAL,)
 

@@ -72,6 +72,16 @@ class TaskDeleted(Event):
 
 
 @attrs.frozen(kw_only=True)
+class TaskArchived(Event):
+    """A completed task left the table for its owner's archive: DynamoDB's TTL removed it
+    (`archiveCompletedAfterDays` after its completion). `task` is the task as it was last
+    stored. Not a deletion: it stays the owner's, completed, in the archive, so stats keep it
+    and its attachments stay."""
+
+    kind: ClassVar[str] = "TaskArchived"
+
+
+@attrs.frozen(kw_only=True)
 class ApprovalRequested(Event):
     kind: ClassVar[str] = "ApprovalRequested"
 
@@ -117,6 +127,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ApprovalRequested,
         ApprovalDecided,
         TaskDueSoon,
+        TaskArchived,
     )
 }
 
@@ -146,10 +157,15 @@ def changed_fields(old: Task, new: Task) -> tuple[str, ...]:
     return tuple(name for name in CHANGE_FIELDS if getattr(old, name) != getattr(new, name))
 
 
-def derive_events(old: Task | None, new: Task | None, occurred_at: datetime) -> list[Event]:
-    """The events that the change from `old` to `new` means (None: absent)."""
+def derive_events(
+    old: Task | None, new: Task | None, occurred_at: datetime, *, expired: bool = False
+) -> list[Event]:
+    """The events that the change from `old` to `new` means (None: absent). `expired`: the
+    table's TTL removed the item (no user did), so a task that is gone was archived."""
     if new is None:
-        return [] if old is None else [TaskDeleted.make(old, occurred_at)]
+        if old is None:
+            return []
+        return [(TaskArchived if expired else TaskDeleted).make(old, occurred_at)]
     if old is None:
         events: list[Event] = [TaskCreated.make(new, occurred_at)]
         if new.approval is Approval.PENDING:

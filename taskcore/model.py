@@ -455,6 +455,14 @@ class Task:
     def attachment(self, attachment_id: str) -> Attachment | None:
         return next((a for a in self.attachments if a.id == attachment_id), None)
 
+    def archive_at(self, after: timedelta | None) -> datetime | None:
+        """When the task leaves the table for its owner's archive: `after` its completion (the
+        stack's `archiveCompletedAfterDays`). None while it is not completed (a reopened task
+        stays), or when `after` is None (the stack archives nothing)."""
+        if after is None or self.completed_at is None:
+            return None
+        return self.completed_at + after
+
 
 # -- exports -----------------------------------------------------------------------------------
 

@@ -284,3 +284,37 @@ class ObjectSink(Protocol):
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PARTS = 10_000
+
+
+@attrs.frozen
+class StoredObject:
+    """An object as the store returned it: its bytes and its entity tag (S3's ETag), what a
+    conditional write names to replace exactly this version of it."""
+
+    data: bytes
+    tag: str
+
+
+class ArchiveStore(Protocol):
+    """The archive's objects (S3, under `archive/`): whole objects, read and replaced. A write
+    is conditional on the object still being the one that was read (S3's conditional writes),
+    so two writers of one object never lose each other's lines: one of them is refused and
+    reads again."""
+
+    def read(self, key: str) -> StoredObject | None:
+        """The object at `key`, or None if there is none."""
+        ...
+
+    def write(self, key: str, data: bytes, *, replacing: str | None) -> None:
+        """Store `data` at `key` if the object there is still the one tagged `replacing` (None:
+        if there is no object there). Raises `ConcurrentModification` if it is not."""
+        ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """The keys right under `prefix` (`prefix` ends with '/': none in a deeper 'folder'
+        such as `prefix + 'x/'`), in any order."""
+        ...
+
+    def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
+        """A presigned GET of the object, downloaded as `filename`."""
+        ...

@@ -15,7 +15,14 @@ from datetime import datetime
 
 import attrs
 
-from taskcore.events import Event, TaskCompleted, TaskCreated, TaskDeleted, TaskUpdated
+from taskcore.events import (
+    Event,
+    TaskArchived,
+    TaskCompleted,
+    TaskCreated,
+    TaskDeleted,
+    TaskUpdated,
+)
 from taskcore.model import Status, UserId
 
 BUCKETS_PER_DOUBLING = 4
@@ -83,6 +90,8 @@ class UserStats:
 def delta_for(event: Event) -> StatsDelta | None:
     """How an event moves the owner's stats, or None if it does not."""
     task = event.task
+    if isinstance(event, TaskArchived):
+        return None  # an archived task is still the owner's, and still completed
     if isinstance(event, TaskCreated):
         return StatsDelta(status_counts={task.status.value: 1})
     if isinstance(event, TaskDeleted):

@@ -34,11 +34,13 @@ from taskcore.ports import (
     IdempotencyRecord,
     NotificationPage,
     PresignedUpload,
+    StoredObject,
     StoredPage,
     UploadedPart,
 )
 from taskcore.reminders import reminder_due_at
 from taskcore.services import (
+    ArchiveService,
     ExportService,
     NotificationService,
     TaskService,
@@ -394,6 +396,8 @@ class Fakes:
     export_service: ExportService
     exports: InMemoryExportRepository
     objects: InMemoryObjectSink
+    archive_service: ArchiveService
+    archive: InMemoryArchiveStore
     notifications: NotificationService
     inbox: InMemoryInbox
     channel: InMemoryChannel
@@ -421,6 +425,7 @@ def in_memory_service(clock: FixedClock | None = None) -> Fakes:
         exports=exports, tasks=tasks, objects=objects, clock=clock, ids=ids
     )
     inbox = InMemoryInbox()
+    archive = InMemoryArchiveStore()
     return Fakes(
         service=service,
         tasks=tasks,
@@ -435,6 +440,8 @@ def in_memory_service(clock: FixedClock | None = None) -> Fakes:
         notifications=NotificationService(inbox=inbox, clock=clock, cursors=cursors),
         inbox=inbox,
         channel=InMemoryChannel(),
+        archive_service=ArchiveService(store=archive, clock=clock),
+        archive=archive,
     )
 
 
@@ -549,3 +556,36 @@ class InMemoryObjectSink:
 
 def _etag(data: bytes | bytearray) -> str:
     return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+
+
+@attrs.define
+class InMemoryArchiveStore:
+    """`ArchiveStore` in memory, with S3's conditional writes: a write names the entity tag of
+    the object it replaces (or None: there must be none), and is refused (`ConcurrentModification`,
+    S3's 412) when the object has moved on. Check and write are one step under a lock, as they
+    are one request to S3."""
+
+    objects: dict[str, bytes] = attrs.field(factory=dict)
+    writes: int = 0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+
+    def read(self, key: str) -> StoredObject | None:
+        with self._lock:
+            data = self.objects.get(key)
+        return None if data is None else StoredObject(data=data, tag=_etag(data))
+
+    def write(self, key: str, data: bytes, *, replacing: str | None) -> None:
+        with self._lock:
+            current = self.objects.get(key)
+            tag = None if current is None else _etag(current)
+            if tag != replacing:
+                raise ConcurrentModification(f"{key} is no longer the object that was read")
+            self.objects[key] = bytes(data)
+            self.writes += 1
+
+    def list_keys(self, prefix: str) -> list[str]:
+        with self._lock:
+            return [k for k in self.objects if k.startswith(prefix) and "/" not in k[len(prefix) :]]
+
+    def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
+        return f"memory://archive/{key}?filename={filename}&expires={expires_in}"

@@ -2,13 +2,13 @@
 
 Each route parses its input into a command, calls the service, and maps the result; domain
 errors become HTTP in one table (`handlers.problems.PROBLEMS`). Each resource module (`health`,
-`tasks`, `attachments`, `approvals`, `stats`, `exports`, `notifications`) names the manifest
-routes it implements and builds its own Powertools Router from the manifest (`routing`); this
-module includes every router in one resolver, with the not-found/405 and exception handlers,
-and is the manifest's entry point (`handlers.http_api:handler`). A route the manifest lists and
-no module implements, or one implemented and not listed, fails at import, not in production.
-The owner is always the JWT subject the authorizer verified (`request.Request`), never a query
-or body field.
+`tasks`, `attachments`, `approvals`, `stats`, `exports`, `notifications`, `archive`) names the
+manifest routes it implements and builds its own Powertools Router from the manifest
+(`routing`); this module includes every router in one resolver, with the not-found/405 and
+exception handlers, and is the manifest's entry point (`handlers.http_api:handler`). A route the
+manifest lists and no module implements, or one implemented and not listed, fails at import,
+not in production. The owner is always the JWT subject the authorizer verified
+(`request.Request`), never a query or body field.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from handlers import bootstrap, snapstart
 from handlers.claims import parse_groups
 from handlers.http_api import (
     approvals,
+    archive,
     attachments,
     exports,
     health,
@@ -46,6 +47,7 @@ RESOURCES: tuple[Resource, ...] = (
     stats,
     exports,
     notifications,
+    archive,
 )
 """The resource modules, in the manifest's order of their routes."""
 

@@ -22,8 +22,14 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskcore.adapters import clients
-from taskcore.errors import DomainError, NotFound, StorageRejected, Unavailable
-from taskcore.ports import MAX_PARTS, Clock, PresignedUpload, UploadedPart
+from taskcore.errors import (
+    ConcurrentModification,
+    DomainError,
+    NotFound,
+    StorageRejected,
+    Unavailable,
+)
+from taskcore.ports import MAX_PARTS, Clock, PresignedUpload, StoredObject, UploadedPart
 from taskcore.system import SystemClock
 
 DELETE_BATCH = 1000
@@ -317,3 +323,116 @@ REJECTED_UPLOADS = frozenset(
     {"EntityTooSmall", "InvalidPart", "InvalidPartOrder", "MalformedXML", "InvalidArgument"}
 )
 """Multipart errors that mean our request was wrong (a bug), not that S3 is unwell."""
+
+
+LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
+"""What S3 answers a conditional write whose object moved on: 412 `PreconditionFailed` (the
+ETag no longer matches, or an object appeared where `If-None-Match: *` wanted none), 409
+`ConditionalRequestConflict` (another write to the key was in flight: "fetch the object's ETag
+and retry", botocore's PutObject documentation), 404 `NoSuchKey` (the object `If-Match` named
+is gone)."""
+
+
+@attrs.define
+class S3ArchiveStore:
+    """`ArchiveStore` on S3: whole NDJSON objects, each write conditional (`If-Match` on the
+    ETag read, or `If-None-Match: *` for a new object), so two archivers of one object never
+    lose each other's lines: the second is refused (`ConcurrentModification`) and reads again.
+
+    A read asks `ListObjectsV2` first whether the object exists: S3 answers a GetObject of a
+    missing key with 404 only to a caller allowed `s3:ListBucket` on the bucket, and the
+    archiver's grant of it is limited to the archive's prefix (a condition on `s3:prefix`,
+    which a GetObject request does not carry), so a GetObject of a month not yet written would
+    be a 403. Objects are written with SSE-KMS under `sse_kms_key_id` (the stack's key, with an
+    S3 Bucket Key); the bucket's policy refuses any other write under `archive/`.
+    """
+
+    bucket: str
+    endpoint_url: str | None = attrs.field(default=None, kw_only=True)
+    region: str | None = attrs.field(default=None, kw_only=True)
+    _client: Any = attrs.field(default=None, kw_only=True, alias="client")
+    sse_kms_key_id: str | None = attrs.field(default=None, kw_only=True)
+    """Objects are encrypted with this KMS key; None: the bucket's default encryption."""
+    retries: int = attrs.field(default=3, kw_only=True)
+    timeout_s: float = attrs.field(default=10.0, kw_only=True)
+
+    _lazy: clients.LazyClient = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._lazy = clients.LazyClient(
+            "s3", self.endpoint_url, self.region, self.retries, self.timeout_s, client=self._client
+        )
+
+    @property
+    def client(self) -> Any:
+        return self._lazy.get()
+
+    def _exists(self, key: str) -> bool:
+        listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(entry["Key"] == key for entry in listed.get("Contents", []))
+
+    def read(self, key: str) -> StoredObject | None:
+        with self._errors():
+            if not self._exists(key):
+                return None
+            try:
+                got = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as error:
+                if _code(error) == "NoSuchKey":  # deleted since it was listed
+                    return None
+                raise
+            return StoredObject(data=got["Body"].read(), tag=str(got["ETag"]))
+
+    def write(self, key: str, data: bytes, *, replacing: str | None) -> None:
+        condition = {"IfNoneMatch": "*"} if replacing is None else {"IfMatch": replacing}
+        encryption: dict[str, Any] = {}
+        if self.sse_kms_key_id is not None:
+            encryption = {
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": self.sse_kms_key_id,
+                "BucketKeyEnabled": True,
+            }
+        with self._errors():
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType="application/x-ndjson",
+                **condition,
+                **encryption,
+            )
+
+    def list_keys(self, prefix: str) -> list[str]:
+        if not prefix.endswith("/"):
+            raise ValueError(f"a prefix ends with '/', not {prefix!r}")
+        keys: list[str] = []
+        with self._errors():
+            paginator = self.client.get_paginator("list_objects_v2")
+            # The delimiter keeps deeper 'folders' (another user's `prefix + "x/"`) out.
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                keys += [entry["Key"] for entry in page.get("Contents", [])]
+        return keys
+
+    def presign_download(self, key: str, *, filename: str, expires_in: int) -> str:
+        with self._errors():
+            return presigned_download(self.client, self.bucket, key, filename, expires_in)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as error:
+            code = _code(error)
+            if code in LOST_RACE:
+                raise ConcurrentModification(f"the archive object changed ({code})") from error
+            if code in MISCONFIGURED:
+                raise Unavailable(
+                    f"the archive is misconfigured: bucket {self.bucket!r} answered {code}"
+                ) from error
+            raise Unavailable(f"the archive is unavailable ({code})") from error
+        except BotoCoreError as error:
+            raise Unavailable(f"the archive is unavailable ({type(error).__name__})") from error
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "") or "unknown")

@@ -7,7 +7,8 @@
 - `notifications`: delivering notifications (the consumer) and reading inboxes (the API);
 - `downloads`: `owned_pages`, every task of an owner a page at a time (downloads, exports);
 - `reminders`: the due-date reminder sweep (`send_reminders`, `due_soon`);
-- `attachments`, `ids`: the attachment key layout and the id check the others share.
+- `attachments`, `ids`: the attachment key layout and the id check the others share;
+- `archive`: `ArchiveService`, archived tasks written to (and read back from) the archive.
 
 The names other packages use are re-exported here: `from taskcore.services import TaskService`,
 `services.record_stats(stats, event)`.
@@ -15,6 +16,13 @@ The names other packages use are re-exported here: `from taskcore.services impor
 
 from __future__ import annotations
 
+from taskcore.services.archive import (
+    ArchiveDownload,
+    ArchiveService,
+    archive_key,
+    archive_month,
+    archive_prefix,
+)
 from taskcore.services.attachments import attachment_key, attachment_prefix
 from taskcore.services.downloads import DOWNLOAD_PAGE_SIZE, owned_pages
 from taskcore.services.exports import (
@@ -55,6 +63,8 @@ __all__ = [
     "IDEMPOTENCY_KEY_MAX",
     "NDJSON",
     "USER_ID_MAX",
+    "ArchiveDownload",
+    "ArchiveService",
     "CreateResult",
     "Delivery",
     "ExportService",
@@ -66,6 +76,9 @@ __all__ = [
     "Page",
     "SweepResult",
     "TaskService",
+    "archive_key",
+    "archive_month",
+    "archive_prefix",
     "attachment_key",
     "attachment_prefix",
     "decision_output",

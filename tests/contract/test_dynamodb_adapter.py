@@ -126,6 +126,58 @@ class TestMapping:
         assert to_item(sample_task()).approval_queue is None
 
 
+class TestArchiveExpiry:
+    """A completed task is written with its TTL (`expiresAt`, epoch seconds) when the stack
+    archives completed tasks; reopening it removes the TTL; nothing else ever carries one."""
+
+    WEEK = timedelta(days=7)
+
+    @staticmethod
+    def raw(repository: DynamoTaskRepository, task: Task) -> dict[str, Any]:
+        client: Any = repository.models.connection.client
+        item: dict[str, Any] = client.get_item(
+            TableName=repository.table_name,
+            Key={"pk": {"S": f"USER#{task.owner_id}"}, "sk": {"S": f"TASK#{task.id}"}},
+            ConsistentRead=True,
+        )["Item"]
+        return item
+
+    def test_completion_sets_the_ttl_and_reopening_removes_it(
+        self, dynamodb_local: DynamoDBLocal
+    ) -> None:
+        table = f"t-{uuid.uuid4().hex[:8]}"
+        create_table(dynamodb_local.client(), table)
+        repository = DynamoTaskRepository(
+            table, endpoint_url=dynamodb_local.endpoint_url, archive_after=self.WEEK
+        )
+        task = sample_task()
+        repository.add(task)
+        assert "expiresAt" not in self.raw(repository, task)
+        started = task.transition_to(Status.IN_PROGRESS, NOW + timedelta(hours=1))
+        repository.save(started, task.version)
+        assert "expiresAt" not in self.raw(repository, started)
+        done = started.transition_to(Status.COMPLETED, NOW + timedelta(hours=2, seconds=0.7))
+        repository.save(done, started.version)
+        expected = int((NOW + timedelta(hours=2) + self.WEEK).timestamp())
+        assert self.raw(repository, done)["expiresAt"] == {"N": str(expected)}
+        assert repository.get(done.owner_id, done.id) == done  # the TTL is no part of the task
+        edited = done.edit(NOW + timedelta(hours=3), title="still done")
+        repository.save(edited, done.version)  # a completed task keeps its completion's TTL
+        assert self.raw(repository, edited)["expiresAt"] == {"N": str(expected)}
+        reopened = edited.transition_to(Status.IN_PROGRESS, NOW + timedelta(hours=4))
+        repository.save(reopened, edited.version)
+        assert "expiresAt" not in self.raw(repository, reopened)
+
+    def test_a_stack_that_archives_nothing_writes_no_ttl(self, repository) -> None:
+        task = sample_task()
+        repository.add(task)
+        started = task.transition_to(Status.IN_PROGRESS, NOW)
+        repository.save(started, task.version)
+        done = started.transition_to(Status.COMPLETED, NOW)
+        repository.save(done, started.version)
+        assert "expiresAt" not in self.raw(repository, done)
+
+
 class TestTableDefinition:
     def test_keys_indexes_and_stream(self) -> None:
         definition = table_definition("tasks")

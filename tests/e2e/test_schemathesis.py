@@ -16,9 +16,12 @@ real token, so the answers come from the gateway's authorizer and the real handl
 
 Path ids: a generated `taskId` is any non-empty string (the document says so on purpose: any
 non-ULID is 404). To reach the success paths too, most positive cases get a real id instead,
-from a small pool of tasks (and attachments, or exports) made for the operation before its
-first case, in the states the operation acts on; the choice is a hash of the generated case, so a
-derandomized run sends the same requests each time.
+from a small pool of tasks (and attachments, or exports, or archive months) made for the
+operation before its first case, in the states the operation acts on; the choice is a hash of
+the generated case, so a derandomized run sends the same requests each time. (An archive month
+is made by handing the real archiver a `TaskArchived` event for a completed task, through the
+platform's EventBridge endpoint: the session's platform archives nothing by itself within a
+test run, a completed task expiring a week later.)
 
 `test_awkward_task_ids` sends, with the same checks, a few ids the fuzzer never generates (`%`,
 `/`, `?` in them). `test_zz_fuzzing_volume` runs last and checks the volume: at least
@@ -33,6 +36,9 @@ requests in all, at least `MIN_REQUESTS` = 500); `make soak` (TASKS_SOAK=1) runs
 
 from __future__ import annotations
 
+import json
+import re
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -40,11 +46,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import boto3
 import httpx
 import hypothesis
 import pytest
 import requests
 import schemathesis
+from botocore.config import Config
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NotSet
@@ -61,6 +69,8 @@ from schemathesis.specs.openapi.checks import (
 
 from local_platform.process import Platform
 from stack.manifest import FUNCTIONS
+from taskcore.events import EVENT_SOURCE, TaskArchived
+from taskcore.serialization import event_to_json, task_from_json
 from tests.reliability.ledger import LEDGER, scale
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -159,12 +169,47 @@ def _start(client: httpx.Client, task: dict[str, Any]) -> dict[str, Any]:
     return started
 
 
+def _archived_month(platform: Platform, owner: httpx.Client) -> str:
+    """A month of the owner's archive: a completed task, handed to the archiver as the stream
+    publisher hands it a task the table's TTL removed."""
+    task = _start(owner, _create(owner))
+    done = owner.post(f"/tasks/{task['id']}/complete")
+    assert done.status_code == 200, done.text
+    line = next(line for line in platform.output if line.startswith("  EventBridge"))
+    endpoint = re.search(r"http://127\.0\.0\.1:\d+", line)
+    assert endpoint is not None, line
+    events = boto3.client(
+        "events",
+        endpoint_url=endpoint.group(0),
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(proxies={}),
+    )
+    event = TaskArchived.make(task_from_json(done.json()), task_from_json(done.json()).updated_at)
+    entry: Any = {
+        "Source": EVENT_SOURCE,
+        "DetailType": TaskArchived.kind,
+        "Detail": json.dumps(event_to_json(event)),
+        "EventBusName": "tasks-local-bus",
+    }
+    assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    month = str(done.json()["completedAt"][:7])
+    deadline = time.monotonic() + 30
+    while {"month": month} not in owner.get("/archive").json()["items"]:
+        assert time.monotonic() < deadline, "the archiver did not archive the task"
+        time.sleep(0.1)
+    return month
+
+
 def _make_pool(
     platform: Platform, operation: schemathesis.APIOperation[Any, Any, Any, Any]
 ) -> list[dict[str, str]]:
     """Tasks (and attachments) for `operation`, in the states it acts on."""
     headers = {"Authorization": f"Bearer {platform.token(OWNER)}"}
     with httpx.Client(base_url=platform.url, headers=headers, timeout=30, trust_env=False) as owner:
+        if "month" in {p.name for p in operation.path_parameters}:
+            return [{"month": _archived_month(platform, owner)}]
         if APPROVALS_TAG in (operation.tags or []):
             # Awaiting approval: decided once (200), then 404; plus one of the approver's own
             # (403: approvers never decide their own tasks).
@@ -211,7 +256,7 @@ def _make_pool(
 
 def _use_real_ids(case: schemathesis.Case[Any], platform: Platform) -> None:
     """Swap a real id into most positive cases that have path parameters (deterministically)."""
-    if not case.path_parameters or not {"taskId", "exportId"} & set(case.path_parameters):
+    if not case.path_parameters or not {"taskId", "exportId", "month"} & set(case.path_parameters):
         return
     if case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH):
         return

@@ -15,13 +15,15 @@ from stack.manifest import (
     APPROVAL_DECIDED,
     APPROVAL_TIMEOUT,
     APPROVAL_TOKEN,
+    ARCHIVER,
     ATTACHMENT_CLEANUP,
     COMPLETION_METRICS,
     STATS,
 )
 from taskcore.commands import CreateTask
+from taskcore.events import TaskArchived
 from taskcore.model import Decision, Priority, Status
-from taskcore.serialization import envelope
+from taskcore.serialization import envelope, task_to_ndjson
 from taskcore.testing import Fakes, InMemoryEventMarkers, in_memory_service, principal
 from tests.handlers.bus import bus_event
 
@@ -38,6 +40,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
     monkeypatch.setattr(bootstrap, "task_repository", lambda: fakes.tasks)
     monkeypatch.setattr(bootstrap, "clock", lambda: fakes.clock)
     monkeypatch.setattr(bootstrap, "event_markers", lambda: markers)
+    monkeypatch.setattr(bootstrap, "archive_service", lambda: fakes.archive_service)
     return fakes
 
 
@@ -116,6 +119,30 @@ class TestCompletionMetrics:
         assert metric["TasksCompleted"] == [1.0]
         assert metric["TimeToComplete"] == [7200.0]
         assert metric["priority"] == "medium"
+
+
+class TestArchiver:
+    def test_an_archived_task_is_written_to_its_month_once(
+        self, fakes: Fakes, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        completed_task(fakes)
+        (task,) = fakes.tasks.tasks.values()
+        archived = bus_event(envelope(TaskArchived.make(task, fakes.clock.now())))
+        context = handler_context(ARCHIVER)
+        assert consumers.archive_task(archived, context) == {
+            "eventId": f"{task.id}:3:TaskArchived",
+            "archived": True,
+        }
+        assert consumers.archive_task(archived, context)["archived"] is False  # redelivered
+        assert fakes.archive.objects == {"archive/alice/2030-01.ndjson": task_to_ndjson(task)}
+        emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+        assert [m["TasksArchived"] for m in emf if "TasksArchived" in m] == [[1.0]]
+
+    def test_any_other_event_archives_nothing(self, fakes: Fakes) -> None:
+        completed_task(fakes)
+        for event in delivered(fakes):
+            assert consumers.archive_task(event, handler_context(ARCHIVER))["archived"] is False
+        assert fakes.archive.objects == {}
 
 
 class TestWorkflowSteps:

@@ -50,6 +50,7 @@ from taskcore.model import ExportId, UserId
 from taskcore.ports import StoredPage
 from taskcore.testing import (
     Fakes,
+    InMemoryArchiveStore,
     InMemoryExportRepository,
     InMemoryInbox,
     InMemoryObjectSink,
@@ -75,6 +76,7 @@ ATTACHMENT = "/tasks/{taskId}/attachments/{attachmentId}"
 APPROVAL = "/tasks/{taskId}/approval"
 EXPORT = "/exports/{exportId}"
 NOTE_READ = "/notifications/{notificationId}/read"
+ARCHIVE_MONTH = "/archive/{month}"
 JSON_CT = {"content-type": "application/json"}
 APPROVER: dict[str, Any] = {"user": "bob", "groups": ("approvers", "staff")}
 UNKNOWN_ID = "01JD00000000000000000000AB"  # a well-formed ULID no task has
@@ -346,6 +348,7 @@ def containers(fakes: Fakes) -> list[bootstrap.Container]:
             clock=fakes.clock,
             exports=fakes.export_service,
             notifications=fakes.notifications,
+            archive=fakes.archive_service,
         )
     ]
 
@@ -361,28 +364,36 @@ def push_adapters(
     tasks: Any,
     stats: Any | None = None,
     exports: Any | None = None,
+    *,
     inbox: Any | None = None,
+    archive: Any | None = None,
 ) -> None:
     container = containers[-1]
     service = attrs.evolve(container.service, tasks=tasks, stats=stats or container.service.stats)
     assert container.exports is not None
     assert container.notifications is not None
+    assert container.archive is not None
     export_service = attrs.evolve(
         container.exports, tasks=tasks, exports=exports or container.exports.exports
     )
     notifications = attrs.evolve(
         container.notifications, inbox=inbox or container.notifications.inbox
     )
+    archive_service = attrs.evolve(container.archive, store=archive or container.archive.store)
     containers.append(
         attrs.evolve(
-            container, service=service, exports=export_service, notifications=notifications
+            container,
+            service=service,
+            exports=export_service,
+            notifications=notifications,
+            archive=archive_service,
         )
     )
 
 
-def _failing(error: Callable[[], Exception]) -> tuple[type, type, type, type]:
-    """A task repository, a stats store, an export repository and an inbox whose every
-    storage call raises `error()`."""
+def _failing(error: Callable[[], Exception]) -> tuple[type, type, type, type, type]:
+    """A task repository, a stats store, an export repository, an inbox and an archive store
+    whose every storage call raises `error()`."""
 
     def fail(*_: Any, **__: Any) -> Any:
         raise error()
@@ -399,7 +410,12 @@ def _failing(error: Callable[[], Exception]) -> tuple[type, type, type, type]:
         (InMemoryInbox,),
         dict.fromkeys(("add", "get", "list", "mark_read", "mark_sent"), fail),
     )
-    return tasks, stats, exports, inbox
+    archive = type(
+        "FailingArchive",
+        (InMemoryArchiveStore,),
+        dict.fromkeys(("read", "write", "list_keys", "presign_download"), fail),
+    )
+    return tasks, stats, exports, inbox, archive
 
 
 def create(api: Api, user: str = "alice", **fields: Any) -> dict[str, Any]:
@@ -729,6 +745,38 @@ def exercise_notifications(api: Api, fakes: Fakes) -> None:
     assert request_read["recipient"] == "group:approvers"
 
 
+def exercise_archive(api: Api, fakes: Fakes) -> None:
+    """Completed tasks made through the API, archived as the archiver does when the table's TTL
+    removes them: every line of a month's file is the task `GET /tasks/{taskId}` last showed."""
+    _, _, empty = api("GET", "/archive", expect=200)
+    assert empty == {"items": []}
+    shown = []
+    for title in ("first", "second"):
+        task = create(api, title=title)
+        api("PATCH", TASK, {"taskId": task["id"]}, body={"status": "in_progress"}, expect=200)
+        shown.append(api("POST", COMPLETE, {"taskId": task["id"]}, expect=200)[2])
+    for body in shown:
+        stored = fakes.tasks.get(UserId("alice"), body["id"])
+        assert stored is not None
+        fakes.archive_service.archive(stored)
+    _, headers, months = api("GET", "/archive", expect=200)
+    assert months == {"items": [{"month": "2030-01"}]}
+    assert headers["cache-control"] == "no-store"
+    _, headers, month = api("GET", ARCHIVE_MONTH, {"month": "2030-01"}, expect=200)
+    assert (month["month"], headers["cache-control"]) == ("2030-01", "no-store")
+    lines = fakes.archive.objects["archive/alice/2030-01.ndjson"].decode().splitlines()
+    assert [json.loads(line) for line in lines] == shown
+    api("GET", ARCHIVE_MONTH, {"month": "2029-12"}, expect=404)
+    for malformed in ("2030-13", "2030-1", "January", "2030-01-01"):
+        _, _, problem = api("GET", ARCHIVE_MONTH, {"month": malformed}, expect=400)
+        assert problem["errors"] == [
+            {"field": "month", "message": "must be a month, YYYY-MM (e.g. 2026-11)"}
+        ]
+    # Nobody else sees the caller's archive, nor its months.
+    assert api("GET", "/archive", user="mallory", expect=200)[2] == {"items": []}
+    api("GET", ARCHIVE_MONTH, {"month": "2030-01"}, user="mallory", expect=404)
+
+
 def exercise_routing(api: Api) -> None:
     api.unrouted("GET", "/nope", expect=404)
     api.unrouted("GET", "/tasks/", expect=404)
@@ -762,12 +810,15 @@ VALID_REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "getExport": ("GET", EXPORT, {}),
     "listNotifications": ("GET", "/notifications", {}),
     "markNotificationRead": ("POST", NOTE_READ, {}),
+    "listArchiveMonths": ("GET", "/archive", {}),
+    "getArchiveMonth": ("GET", ARCHIVE_MONTH, {}),
 }
 FAILURE_PARAMS = {
     "taskId": UNKNOWN_ID,
     "attachmentId": UNKNOWN_ID,
     "exportId": UNKNOWN_ID,
     "notificationId": UNKNOWN_ID,
+    "month": "2030-01",
 }
 
 
@@ -780,8 +831,8 @@ def exercise_failures(api: Api, containers: list[bootstrap.Container]) -> None:
         (lambda: Unavailable("no connection"), 503),
         (lambda: RuntimeError("bug"), 500),
     ):
-        tasks, stats, exports, inbox = _failing(error)
-        push_adapters(containers, tasks(), stats(), exports(), inbox())
+        tasks, stats, exports, inbox, archive = _failing(error)
+        push_adapters(containers, tasks(), stats(), exports(), inbox=inbox(), archive=archive())
         try:
             for operation, (method, template, kwargs) in VALID_REQUESTS.items():
                 if operation != "getHealth":
@@ -813,6 +864,8 @@ REQUIRED_STATUSES: dict[str, set[int]] = {
     "getExport": {200, 404},
     "listNotifications": {200, 400, 403},
     "markNotificationRead": {200, 404, 413, 415, 422},
+    "listArchiveMonths": {200},
+    "getArchiveMonth": {200, 400, 404},
 }
 # Documented statuses the in-memory scenario cannot produce, and why.
 NOT_EXERCISED: dict[tuple[str, int], str] = {
@@ -1303,6 +1356,10 @@ class TestResponsesConform:
         exercise_notifications(api, fakes)
         self.assert_required(api, "listNotifications", "markNotificationRead")
 
+    def test_archive(self, api: Api, fakes: Fakes) -> None:
+        exercise_archive(api, fakes)
+        self.assert_required(api, "listArchiveMonths", "getArchiveMonth")
+
     def test_unrouted_requests(self, api: Api) -> None:
         exercise_routing(api)
 
@@ -1321,6 +1378,7 @@ class TestResponsesConform:
         exercise_meta(api, fakes)
         exercise_exports(api, fakes)
         exercise_notifications(api, fakes)
+        exercise_archive(api, fakes)
         exercise_failures(api, containers)
         seen: dict[str, set[int]] = {}
         for operation, status in api.seen:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from handlers import bootstrap
@@ -52,6 +54,12 @@ def test_aws_region_wins_over_the_default_region() -> None:
     [
         ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES must be a positive integer, not 'lots'"),
         ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES must be a positive integer, not '0'"),
+        (
+            {"ARCHIVE_COMPLETED_AFTER_DAYS": "-1"},
+            "ARCHIVE_COMPLETED_AFTER_DAYS must be a whole number of days",
+        ),
+        ({"ARCHIVE_COMPLETED_AFTER_DAYS": "7.5"}, "not '7.5'"),
+        ({"ARCHIVE_COMPLETED_AFTER_DAYS": "\uff17"}, "whole number of days"),  # a fullwidth 7
     ],
 )
 def test_unusable_values_are_refused_by_name(environ: dict[str, str], message: str) -> None:
@@ -66,6 +74,40 @@ def test_a_setting_the_function_was_not_given_is_named() -> None:
         bootstrap.build_attachment_store(settings)
     with pytest.raises(ConfigurationError, match="CURSOR_SECRET_ARN is not set"):
         bootstrap.build_container(settings)
+
+
+def test_the_archive_settings_reach_the_repository_and_the_archive_store() -> None:
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    settings = Settings.from_environment(
+        {
+            "TABLE_NAME": "t",
+            "BUCKET_NAME": "b",
+            "ARCHIVE_COMPLETED_AFTER_DAYS": "7",
+            "KMS_KEY_ARN": key,
+        }
+    )
+    assert settings.archive_after == timedelta(days=7)
+    assert bootstrap.build_task_repository(settings).archive_after == timedelta(days=7)
+    store = bootstrap.build_archive_store(settings)
+    assert (store.bucket, store.sse_kms_key_id) == ("b", key)
+    service = bootstrap.build_archive_service(settings)
+    assert isinstance(service.store, type(store))
+    assert (service.store.bucket, service.store.sse_kms_key_id) == ("b", key)
+    assert service.pause is bootstrap.archive_pause
+    for never in ({"TABLE_NAME": "t"}, {"TABLE_NAME": "t", "ARCHIVE_COMPLETED_AFTER_DAYS": "0"}):
+        assert (
+            bootstrap.build_task_repository(Settings.from_environment(never)).archive_after is None
+        )
+
+
+def test_archivers_that_lose_a_race_wait_a_little_longer_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("handlers.bootstrap.time.sleep", slept.append)
+    for attempt in (1, 2, 3, 10):
+        bootstrap.archive_pause(attempt)
+    assert all(0 <= s <= limit for s, limit in zip(slept, (0.05, 0.1, 0.2, 1.0), strict=True))
 
 
 def test_the_stream_publisher_is_built_from_the_bus_setting(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +16,17 @@ from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.lambda_runtime import handler_context
 from local_platform.streams import StreamPoller
 from stack.manifest import STREAM, StreamTrigger
-from taskcore.adapters.dynamodb import DynamoStatsStore, DynamoTaskRepository, create_table
+from taskcore.adapters.dynamodb import (
+    DynamoStatsStore,
+    DynamoTaskRepository,
+    create_table,
+    task_from_image,
+    to_item,
+)
 from taskcore.commands import CreateTask, UpdateTask
 from taskcore.cursors import CursorCodec
 from taskcore.model import Decision, Priority, Status
+from taskcore.serialization import event_from_json, task_to_json
 from taskcore.services import TaskService
 from taskcore.stats import StatsDelta
 from taskcore.testing import (
@@ -144,18 +153,32 @@ class TestPublish:
         assert failed == [poison["dynamodb"]["SequenceNumber"]]
         assert "TaskDeleted" in kinds(publisher.published)
 
-    def test_other_items_and_ttl_deletions_mean_nothing(
-        self, history: list[dict[str, Any]]
-    ) -> None:
+    def test_other_items_mean_nothing(self, history: list[dict[str, Any]]) -> None:
         others = [r for r in history if not r["dynamodb"]["Keys"]["sk"]["S"].startswith("TASK#")]
         assert {r["dynamodb"]["Keys"]["sk"]["S"].split("#")[0] for r in others} >= {
             "IDEMP",
             "STATS",
         }
         assert all(stream.envelopes_for(r) == [] for r in others)
-        ttl = copy.deepcopy(next(r for r in history if r["eventName"] == "REMOVE"))
-        ttl["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
-        assert stream.envelopes_for(ttl) == []
+        for record in others:  # nor does their removal by TTL
+            expired = {**record, "eventName": "REMOVE", "userIdentity": TTL_IDENTITY}
+            assert stream.envelopes_for(expired) == []
+
+    def test_a_task_removed_by_ttl_was_archived_not_deleted(
+        self, history: list[dict[str, Any]]
+    ) -> None:
+        """The same REMOVE record of a completed task, once with the TTL's identity: what AWS
+        sends when the table's TTL removes the item (API_streams_Record, `userIdentity`)."""
+        removal = next(r for r in history if r["eventName"] == "REMOVE")
+        (deleted,) = stream.envelopes_for(removal)
+        (archived,) = stream.envelopes_for({**removal, "userIdentity": TTL_IDENTITY})
+        assert (deleted.detail_type, archived.detail_type) == ("TaskDeleted", "TaskArchived")
+        assert archived.event_id == deleted.event_id.replace("TaskDeleted", "TaskArchived")
+        assert archived.detail["task"] == deleted.detail["task"]
+        assert archived.detail["task"]["status"] == "completed"
+        # Another service's identity, or the TTL's on anything but a removal, is no expiry.
+        other = {"type": "Service", "principalId": "backup.amazonaws.com"}
+        assert stream.envelopes_for({**removal, "userIdentity": other}) == [deleted]
 
     def test_new_export_records_request_an_export(self) -> None:
         record = {
@@ -173,6 +196,62 @@ class TestPublish:
         assert envelope.detail_type == "ExportRequested"
         assert envelope.detail == {"exportId": "01JD0000000000000000000001", "ownerId": "alice"}
         assert stream.envelopes_for({**record, "eventName": "MODIFY"}) == []
+
+
+EVENTS = Path(__file__).parent / "events"
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+class TestTtlFixtures:
+    """Lambda stream events as AWS delivers them (`events/stream_*.json`): removals by the
+    table's TTL (a completed task, an idempotency record, an event marker) and a user's
+    removal of the same task."""
+
+    @staticmethod
+    def event(name: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+        return loaded
+
+    def test_the_fixture_s_task_image_is_what_the_repository_writes(self) -> None:
+        (task_record, *_) = self.event("stream_ttl_removals.json")["Records"]
+        image = task_record["dynamodb"]["OldImage"]
+        task = task_from_image(image)
+        assert task is not None
+        assert to_item(task, archive_after=timedelta(days=7)).serialize() == image
+
+    def test_only_the_expired_task_means_an_event_and_it_is_archived(self) -> None:
+        event = self.event("stream_ttl_removals.json")
+        publisher = InMemoryEventPublisher()
+        assert stream.publish_records(event["Records"], publisher) == []
+        (archived,) = publisher.published
+        assert archived.detail_type == "TaskArchived"
+        assert archived.event_id == "01JD0000000000000000000007:3:TaskArchived"
+        task = event_from_json({**archived.detail, "type": archived.detail_type}).task
+        assert task_to_json(task) == archived.detail["task"]
+        assert (task.status, task.title, task.tags) == (
+            Status.COMPLETED,
+            "Ship the Q4 report",
+            ("q4",),
+        )
+
+    def test_a_user_s_removal_of_the_same_task_is_a_deletion(self) -> None:
+        publisher = InMemoryEventPublisher()
+        stream.publish_records(self.event("stream_user_removal.json")["Records"], publisher)
+        assert [e.detail_type for e in publisher.published] == ["TaskDeleted"]
+
+    def test_the_handler_publishes_the_archive_event(self, monkeypatch) -> None:
+        publisher = InMemoryEventPublisher()
+        monkeypatch.setattr(bootstrap, "event_publisher", lambda: publisher)
+        result = stream.handler(self.event("stream_ttl_removals.json"), handler_context(STREAM))
+        assert result == {"batchItemFailures": []}
+        assert [e.detail_type for e in publisher.published] == ["TaskArchived"]
+
+    def test_a_redelivered_removal_yields_the_same_event(self) -> None:
+        records = self.event("stream_ttl_removals.json")["Records"]
+        first, again = InMemoryEventPublisher(), InMemoryEventPublisher()
+        stream.publish_records(records, first)
+        stream.publish_records(records, again)
+        assert first.published == again.published
 
 
 class TestHandler:

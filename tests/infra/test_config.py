@@ -47,11 +47,33 @@ def test_values_are_typed() -> None:
         ({"tasks:domainName": "api.example.com"}, "set together"),
         ({"tasks:jwtIssuer": "https://issuer.example.com/"}, "needs its jwtAudience"),
         ({"tasks:throttleRateLimit": 0}, "at least 1"),
+        ({"tasks:archiveCompletedAfterDays": -1}, "archiveCompletedAfterDays is -1"),
+        ({"tasks:archiveColdStorageClass": "GLACIER"}, "would need a restore"),
+        (
+            {"tasks:archiveColdStorageClass": "STANDARD_IA", "tasks:archiveColdAfterDays": 29},
+            "no sooner than 30 days",
+        ),
+        ({"tasks:archiveColdAfterDays": -1}, "archiveColdAfterDays is -1"),
     ],
 )
 def test_bad_values_stop_the_program(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _from_pulumi("prod", **overrides)
+
+
+def test_archiving_is_per_stack_and_off_unless_a_stack_says() -> None:
+    dev, prod = _from_pulumi("dev"), _from_pulumi("prod")
+    assert (dev.archive_completed_after_days, prod.archive_completed_after_days) == (7, 30)
+    assert (dev.archive_cold_storage_class, dev.archive_cold_after_days) == ("STANDARD_IA", 30)
+    assert (prod.archive_cold_storage_class, prod.archive_cold_after_days) == ("GLACIER_IR", 90)
+    assert StackConfig(stack="x", region="r").archive_completed_after_days == 0  # never
+    assert (
+        _from_pulumi(
+            "dev",
+            **{"tasks:archiveColdStorageClass": "GLACIER_IR", "tasks:archiveColdAfterDays": 0},
+        ).archive_cold_after_days
+        == 0
+    )
 
 
 def test_only_the_projects_namespace_is_read() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from infra import limits, mocks, packaging
 from infra.mocks import Inventory, Refused
-from stack import manifest
+from stack import config, manifest
 from stack.config import (
     AUTO_APPROVE_MAX_BYTES,
     LAMBDA_ENVIRONMENT_MAX_BYTES,
@@ -348,11 +348,64 @@ def test_names_the_provider_generates_fit_with_their_suffix(graph: Inventory) ->
             "at 'layers[]' failed to satisfy constraint: Member must satisfy regular expression "
             "pattern",
         ),
+        (
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+            {
+                "rules": [
+                    {"id": "a", "transitions": [{"days": 29.0, "storageClass": "STANDARD_IA"}]}
+                ]
+            },
+            "s3:PutBucketLifecycleConfiguration: rule 'a' moves objects to STANDARD_IA after 29 "
+            "days. AWS: 'Before you transition objects to S3 Standard-IA or S3 One Zone-IA, you "
+            "must store them for at least 30 days in Amazon S3.",
+        ),
+        (
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+            {"rules": [{"id": "a", "transitions": [{"days": 0.0, "storageClass": "ONEZONE_IA"}]}]},
+            "rule 'a' moves objects to ONEZONE_IA after 0 days",
+        ),
+        (
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+            {"rules": [{"id": "a", "transitions": [{"days": 30.0, "storageClass": "COLD"}]}]},
+            "at 'rules[].transitions[].storageClass' failed to satisfy constraint: Member must "
+            "satisfy enum value set: [GLACIER, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, "
+            "DEEP_ARCHIVE, GLACIER_IR]",
+        ),
     ],
 )
 def test_aws_refusals(type_: str, inputs: dict[str, Any], refusal: str) -> None:
     problems = "\n".join(limits.violations(type_, inputs))
     assert refusal in problems
+
+
+@pytest.mark.parametrize(
+    "transition",
+    [
+        {"days": 30.0, "storageClass": "STANDARD_IA"},
+        {"days": 0.0, "storageClass": "GLACIER_IR"},
+        {"days": 1.0, "storageClass": "GLACIER"},
+    ],
+)
+def test_transitions_aws_accepts(transition: dict[str, Any]) -> None:
+    inputs = {"rules": [{"id": "a", "status": "Enabled", "transitions": [transition]}]}
+    assert (
+        limits.violations(
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", inputs
+        )
+        == []
+    )
+
+
+def test_the_mocks_refuse_an_archive_colder_than_s3_allows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stack config refuses it first (tasks:archiveColdAfterDays); the mocks refuse the
+    lifecycle rule itself, whatever let it through."""
+    with pytest.raises(ValueError, match="archiveColdAfterDays is 29"):
+        mocks.run("dev", overrides={"tasks:archiveColdAfterDays": 29})
+    monkeypatch.setitem(config.ARCHIVE_COLD_CLASSES, "STANDARD_IA", 0)  # a config that lets it by
+    with pytest.raises(ValueError, match="moves objects to STANDARD_IA after 29 days"):
+        mocks.run("dev", overrides={"tasks:archiveColdAfterDays": 29})
 
 
 def test_the_provider_refuses_a_generated_name_that_cannot_fit() -> None:

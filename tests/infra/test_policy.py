@@ -211,6 +211,21 @@ BREAKAGES: list[tuple[str, str, Change]] = [
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
         _inputs(rules=[{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]),
     ),
+    (
+        "archive-objects-kms-encrypted",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        _policy(lambda d: d.update(Statement=d["Statement"][:2])),
+    ),
+    (
+        "archive-objects-kms-encrypted",
+        "aws:s3/bucketPolicy:BucketPolicy",
+        _policy(lambda d: d["Statement"][2].update(Condition={})),
+    ),
+    (
+        "iam-least-privilege",
+        g.ROLE_POLICY,
+        _policy(_first_statement(Resource=["arn:aws:s3:::tasks-prod-bucket/archive*"])),
+    ),
     ("kms-key-rotates", g.KEY, _inputs(enableKeyRotation=False)),
     ("async-failures-kept", g.MAPPING, _inputs(destinationConfig=None)),
     ("async-failures-kept", g.TARGET, _inputs(deadLetterConfig=None)),

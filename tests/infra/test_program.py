@@ -27,6 +27,7 @@ from taskcore.adapters.dynamodb import table_definition
 from tests.infra import graph as g
 from tests.infra.sample_manifest import SAMPLE_STEP, SAMPLE_WORKFLOW
 
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 INDEXES = [
     i["IndexName"]
     for kind in ("LocalSecondaryIndexes", "GlobalSecondaryIndexes")
@@ -65,6 +66,12 @@ VOCABULARY: Mapping[str, Sequence[tuple[Sequence[str], str]]] = {
     "queue.send": [(["sqs:SendMessage"], "own queue")],
     "cursor.read": [(["secretsmanager:GetSecretValue"], "cursor secret")],
     "topic.publish": [(["sns:Publish"], "notifications topic")],
+    # s3:ListBucket with a condition on `s3:prefix` (test_archive_listing_is_limited_to_the_archive)
+    "archive.read": [(["s3:ListBucket"], "bucket"), (["s3:GetObject"], "archive objects")],
+    "archive.write": [
+        (["s3:ListBucket"], "bucket"),
+        (["s3:GetObject", "s3:PutObject"], "archive objects"),
+    ],
 }
 
 
@@ -76,6 +83,7 @@ def _resources(graph: Inventory, which: str, own_queue: str | None) -> list[str]
         "table+indexes": [table["arn"], *(f"{table['arn']}/index/{i}" for i in INDEXES)],
         "stream": [table["streamArn"]],
         "objects": [f"{bucket}/*"],
+        "archive objects": [f"{bucket}/archive/*"],
         "bucket": [bucket],
         "bus": [g.one(graph, g.BUS).outputs["arn"]],
         "state machines": [m.outputs["arn"] for m in graph.of_type(g.STATE_MACHINE)],
@@ -122,6 +130,8 @@ def _value(graph: Inventory, config: StackConfig, resource: str) -> Any:
         "auth.issuer": outputs["jwtIssuer"],
         "auth.audience": _audience(graph, config),
         "topic.arn": outputs["notificationsTopicArn"],
+        "archive.after_days": config.archive_completed_after_days,
+        "key.arn": g.one(graph, g.KEY).outputs["arn"],
     }[resource]
 
 
@@ -170,7 +180,7 @@ def test_every_function_has_its_own_least_privilege_role(
             ("xray:PutTelemetryRecords", "*"),
             ("kms:Decrypt", key),
         }
-        writes = {"table.write", "bucket.presign", "bucket.write", "queue.send"}
+        writes = {"table.write", "bucket.presign", "bucket.write", "queue.send", "archive.write"}
         if queue or function.permissions & writes:
             expected.add(("kms:GenerateDataKey", key))
         if queue:
@@ -456,6 +466,11 @@ DRIVEN_BY: Mapping[str, set[tuple[str, str]]] = {
     "provisioned_concurrency": {(g.PROVISIONED, "<exists>")},
     "approval_timeout_hours": {(g.STATE_MACHINE, "definition")},
     "auto_approve": {(g.FUNCTION, "environment.variables.AUTO_APPROVE")},
+    "archive_completed_after_days": {
+        (g.FUNCTION, "environment.variables.ARCHIVE_COMPLETED_AFTER_DAYS")
+    },
+    "archive_cold_storage_class": {(LIFECYCLE, "rules.2.transitions.0.storageClass")},
+    "archive_cold_after_days": {(LIFECYCLE, "rules.2.transitions.0.days")},
     "alarm_email": {("aws:sns/topicSubscription:TopicSubscription", "<exists>")},
     "alarm_p99_latency_ms": {(g.ALARM, "threshold"), (g.ALARM, "alarmDescription")},
 }
@@ -507,6 +522,79 @@ def test_dev_and_prod_differ_exactly_by_their_config(graphs: dict[str, Inventory
     }
     explained = set().union(*(DRIVEN_BY[field] for field in changed))
     assert differences == explained
+
+
+def test_archive_listing_is_limited_to_the_archive(graph: Inventory) -> None:
+    """`archive.*` lists the bucket only under `archive/`, and reads (and the archiver writes)
+    only objects under it."""
+    bucket = g.one(graph, g.BUCKET).outputs["arn"]
+    for function in (
+        f for f in manifest.FUNCTIONS if {"archive.read", "archive.write"} & f.permissions
+    ):
+        role = g.function(graph, function.name).inputs["role"]
+        statements = g.role_policy(graph, role)["Statement"]
+        (listing,) = [
+            s for s in statements if "s3:ListBucket" in s["Action"] and s["Resource"] == [bucket]
+        ]
+        assert listing["Condition"] == {"StringLike": {"s3:prefix": ["archive/*"]}}, function.name
+
+
+def test_the_archive_moves_to_the_stack_s_colder_class(
+    graph: Inventory, config: StackConfig
+) -> None:
+    (lifecycle,) = graph.of_type(LIFECYCLE)
+    (rule,) = [r for r in lifecycle.inputs["rules"] if r["id"] == "archive-to-colder-storage"]
+    assert rule["filter"] == {"prefix": "archive/"}
+    assert rule["transitions"] == [
+        {"days": config.archive_cold_after_days, "storageClass": config.archive_cold_storage_class}
+    ]
+    assert "expiration" not in rule  # an archive is kept
+
+
+def test_the_bucket_refuses_archive_writes_without_the_stack_s_key(graph: Inventory) -> None:
+    bucket = g.one(graph, g.BUCKET).outputs["arn"]
+    key = g.one(graph, g.KEY).outputs["arn"]
+    document = json.loads(g.one(graph, "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
+    (deny,) = [
+        s for s in document["Statement"] if s["Sid"] == "DenyArchiveWritesWithoutTheStackKey"
+    ]
+    assert deny == {
+        "Sid": "DenyArchiveWritesWithoutTheStackKey",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": f"{bucket}/archive/*",
+        "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key}},
+    }
+
+
+def test_the_archiver_s_rule_keeps_what_it_fails_on_and_is_alarmed(graph: Inventory) -> None:
+    """Nothing is lost if the archiver fails: EventBridge retries, then the rule's DLQ; Lambda
+    retries, then the function's failure queue; each queue and the function have alarms."""
+    (rule,) = [
+        r for r in graph.of_type(g.RULE) if r.inputs["name"].endswith("task-archived-to-archive")
+    ]
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "detail-type": ["TaskArchived"],
+        "source": ["tasks"],
+    }
+    (target,) = [t for t in graph.of_type(g.TARGET) if t.inputs["rule"] == rule.outputs["name"]]
+    assert target.inputs["arn"] == g.alias(graph, "archiver").outputs["arn"]
+    assert (
+        target.inputs["retryPolicy"]["maximumRetryAttempts"]
+        == manifest.ARCHIVER.rules[0].max_retries
+    )
+    dlq = g.by_output(graph, g.QUEUE, "arn", target.inputs["deadLetterConfig"]["arn"])
+    failure = _failure_queue(graph, manifest.ARCHIVER)
+    alarmed = {
+        (dimension, value)
+        for alarm in graph.of_type(g.ALARM)
+        if alarm.inputs.get("alarmActions")
+        for dimension, value in (alarm.inputs.get("dimensions") or {}).items()
+    }
+    assert ("QueueName", dlq.outputs["name"]) in alarmed
+    assert ("QueueName", g.by_output(graph, g.QUEUE, "arn", failure).outputs["name"]) in alarmed
+    assert ("FunctionName", g.function(graph, "archiver").outputs["name"]) in alarmed
 
 
 # -- config variants (as `pulumi config set` would make them) ----------------------------------

@@ -11,6 +11,7 @@ from taskcore.events import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
+    TaskArchived,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
@@ -76,6 +77,27 @@ class TestDelete:
 
     def test_nothing_to_nothing_means_no_event(self) -> None:
         assert derive_events(None, None, AT) == []
+        assert derive_events(None, None, AT, expired=True) == []
+
+
+class TestArchive:
+    def test_an_expiry_archives_the_task_as_it_was_last_stored(self) -> None:
+        done = started(build_task()).transition_to(Status.COMPLETED, AT)
+        events = derive_events(done, None, AT + timedelta(days=8), expired=True)
+        assert kinds(events) == [TaskArchived]
+        (archived,) = events
+        assert archived.task is done
+        assert archived.event_id == f"{TASK_ID}:3:TaskArchived"
+        assert archived.occurred_at == AT + timedelta(days=8)
+
+    def test_only_a_removal_can_be_an_expiry(self) -> None:
+        task = build_task()
+        assert kinds(derive_events(None, task, AT, expired=True)) == [TaskCreated]
+        assert kinds(derive_events(task, started(task), AT, expired=True)) == [TaskUpdated]
+
+    def test_a_user_s_deletion_is_still_a_deletion(self) -> None:
+        done = started(build_task()).transition_to(Status.COMPLETED, AT)
+        assert kinds(derive_events(done, None, AT)) == [TaskDeleted]
 
 
 class TestNoChange:
@@ -261,6 +283,7 @@ class TestEventIds:
             "ApprovalRequested": ApprovalRequested,
             "ApprovalDecided": ApprovalDecided,
             "TaskDueSoon": TaskDueSoon,
+            "TaskArchived": TaskArchived,
         }
         assert expected == EVENT_TYPES
         assert all(kind.kind == name for name, kind in EVENT_TYPES.items())

@@ -14,6 +14,7 @@ from taskcore.events import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
+    TaskArchived,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
@@ -122,7 +123,11 @@ def all_events() -> list[Event]:
     ]
     derived = [e for old, new in changes for e in derive_events(old, new, T1)]
     due = attrs.evolve(low, due_date=date(2030, 1, 2))
-    return [*derived, TaskDueSoon.for_task(due, date(2030, 1, 2), occurred_at=T1)]
+    return [
+        *derived,
+        TaskDueSoon.for_task(due, date(2030, 1, 2), occurred_at=T1),
+        *derive_events(done, None, T1, expired=True),
+    ]
 
 
 class TestCamel:
@@ -362,7 +367,9 @@ class TestEventJson:
                 for key in ("status", "priority", "approval"):
                     assert type(image[key]) is str
 
-    @pytest.mark.parametrize("kind", [TaskCreated, TaskCompleted, TaskDeleted, ApprovalRequested])
+    @pytest.mark.parametrize(
+        "kind", [TaskCreated, TaskCompleted, TaskDeleted, ApprovalRequested, TaskArchived]
+    )
     def test_each_plain_kind_is_read_back_as_its_class(self, kind: type[Event]) -> None:
         event = kind.make(new_task(), T1)
         back = event_from_json(via_json(event_to_json(event)))

@@ -13,6 +13,7 @@ from taskcore.events import (
     ApprovalDecided,
     ApprovalRequested,
     Event,
+    TaskArchived,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
@@ -124,6 +125,16 @@ class TestDeltaFor:
             StatsDelta(status_counts={"pending": -1, "cancelled": 1}),
             None,
         ]
+
+    def test_an_archived_task_does_not_move_stats(self) -> None:
+        """It left the table, but it is still its owner's and still completed: the counts
+        and the completion histogram keep it (a deletion would take it out of them)."""
+        done = build_task().transition_to(Status.IN_PROGRESS, T0)
+        done = done.transition_to(Status.COMPLETED, T0 + timedelta(hours=1))
+        (archived,) = derive_events(done, None, T0 + timedelta(days=8), expired=True)
+        assert isinstance(archived, TaskArchived)
+        assert delta_for(archived) is None
+        assert deltas(done, None) == [StatsDelta(status_counts={"completed": -1})]
 
 
 class TestUserStatsApply:

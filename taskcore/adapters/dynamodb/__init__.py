@@ -26,7 +26,7 @@ Modules:
 - `exports`: `DynamoExportRepository` and the export record's mapping;
 - `markers`: `DynamoEventMarkers`, the consumers' idempotency by event id;
 - `inbox`: `DynamoInbox`, the notifications' inboxes;
-- `stream`: `decode_record()`, what a stream record's keys and images mean.
+- `stream`: `decode_record()`, what a stream record's keys, images and identity mean.
 
 The approval records are `taskcore.adapters.approvals` (they need Step Functions too).
 PynamoDB's and botocore's errors never leave the package: they become `taskcore.errors` types.

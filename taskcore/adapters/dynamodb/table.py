@@ -199,6 +199,9 @@ class TaskItem(TableItem):
     approval_decided_at = UnicodeAttribute(attr_name="approvalDecidedAt", null=True)
     attachments = ListAttribute(of=AttachmentMap, null=True)
     version = NumberAttribute()
+    # When DynamoDB's TTL removes a completed task, which the stream turns into `TaskArchived`
+    # (`Task.archive_at`); absent on every other task.
+    expires_at = TTLAttribute(attr_name=TTL_ATTRIBUTE, null=True)
 
 
 class IdempotencyItem(TableItem):

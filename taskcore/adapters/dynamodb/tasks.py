@@ -4,7 +4,8 @@
 A task is `pk = USER#<owner>`, `sk = TASK#<ulid>`, with `lsi1sk = <status>#<ulid>`,
 `lsi2sk = <priority>#<ulid>`, only while it awaits approval `gsi1pk = AWAITING_APPROVAL`, and
 only while it is open with a due date `gsi2pk = DUE#<due date>#<shard>` and `gsi2sk = <when
-its reminder becomes due>` (the reminder sweep's index). Task ids are ULIDs, so sorting on sk
+its reminder becomes due>` (the reminder sweep's index); a completed task of a stack that
+archives carries `expiresAt`, its TTL (`to_item`). Task ids are ULIDs, so sorting on sk
 is sorting by creation time. Every read of the base table and its LSIs is strongly consistent;
 only the approvers' queue and the due-date index (sparse GSIs) are eventual, and the sweep
 re-reads what the due-date index names.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -63,7 +64,12 @@ BATCH_GET_MAX = 100  # keys per BatchGetItem (DynamoDB's limit)
 BATCH_GET_ATTEMPTS = 5  # of a batch's unprocessed keys, backing off from 50 ms, then Unavailable
 
 
-def to_item(task: Task, model: type[TaskItem] = TaskItem) -> TaskItem:
+def to_item(
+    task: Task, model: type[TaskItem] = TaskItem, archive_after: timedelta | None = None
+) -> TaskItem:
+    """The item of a task; a completed one carries its TTL expiry when the stack archives
+    completed tasks `archive_after` their completion. Writes replace the whole item, so a
+    task reopened (or one written while the stack archives nothing) loses its expiry."""
     remind_at = reminder_due_at(task)
     return model(
         user_pk(task.owner_id),
@@ -103,6 +109,7 @@ def to_item(task: Task, model: type[TaskItem] = TaskItem) -> TaskItem:
         ]
         or None,
         version=task.version,
+        expires_at=task.archive_at(archive_after),
     )
 
 
@@ -170,6 +177,9 @@ class DynamoTaskRepository:
     retries: int = 3
     due_page_size: int | None = None
     """Index entries per Query of the due-date index (None: DynamoDB's 1 MB pages)."""
+    archive_after: timedelta | None = None
+    """The stack's `archiveCompletedAfterDays` (None: never): completed tasks are written with
+    their expiry, and DynamoDB's TTL archives them then (`to_item`)."""
     models: Models = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -186,7 +196,7 @@ class DynamoTaskRepository:
         return from_item(item)
 
     def add(self, task: Task, idempotency: IdempotencyRecord | None = None) -> None:
-        item = to_item(task, self.models.task)
+        item = to_item(task, self.models.task, self.archive_after)
         if idempotency is not None:
             self._add_idempotently(item, idempotency)
             return
@@ -242,12 +252,12 @@ class DynamoTaskRepository:
             ) from None
 
     def save(self, task: Task, expected_version: int) -> None:
-        item = to_item(task, self.models.task)
+        item = to_item(task, self.models.task, self.archive_after)
         condition = self.models.task.version == expected_version
         self._conditional(task, lambda: item.save(condition=condition), expected_version)
 
     def delete(self, task: Task) -> None:
-        item = to_item(task, self.models.task)
+        item = to_item(task, self.models.task, self.archive_after)
         condition = self.models.task.version == task.version
         self._conditional(task, lambda: item.delete(condition=condition), task.version)
 
