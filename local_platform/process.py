@@ -47,12 +47,18 @@ class Platform:
     """How far the platform's clock is from the machine's (its `--clock-offset`)."""
     lines_read: int = 0
     """Lines of output read so far (`output` keeps only the last ones)."""
+    banner: list[str] = attrs.field(factory=list)
+    """Every line up to `==> ready`, kept for the platform's life (a long run pushes them out of
+    `output`): where the tests read the platform's endpoints."""
 
     def drain(self) -> None:
         def read() -> None:
             assert self.process.stdout is not None
             for line in self.process.stdout:
-                self.output.append(line.rstrip("\n"))
+                text = line.rstrip("\n")
+                if not any(seen.startswith("==> ready") for seen in self.banner[-1:]):
+                    self.banner.append(text)
+                self.output.append(text)
                 self.lines_read += 1
 
         self._reader = threading.Thread(target=read, name="platform-output", daemon=True)
@@ -62,8 +68,22 @@ class Platform:
     """Each Function URL the platform serves, by function name, read from its banner
     (`  download URL http://127.0.0.1:N   (...)`) once it answers."""
 
+    def banner_line(self, label: str) -> str:
+        """The banner's line for `label` (`  EventBridge  http://...`); KeyError if none."""
+        for line in self.banner:
+            if line.startswith(f"  {label}"):
+                return line
+        raise KeyError(f"the platform's banner has no {label!r} line")
+
+    def endpoint(self, label: str) -> str:
+        """The first URL on the banner's line for `label` (`S3, bus, SFN`: the moto server)."""
+        found = re.search(r"http://127\.0\.0\.1:\d+", self.banner_line(label))
+        if found is None:
+            raise KeyError(f"the banner's {label!r} line names no URL")
+        return found.group(0)
+
     def read_urls(self) -> None:
-        for line in list(self.output):
+        for line in list(self.banner):
             match = URL_LINE.match(line)
             if match:
                 self.urls[match.group(1)] = match.group(2)

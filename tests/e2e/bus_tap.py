@@ -5,7 +5,6 @@ types to an SQS queue of the test's own. Shared by e2e tests; no test lives here
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from typing import Any
@@ -22,12 +21,9 @@ BUS = "tasks-local-bus"  # local_platform.platform's `bus.name`
 def moto_client(platform: Platform, service: str) -> Any:
     """A client of the platform's moto server (its address is on the banner's `S3, bus, SFN`
     line)."""
-    line = next(line for line in platform.output if "S3, bus, SFN" in line)
-    endpoint = re.search(r"http://127\.0\.0\.1:\d+", line)
-    assert endpoint is not None
     return boto3.client(
         service,  # type: ignore[call-overload]
-        endpoint_url=endpoint.group(0),
+        endpoint_url=platform.endpoint("S3, bus, SFN"),
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",

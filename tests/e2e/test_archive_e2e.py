@@ -7,7 +7,6 @@ back exactly as `GET /tasks/{taskId}` last showed it; `/stats` does not move; a 
 from __future__ import annotations
 
 import json
-import re
 import signal
 import time
 import uuid
@@ -42,10 +41,7 @@ def user(name: str) -> str:
 
 
 def banner_url(platform: Platform, label: str) -> str:
-    line = next(line for line in platform.output if line.startswith(f"  {label}"))
-    found = re.search(r"http://127\.0\.0\.1:\d+", line)
-    assert found is not None, line
-    return found.group(0)
+    return platform.endpoint(label)
 
 
 @pytest.fixture(scope="module")

@@ -6,34 +6,18 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
 
 from local_platform.process import Platform, start_platform
+from tests.e2e.bus_tap import moto_client
 from tests.e2e.polling import eventually
-
-
-def moto_client(platform: Platform, service: str) -> Any:
-    line = next(line for line in platform.output if "S3, bus, SFN" in line)
-    endpoint = re.search(r"http://127\.0\.0\.1:\d+", line)
-    assert endpoint is not None
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=endpoint.group(0),
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(proxies={}),
-    )
 
 
 def succeeded_executions(platform: Platform, task_id: str) -> list[dict[str, Any]]:

@@ -37,7 +37,6 @@ requests in all, at least `MIN_REQUESTS` = 500); `make soak` (TASKS_SOAK=1) runs
 from __future__ import annotations
 
 import json
-import re
 import time
 import zlib
 from collections import Counter
@@ -175,12 +174,9 @@ def _archived_month(platform: Platform, owner: httpx.Client) -> str:
     task = _start(owner, _create(owner))
     done = owner.post(f"/tasks/{task['id']}/complete")
     assert done.status_code == 200, done.text
-    line = next(line for line in platform.output if line.startswith("  EventBridge"))
-    endpoint = re.search(r"http://127\.0\.0\.1:\d+", line)
-    assert endpoint is not None, line
     events = boto3.client(
         "events",
-        endpoint_url=endpoint.group(0),
+        endpoint_url=platform.endpoint("EventBridge"),
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",
@@ -202,6 +198,26 @@ def _archived_month(platform: Platform, owner: httpx.Client) -> str:
     return month
 
 
+def _notifications(platform: Platform, owner: httpx.Client) -> list[str]:
+    """Notifications in the owner's inbox: decisions on three of their tasks, as the
+    notifications consumer makes them from the approver's decisions."""
+    tasks = [_create(owner, priority="high") for _ in range(3)]
+    headers = {"Authorization": f"Bearer {platform.token(APPROVER, APPROVERS)}"}
+    with httpx.Client(base_url=platform.url, headers=headers, timeout=30, trust_env=False) as bob:
+        for task in tasks:
+            decided = bob.post(f"/tasks/{task['id']}/approval", json={"decision": "reject"})
+            assert decided.status_code == 200, decided.text
+    wanted = {t["id"] for t in tasks}
+    deadline = time.monotonic() + 30
+    while True:
+        items = owner.get("/notifications", params={"limit": "100"}).json()["items"]
+        found = [n["id"] for n in items if n["taskId"] in wanted]
+        if len(found) == len(wanted):
+            return found
+        assert time.monotonic() < deadline, "the notifications consumer made no notification"
+        time.sleep(0.1)
+
+
 def _make_pool(
     platform: Platform, operation: schemathesis.APIOperation[Any, Any, Any, Any]
 ) -> list[dict[str, str]]:
@@ -210,6 +226,8 @@ def _make_pool(
     with httpx.Client(base_url=platform.url, headers=headers, timeout=30, trust_env=False) as owner:
         if "month" in {p.name for p in operation.path_parameters}:
             return [{"month": _archived_month(platform, owner)}]
+        if "notificationId" in {p.name for p in operation.path_parameters}:
+            return [{"notificationId": n} for n in _notifications(platform, owner)]
         if APPROVALS_TAG in (operation.tags or []):
             # Awaiting approval: decided once (200), then 404; plus one of the approver's own
             # (403: approvers never decide their own tasks).
@@ -256,7 +274,8 @@ def _make_pool(
 
 def _use_real_ids(case: schemathesis.Case[Any], platform: Platform) -> None:
     """Swap a real id into most positive cases that have path parameters (deterministically)."""
-    if not case.path_parameters or not {"taskId", "exportId", "month"} & set(case.path_parameters):
+    real = {"taskId", "exportId", "month", "notificationId"}
+    if not case.path_parameters or not real & set(case.path_parameters):
         return
     if case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH):
         return

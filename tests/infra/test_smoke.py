@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,12 +27,9 @@ def platform() -> Iterator[Platform]:
 
 
 def _moto_stepfunctions(platform: Platform) -> Any:
-    line = next(line for line in platform.output if "S3, bus, SFN" in line)
-    endpoint = re.search(r"http://127\.0\.0\.1:\d+", line)
-    assert endpoint is not None
     return boto3.client(
         "stepfunctions",
-        endpoint_url=endpoint.group(0),
+        endpoint_url=platform.endpoint("S3, bus, SFN"),
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",
