@@ -117,11 +117,14 @@ def _addressed(event: Event) -> list[tuple[str, Kind]]:
         # nobody: only an approval still awaited at this version is a request to people.
         return [(APPROVERS_INBOX, Kind.APPROVAL_REQUESTED)] if task.awaiting_approval else []
     if isinstance(event, ApprovalDecided):
-        if event.outcome is Approval.EXPIRED:
-            return [(user_inbox(event.owner_id), Kind.APPROVAL_EXPIRED)]
-        if event.outcome in (Approval.APPROVED, Approval.REJECTED):
-            return [(user_inbox(event.owner_id), Kind.APPROVAL_DECIDED)]
-        return []
+        # Its outcome is approved, rejected or expired: a decision ends the pending approval.
+        expired = event.outcome is Approval.EXPIRED
+        return [
+            (
+                user_inbox(event.owner_id),
+                Kind.APPROVAL_EXPIRED if expired else Kind.APPROVAL_DECIDED,
+            )
+        ]
     if isinstance(event, TaskDueSoon):
         still_due = task.due_date == event.due_date and task.status in (
             Status.PENDING,

@@ -18,6 +18,7 @@ from taskcore.notifications import (
     APPROVERS_INBOX,
     RETENTION,
     Kind,
+    NotificationId,
     notification_id,
     notifications_for,
 )
@@ -261,3 +262,35 @@ def test_a_reminder_sent_by_several_sweep_runs_is_one_notification(runs: list[in
     [stored] = inbox.stored.values()
     assert len(channel.published) == 1
     assert stored.created_at == day_before
+
+
+def test_a_notification_removed_while_being_marked_read_is_not_found() -> None:
+    """TTL may delete it between the read and the update: the caller is told 404, not 5xx."""
+
+    class Vanishing(InMemoryInbox):
+        def mark_read(self, recipient: str, notification_id: NotificationId, at: datetime) -> None:
+            return None
+
+    inbox, channel, clock = Vanishing(), InMemoryChannel(), FixedClock(LATER)
+    deliver_notifications(inbox, channel, clock, decided(HIGH, Decision.APPROVE))
+    note = next(iter(inbox.stored.values()))
+    with pytest.raises(NotFound):
+        reader(clock, inbox).mark_read(principal("alice"), note.id)
+
+
+@pytest.mark.parametrize(
+    ("event", "subject", "words"),
+    [
+        (requested(HIGH), "Approval requested", "(high) by alice"),
+        (decided(HIGH, Decision.REJECT), "Approval decided", "was rejected by bob"),
+        (decided(HIGH, None), "Approval expired", "expired: the task was cancelled"),
+        (due_soon(DUE), "Task due tomorrow", "is due tomorrow (2030-01-02)"),
+    ],
+)
+def test_each_kind_has_a_subject_and_a_line_for_people(
+    event: Event, subject: str, words: str
+) -> None:
+    [note] = notifications_for(event)
+    assert note.subject == subject
+    assert words in note.message
+    assert note.title in note.message
