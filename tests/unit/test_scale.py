@@ -22,8 +22,9 @@ from taskcore.adapters.dynamodb.table import table_definition
 from taskcore.adapters.dynamodb.tasks import to_item
 from taskcore.approval_queue import MAX_SHARDS
 from taskcore.commands import CreateTask
-from taskcore.events import EVENT_SOURCE, derive_events
+from taskcore.events import EVENT_SOURCE, Event, derive_events
 from taskcore.model import Decision, Principal, Priority, Task, TaskId, UserId
+from taskcore.notifications import APPROVERS_INBOX, notifications_for
 from taskcore.testing import in_memory_service, principal
 
 ROOT = Path(__file__).parents[2]
@@ -73,17 +74,46 @@ def test_the_asked_approval_enters_the_model_s_states() -> None:
     assert len(put_events) == DESIGN.workflow_put_events
 
 
-def test_the_events_of_an_approval_are_the_model_s() -> None:
+def approval_lifecycle() -> list[tuple[Task | None, Task | None]]:
+    """The stored changes of one approval: a high-priority create, then its decision."""
     fakes = in_memory_service()
     owner, approver = principal("alice"), principal("bob", Principal.APPROVERS)
     created = fakes.service.create_task(owner, CreateTask(title="t", priority=Priority.HIGH))
     assert created.task.awaiting_approval
     fakes.service.decide_approval(approver, created.task.id, Decision.APPROVE)
-    kinds = [
-        event.kind
-        for old, new in fakes.tasks.changes
-        for event in derive_events(old, new, fakes.clock.now())
+    return fakes.tasks.changes
+
+
+def lifecycle_events() -> list[Event]:
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    return [event for old, new in approval_lifecycle() for event in derive_events(old, new, at)]
+
+
+def test_an_approval_writes_its_queue_partition_as_often_as_the_model_says() -> None:
+    def key(task: Task | None) -> str | None:
+        return None if task is None else to_item(task, approval_shards=MAX_SHARDS).approval_queue
+
+    writes = 0
+    for old, new in approval_lifecycle():
+        before, after = key(old), key(new)
+        # An index entry put or deleted is one write; moved to another key, two; rewritten
+        # in place (an edit while waiting), one; absent before and after, none.
+        writes += (before is not None) + (after is not None) - (before == after is not None)
+    assert writes == DESIGN.queue_writes_per_approval
+
+
+def test_an_approval_writes_the_approvers_inbox_as_often_as_the_model_says() -> None:
+    to_approvers = [
+        n
+        for event in lifecycle_events()
+        for n in notifications_for(event)
+        if n.recipient == APPROVERS_INBOX
     ]
+    assert len(to_approvers) == DESIGN.approvers_inbox_writes_per_approval
+
+
+def test_the_events_of_an_approval_are_the_model_s() -> None:
+    kinds = [event.kind for event in lifecycle_events()]
     expected = Counter(DESIGN.events_per_approval)
     expected[TOKEN_ISSUED] -= DESIGN.workflow_put_events  # the workflow's, not the stream's
     assert Counter(kinds) == +expected
