@@ -72,6 +72,7 @@ def build_task_repository(settings: Settings) -> DynamoTaskRepository:
         endpoint_url=settings.endpoints.dynamodb,
         region=settings.region,
         archive_after=settings.archive_after,
+        approval_shards=settings.approval_queue_shards,
     )
 
 

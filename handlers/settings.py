@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import attrs
 
+from taskcore.approval_queue import MAX_SHARDS
 from taskcore.auto_approval import AutoApprovalRule, rules_from_text
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -50,6 +51,7 @@ VARIABLES = {
     "topic_arn": "TOPIC_ARN",
     "archive_completed_after_days": "ARCHIVE_COMPLETED_AFTER_DAYS",
     "kms_key_arn": "KMS_KEY_ARN",
+    "approval_queue_shards": "APPROVAL_QUEUE_SHARDS",
 }
 """Each setting a manifest entry may declare, and its environment variable."""
 
@@ -80,6 +82,14 @@ def _days(name: str, value: str) -> int:
     return int(value)
 
 
+def _shards(name: str, value: str) -> int:
+    """The approvers' queue's shards: 1 to `taskcore.approval_queue.MAX_SHARDS`."""
+    number = _positive_int(name, value)
+    if number > MAX_SHARDS:
+        raise ConfigurationError(f"{name} must be at most {MAX_SHARDS}, not {value!r}")
+    return number
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     region: str | None = None
@@ -106,6 +116,9 @@ class Settings:
     long after its completion, and archived then; 0 (or unset): never."""
     kms_key_arn: str | None = None
     """The stack's KMS key, which archive objects are written with (SSE-KMS)."""
+    approval_queue_shards: int = 1
+    """The stack's `approvalQueueShards`: the approvers' queue's index partitions; 1 (or
+    unset) keeps the one partition."""
 
     @property
     def archive_after(self) -> timedelta | None:
@@ -119,6 +132,7 @@ class Settings:
 
         max_body = get("MAX_BODY_BYTES")
         archive_days = get("ARCHIVE_COMPLETED_AFTER_DAYS")
+        shards = get("APPROVAL_QUEUE_SHARDS")
         return cls(
             region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
             endpoints=Endpoints(
@@ -145,6 +159,7 @@ class Settings:
                 _days("ARCHIVE_COMPLETED_AFTER_DAYS", archive_days) if archive_days else 0
             ),
             kms_key_arn=get("KMS_KEY_ARN"),
+            approval_queue_shards=_shards("APPROVAL_QUEUE_SHARDS", shards) if shards else 1,
         )
 
     def require(self, setting: str) -> str:

@@ -131,6 +131,7 @@ class Wiring:
             "auth.audience": self.auth_audience,
             "topic.arn": self.topic_arn,
             "archive.after_days": self.deployment.config.archive_completed_after_days,
+            "approval.shards": self.deployment.config.approval_queue_shards,
             "key.arn": self.key_arn,
         }
         if resource not in values:

@@ -132,6 +132,7 @@ class Services:
             ),
             "approval.rules": self.config.auto_approval_text,
             "archive.after_days": str(self.config.archive_completed_after_days),
+            "approval.shards": str(self.config.approval_queue_shards),
             "key.arn": self.kms_key_arn,
         }
         return values[resource]

@@ -20,6 +20,7 @@ import attrs
 from stack import manifest
 from stack.cold_start import ColdStart, cold_start_problem
 from stack.manifest import AUTO_APPROVE_VARIABLE, Function
+from taskcore.approval_queue import MAX_SHARDS
 from taskcore.auto_approval import (
     EXAMPLE,
     GRAMMAR,
@@ -195,6 +196,15 @@ def _archive_days(_instance: Any, _attribute: attrs.Attribute[Any], value: int) 
         )
 
 
+def _approval_queue_shards(_instance: Any, _attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SHARDS:
+        raise ValueError(
+            f"tasks:approvalQueueShards is {value!r}: it must be a whole number from 1 to "
+            f"{MAX_SHARDS}, the approvers' queue's index partitions (a page of the queue reads "
+            "each of them; docs/scale.md)"
+        )
+
+
 ARCHIVE_COLD_CLASSES = {"STANDARD_IA": 30, "GLACIER_IR": 0}
 """The colder classes the archive may move to, each with the fewest days after an object's
 creation S3 accepts for the transition. Both serve a GET at once (a presigned download keeps
@@ -300,6 +310,9 @@ class StackConfig:
     archive_completed_after_days: int = attrs.field(default=0, validator=_archive_days)
     archive_cold_storage_class: str = attrs.field(default="STANDARD_IA", validator=_cold_class)
     archive_cold_after_days: int = attrs.field(default=30, validator=_cold_days)
+    # The approvers' queue's index partitions (docs/scale.md): raise it freely; lowering it
+    # hides the entries of the dropped shards until their tasks are written again.
+    approval_queue_shards: int = attrs.field(default=1, validator=_approval_queue_shards)
     alarm_email: str = ""
     # Subscribed to the notifications' topic, with a filter policy that sends it what is
     # addressed to the approvers (stack/manifest.py `APPROVERS_FILTER`); empty: none.

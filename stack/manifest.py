@@ -67,6 +67,7 @@ Resource = Literal[
     "topic.arn",
     "archive.after_days",  # the stack's `archiveCompletedAfterDays` (0: never)
     "key.arn",  # the stack's KMS key
+    "approval.shards",  # the stack's `approvalQueueShards` (docs/scale.md)
 ]
 
 AUTO_APPROVE_VARIABLE = "AUTO_APPROVE"
@@ -265,6 +266,9 @@ API = Function(
         # function saves a completed task; one that did would need this too, or its full-item
         # write would drop the TTL.)
         "ARCHIVE_COMPLETED_AFTER_DAYS": "archive.after_days",
+        # It alone writes and reads the approvers' queue (a task awaiting approval is written
+        # by no other function; the timeout's consumer writes it out of the queue).
+        "APPROVAL_QUEUE_SHARDS": "approval.shards",
         **AUTH_ENVIRONMENT,
     },
     memory_mb=1024,

@@ -21,6 +21,15 @@ from typing import Any
 
 import attrs
 
+from taskcore.approval_queue import (
+    DEFAULT_SHARDS,
+    ShardRead,
+    check_shards,
+    merged_page,
+    position_from_map,
+    position_to_map,
+    shard_of,
+)
 from taskcore.cursors import CursorCodec, Position
 from taskcore.errors import ConcurrentModification, Conflict, NotFound, StorageRejected
 from taskcore.events import Envelope, Event, derive_events
@@ -113,6 +122,12 @@ class InMemoryTaskRepository:
     changes: list[tuple[Task | None, Task | None]] = attrs.field(factory=list)
     """Every committed change as (old image, new image): the in-memory DynamoDB stream."""
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+    approval_shards: int = attrs.field(default=DEFAULT_SHARDS)
+    """The approvers' queue's shards, as the DynamoDB adapter's: with more than one, a page is
+    the same ordered merge of per-shard reads (`taskcore.approval_queue.merged_page`)."""
+
+    def __attrs_post_init__(self) -> None:
+        check_shards(self.approval_shards)
 
     def get(self, owner_id: UserId, task_id: TaskId) -> Task | None:
         return self.tasks.get((owner_id, task_id))
@@ -187,10 +202,31 @@ class InMemoryTaskRepository:
         return self._page(matching, limit, after, newest_first=True)
 
     def list_awaiting_approval(self, *, limit: int, after: Position | None) -> StoredPage:
+        if self.approval_shards > 1:
+            start = position_from_map(after) if after is not None else None
+            items, following = merged_page(self.approval_shards, limit, start, self._read_shard)
+            return StoredPage(
+                items=items,
+                last_position=position_to_map(following) if following is not None else None,
+            )
         matching = sorted(
             (t for t in self.tasks.values() if t.awaiting_approval), key=lambda t: t.id
         )
         return self._page(matching, limit, after, newest_first=False)
+
+    def _read_shard(self, shard: int, after: str | None, limit: int) -> ShardRead:
+        with self._lock:
+            entries = sorted(
+                (
+                    t
+                    for t in self.tasks.values()
+                    if t.awaiting_approval
+                    and shard_of(t.id, self.approval_shards) == shard
+                    and (after is None or t.id > after)
+                ),
+                key=lambda t: t.id,
+            )
+        return ShardRead(items=tuple(entries[:limit]), more=len(entries) > limit)
 
     def get_awaiting_approval(self, task_id: TaskId) -> Task | None:
         return next(

@@ -6,6 +6,7 @@ DynamoDB adapters on the session's DynamoDB Local engine (a new, uniquely named 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -37,13 +38,29 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Backend]:
+    with _backend(request, request.param, approval_shards=1) as made:
+        yield made
+
+
+SHARDED = [(kind, shards) for kind in BACKENDS for shards in (3, 16)]
+
+
+@pytest.fixture(params=SHARDED, ids=[f"{kind}-{shards}" for kind, shards in SHARDED])
+def sharded_backend(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Backend]:
+    """A fresh store whose approvers' queue has several shards (`approvalQueueShards`)."""
+    kind, shards = request.param
+    with _backend(request, kind, approval_shards=shards) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def _backend(request: pytest.FixtureRequest, kind: str, approval_shards: int) -> Iterator[Backend]:
     clock = FixedClock(START)
     ids = SequentialIds()
-    kind: str = request.param
     if kind == "memory":
         yield Backend(
             name=kind,
-            repo=InMemoryTaskRepository(clock=clock),
+            repo=InMemoryTaskRepository(clock=clock, approval_shards=approval_shards),
             stats=InMemoryStatsStore(),
             clock=clock,
             ids=ids,
@@ -61,7 +78,13 @@ def backend(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Backend]:
             create_table(boto3.client("dynamodb", region_name=REGION), table)
             yield Backend(
                 name=kind,
-                repo=DynamoTaskRepository(table, endpoint_url=None, region=REGION, clock=clock),
+                repo=DynamoTaskRepository(
+                    table,
+                    endpoint_url=None,
+                    region=REGION,
+                    clock=clock,
+                    approval_shards=approval_shards,
+                ),
                 stats=DynamoStatsStore(table, endpoint_url=None, region=REGION),
                 clock=clock,
                 ids=ids,
@@ -76,7 +99,11 @@ def backend(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Backend]:
         yield Backend(
             name=kind,
             repo=DynamoTaskRepository(
-                table, endpoint_url=server.endpoint_url, region=REGION, clock=clock
+                table,
+                endpoint_url=server.endpoint_url,
+                region=REGION,
+                clock=clock,
+                approval_shards=approval_shards,
             ),
             stats=DynamoStatsStore(table, endpoint_url=server.endpoint_url, region=REGION),
             clock=clock,

@@ -155,3 +155,15 @@ def test_the_api_service_applies_the_rules() -> None:
     container = bootstrap.build_container(settings)
     assert container.service.auto_approval == settings.auto_approval
     assert [rule.decided_by for rule in container.service.auto_approval] == ["auto:leads"]
+
+
+def test_the_approvers_queue_s_shards_reach_the_task_repository() -> None:
+    def built(environ: dict[str, str]) -> int:
+        settings = Settings.from_environment({"TABLE_NAME": "t", **environ})
+        return bootstrap.build_task_repository(settings).approval_shards
+
+    assert built({}) == 1
+    assert built({"APPROVAL_QUEUE_SHARDS": "16"}) == 16
+    for bad in ("0", "17", "x", "-1"):
+        with pytest.raises(ConfigurationError, match="APPROVAL_QUEUE_SHARDS"):
+            built({"APPROVAL_QUEUE_SHARDS": bad})

@@ -54,6 +54,8 @@ def test_values_are_typed() -> None:
             "no sooner than 30 days",
         ),
         ({"tasks:archiveColdAfterDays": -1}, "archiveColdAfterDays is -1"),
+        ({"tasks:approvalQueueShards": 0}, "approvalQueueShards is 0"),
+        ({"tasks:approvalQueueShards": 17}, "approvalQueueShards is 17: .* from 1 to 16"),
     ],
 )
 def test_bad_values_stop_the_program(overrides: dict[str, object], message: str) -> None:
@@ -299,3 +301,9 @@ def test_a_string_is_not_a_list_of_one_rule() -> None:
     """Pulumi refuses a string where JSON is expected; the stack file's reader must too."""
     with pytest.raises(ValueError, match="tasks:autoApprove: a list of rules like"):
         StackConfig.from_values("dev", {"tasks:autoApprove": "leads: high by leads"})
+
+
+def test_the_approvers_queue_is_sharded_in_dev_only() -> None:
+    dev, prod = _from_pulumi("dev"), _from_pulumi("prod")
+    assert (dev.approval_queue_shards, prod.approval_queue_shards) == (4, 1)
+    assert StackConfig(stack="x", region="r").approval_queue_shards == 1

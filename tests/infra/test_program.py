@@ -131,6 +131,7 @@ def _value(graph: Inventory, config: StackConfig, resource: str) -> Any:
         "auth.audience": _audience(graph, config),
         "topic.arn": outputs["notificationsTopicArn"],
         "archive.after_days": config.archive_completed_after_days,
+        "approval.shards": config.approval_queue_shards,
         "key.arn": g.one(graph, g.KEY).outputs["arn"],
     }[resource]
 
@@ -469,6 +470,7 @@ DRIVEN_BY: Mapping[str, set[tuple[str, str]]] = {
     "archive_completed_after_days": {
         (g.FUNCTION, "environment.variables.ARCHIVE_COMPLETED_AFTER_DAYS")
     },
+    "approval_queue_shards": {(g.FUNCTION, "environment.variables.APPROVAL_QUEUE_SHARDS")},
     "archive_cold_storage_class": {(LIFECYCLE, "rules.2.transitions.0.storageClass")},
     "archive_cold_after_days": {(LIFECYCLE, "rules.2.transitions.0.days")},
     "alarm_email": {("aws:sns/topicSubscription:TopicSubscription", "<exists>")},

@@ -40,7 +40,7 @@ TASK_PREFIX = "TASK#"
 EXPORT_PREFIX = "EXPORT#"
 STATS_SK = "STATS"
 AWAITING_APPROVAL = "AWAITING_APPROVAL"
-"""The approvers' queue: the sparse GSI's one partition key."""
+"""The approvers' queue: the sparse GSI's partition key (shard 0's, the only one by default)."""
 TTL_ATTRIBUTE = "expiresAt"
 """DynamoDB's TTL attribute (epoch seconds) on the items that expire."""
 DUE_PREFIX = "DUE#"
@@ -83,6 +83,13 @@ def approval_sk(task_id: str) -> str:
 
 def marker_pk(consumer: str) -> str:
     return f"MARKER#{consumer}"
+
+
+def approval_pk(shard: int) -> str:
+    """The approvers' queue's partition key of `shard` (`taskcore.approval_queue`): shard 0 is
+    `AWAITING_APPROVAL`, the one-shard queue's key, so a stack's existing entries stay valid
+    under any number of shards; shard s > 0 is `AWAITING_APPROVAL#<s>`."""
+    return AWAITING_APPROVAL if shard == 0 else f"{AWAITING_APPROVAL}#{shard}"
 
 
 def due_shard(task_id: str) -> int:

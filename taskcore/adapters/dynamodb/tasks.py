@@ -2,13 +2,14 @@
 `from_item`, `task_from_image`) and the idempotency records written with a task.
 
 A task is `pk = USER#<owner>`, `sk = TASK#<ulid>`, with `lsi1sk = <status>#<ulid>`,
-`lsi2sk = <priority>#<ulid>`, only while it awaits approval `gsi1pk = AWAITING_APPROVAL`, and
-only while it is open with a due date `gsi2pk = DUE#<due date>#<shard>` and `gsi2sk = <when
-its reminder becomes due>` (the reminder sweep's index); a completed task of a stack that
-archives carries `expiresAt`, its TTL (`to_item`). Task ids are ULIDs, so sorting on sk
-is sorting by creation time. Every read of the base table and its LSIs is strongly consistent;
-only the approvers' queue and the due-date index (sparse GSIs) are eventual, and the sweep
-re-reads what the due-date index names.
+`lsi2sk = <priority>#<ulid>`, only while it awaits approval `gsi1pk = AWAITING_APPROVAL` (or,
+in a stack with N approval-queue shards, its shard's `AWAITING_APPROVAL#<s>`: `approval_pk`,
+`taskcore.approval_queue`), and only while it is open with a due date `gsi2pk = DUE#<due
+date>#<shard>` and `gsi2sk = <when its reminder becomes due>` (the reminder sweep's index); a
+completed task of a stack that archives carries `expiresAt`, its TTL (`to_item`). Task ids
+are ULIDs, so sorting on sk is sorting by creation time. Every read of the base table and its
+LSIs is strongly consistent; only the approvers' queue and the due-date index (sparse GSIs) are
+eventual, and the sweep re-reads what the due-date index names.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from taskcore.adapters.dynamodb.table import (
     ByStatusIndex,
     Models,
     TaskItem,
+    approval_pk,
     bind_models,
     due_pk,
     due_shard,
@@ -42,6 +44,16 @@ from taskcore.adapters.dynamodb.table import (
     iso,
     task_sk,
     user_pk,
+)
+from taskcore.approval_queue import (
+    DEFAULT_SHARDS,
+    QueuePosition,
+    ShardRead,
+    check_shards,
+    merged_page,
+    position_from_map,
+    position_to_map,
+    shard_of,
 )
 from taskcore.cursors import Position
 from taskcore.errors import ConcurrentModification, Conflict, InvalidCursor, NotFound, Unavailable
@@ -65,18 +77,24 @@ BATCH_GET_ATTEMPTS = 5  # of a batch's unprocessed keys, backing off from 50 ms,
 
 
 def to_item(
-    task: Task, model: type[TaskItem] = TaskItem, archive_after: timedelta | None = None
+    task: Task,
+    model: type[TaskItem] = TaskItem,
+    archive_after: timedelta | None = None,
+    approval_shards: int = DEFAULT_SHARDS,
 ) -> TaskItem:
     """The item of a task; a completed one carries its TTL expiry when the stack archives
     completed tasks `archive_after` their completion. Writes replace the whole item, so a
-    task reopened (or one written while the stack archives nothing) loses its expiry."""
+    task reopened (or one written while the stack archives nothing) loses its expiry. A task
+    awaiting approval is in its shard of the approvers' queue (`approval_shards` of them)."""
     remind_at = reminder_due_at(task)
     return model(
         user_pk(task.owner_id),
         task_sk(task.id),
         status_key=f"{task.status}#{task.id}",
         priority_key=f"{task.priority}#{task.id}",
-        approval_queue=AWAITING_APPROVAL if task.awaiting_approval else None,
+        approval_queue=(
+            approval_pk(shard_of(task.id, approval_shards)) if task.awaiting_approval else None
+        ),
         due_key=(
             due_pk(task.due_date, due_shard(task.id))
             if remind_at is not None and task.due_date is not None
@@ -158,6 +176,17 @@ def _position(key: Mapping[str, Mapping[str, str]] | None) -> Position | None:
     return {name: value["S"] for name, value in key.items()}
 
 
+def _queue_position(after: Position) -> QueuePosition:
+    """A queue position from a cursor: a sharded one, or the one-shard queue's
+    LastEvaluatedKey (whose `sk` is the last task handed out)."""
+    if "after" in after:
+        return position_from_map(after)
+    last = after.get("sk", "")
+    if not (isinstance(last, str) and last.startswith(TASK_PREFIX) and last != TASK_PREFIX):
+        raise InvalidCursor("is malformed")
+    return QueuePosition(last.removeprefix(TASK_PREFIX))
+
+
 def _start_key(after: Position | None, owner_pk: str | None) -> dict[str, Any] | None:
     if after is None:
         return None
@@ -180,10 +209,16 @@ class DynamoTaskRepository:
     archive_after: timedelta | None = None
     """The stack's `archiveCompletedAfterDays` (None: never): completed tasks are written with
     their expiry, and DynamoDB's TTL archives them then (`to_item`)."""
+    approval_shards: int = attrs.field(default=DEFAULT_SHARDS)
+    """The stack's `approvalQueueShards`: the approvers' queue's partitions (docs/scale.md)."""
     models: Models = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.models = bind_models(self.table_name, self.endpoint_url, self.region, self.retries)
+        check_shards(self.approval_shards)
+
+    def _item(self, task: Task) -> TaskItem:
+        return to_item(task, self.models.task, self.archive_after, self.approval_shards)
 
     def get(self, owner_id: UserId, task_id: TaskId) -> Task | None:
         with storage_errors():
@@ -196,7 +231,7 @@ class DynamoTaskRepository:
         return from_item(item)
 
     def add(self, task: Task, idempotency: IdempotencyRecord | None = None) -> None:
-        item = to_item(task, self.models.task, self.archive_after)
+        item = self._item(task)
         if idempotency is not None:
             self._add_idempotently(item, idempotency)
             return
@@ -252,12 +287,12 @@ class DynamoTaskRepository:
             ) from None
 
     def save(self, task: Task, expected_version: int) -> None:
-        item = to_item(task, self.models.task, self.archive_after)
+        item = self._item(task)
         condition = self.models.task.version == expected_version
         self._conditional(task, lambda: item.save(condition=condition), expected_version)
 
     def delete(self, task: Task) -> None:
-        item = to_item(task, self.models.task, self.archive_after)
+        item = self._item(task)
         condition = self.models.task.version == task.version
         self._conditional(task, lambda: item.delete(condition=condition), task.version)
 
@@ -306,24 +341,57 @@ class DynamoTaskRepository:
         return self._query(user_pk(owner_id), after=after, owner=True, **kwargs)
 
     def list_awaiting_approval(self, *, limit: int, after: Position | None) -> StoredPage:
-        return self._query(
-            AWAITING_APPROVAL,
-            after=after,
-            owner=False,
-            index_name=AwaitingApprovalIndex.Meta.index_name,
-            limit=limit,
-            scan_index_forward=True,
+        """One shard: one Query, resumed at DynamoDB's LastEvaluatedKey, as always. N shards:
+        the ordered merge of one Query per shard not known to be exhausted
+        (`taskcore.approval_queue.merged_page`); a position of either kind is resumed by
+        either (the stack's shard count may have changed since the cursor was issued)."""
+        if self.approval_shards == 1 and (after is None or "after" not in after):
+            return self._query(
+                AWAITING_APPROVAL,
+                after=after,
+                owner=False,
+                index_name=AwaitingApprovalIndex.Meta.index_name,
+                limit=limit,
+                scan_index_forward=True,
+            )
+        start = _queue_position(after) if after is not None else None
+        items, following = merged_page(self.approval_shards, limit, start, self._read_shard)
+        return StoredPage(
+            items=items,
+            last_position=position_to_map(following) if following is not None else None,
         )
 
+    def _read_shard(self, shard: int, after: str | None, limit: int) -> ShardRead:
+        """One Query of one shard of the queue: up to `limit` entries past task id `after`."""
+        model = self.models.task
+        with storage_errors():
+            data = model._get_connection().query(
+                approval_pk(shard),
+                range_key_condition=model.sk > task_sk(after) if after is not None else None,
+                index_name=AwaitingApprovalIndex.Meta.index_name,
+                limit=limit,
+                scan_index_forward=True,
+            )
+        items = tuple(from_item(model.from_raw_data(raw)) for raw in data["Items"])
+        return ShardRead(items=items, more=bool(data.get("LastEvaluatedKey")))
+
     def get_awaiting_approval(self, task_id: TaskId) -> Task | None:
-        page = self._query(
-            AWAITING_APPROVAL,
-            after=None,
-            owner=False,
-            index_name=AwaitingApprovalIndex.Meta.index_name,
-            range_key_condition=self.models.task.sk == task_sk(task_id),
-        )
-        return page.items[0] if page.items else None
+        """One Query, of the task's shard. Only when that finds nothing are the other shards
+        asked (one Query each, N > 1 only): a task written while the stack had fewer shards
+        keeps its entry where that count put it until it is written again."""
+        home = shard_of(task_id, self.approval_shards)
+        others = (s for s in range(self.approval_shards) if s != home)
+        for shard in (home, *others):
+            page = self._query(
+                approval_pk(shard),
+                after=None,
+                owner=False,
+                index_name=AwaitingApprovalIndex.Meta.index_name,
+                range_key_condition=self.models.task.sk == task_sk(task_id),
+            )
+            if page.items:
+                return page.items[0]
+        return None
 
     def due_on(self, day: date, *, reminded_from: datetime, until: datetime) -> Iterator[Task]:
         """`DueTasks`: each shard of `day` in the due-date index, the reminders that became due
