@@ -43,6 +43,23 @@ def backend(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Backend]:
 
 
 SHARDED = [(kind, shards) for kind in BACKENDS for shards in (3, 16)]
+DYNAMO = [kind for kind in BACKENDS if kind != "memory"]
+DYNAMO_SHARDED = [(kind, shards) for kind, shards in SHARDED if kind in DYNAMO]
+
+
+@pytest.fixture(params=DYNAMO)
+def dynamo_backend(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Backend]:
+    """`backend` on the DynamoDB adapter only (moto, DynamoDB Local): for what only it has,
+    requests on the wire and stored keys."""
+    with _backend(request, request.param, approval_shards=1) as made:
+        yield made
+
+
+@pytest.fixture(params=DYNAMO_SHARDED, ids=[f"{kind}-{shards}" for kind, shards in DYNAMO_SHARDED])
+def sharded_dynamo_backend(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Backend]:
+    kind, shards = request.param
+    with _backend(request, kind, approval_shards=shards) as made:
+        yield made
 
 
 @pytest.fixture(params=SHARDED, ids=[f"{kind}-{shards}" for kind, shards in SHARDED])

@@ -123,13 +123,10 @@ def test_a_position_fits_in_a_cursor_at_the_most_shards(backend: Backend) -> Non
 # -- DynamoDB: requests on the wire, and a shard count changed on a live table ----------------
 
 
-def dynamo(backend: Backend) -> None:
-    if backend.name == "memory":
-        pytest.skip("the requests and the stored keys are the DynamoDB adapter's")
-
-
-def test_a_sharded_page_costs_a_query_per_shard_at_most(sharded_backend: Backend) -> None:
-    dynamo(sharded_backend)
+def test_a_sharded_page_costs_a_query_per_shard_at_most(
+    sharded_dynamo_backend: Backend,
+) -> None:
+    sharded_backend = sharded_dynamo_backend
     expected = populate(sharded_backend, 5)
     shards: int = sharded_backend.repo.approval_shards  # type: ignore[attr-defined]
     counter = attach_counter(sharded_backend.repo)  # type: ignore[arg-type]
@@ -142,11 +139,11 @@ def test_a_sharded_page_costs_a_query_per_shard_at_most(sharded_backend: Backend
     assert counter.operations == {"Query": 1}
 
 
-def test_raising_the_shard_count_keeps_the_queue(backend: Backend) -> None:
+def test_raising_the_shard_count_keeps_the_queue(dynamo_backend: Backend) -> None:
     """Entries written with one shard (key `AWAITING_APPROVAL`, shard 0 under any count) and
     with 3 are all listed, in order, and found by id, once the stack has 8; a cursor issued
     by the one-shard queue goes on under 8."""
-    dynamo(backend)
+    backend = dynamo_backend
     one = backend.repo
     three = attrs.evolve(one, approval_shards=3)  # type: ignore[misc]
     eight = attrs.evolve(one, approval_shards=8)  # type: ignore[misc]
@@ -169,11 +166,11 @@ def test_raising_the_shard_count_keeps_the_queue(backend: Backend) -> None:
 
 
 def test_lowering_the_shard_count_hides_the_dropped_shards_until_rewritten(
-    backend: Backend,
+    dynamo_backend: Backend,
 ) -> None:
     """What docs/scale.md says of lowering: entries in shards beyond the new count are not
     listed until their task is written again (it then takes its shard under the new count)."""
-    dynamo(backend)
+    backend = dynamo_backend
     four = attrs.evolve(backend.repo, approval_shards=4)  # type: ignore[misc]
     two = attrs.evolve(backend.repo, approval_shards=2)  # type: ignore[misc]
     written = [backend.new_task(OWNERS[0], priority=Priority.HIGH) for _ in range(16)]

@@ -251,7 +251,9 @@ class TestExport:
             if not hasattr(clients, "client"):  # one keep-alive connection per thread
                 clients.client = platform.client(owner)
             response = clients.client.post("/tasks", json={"title": f"export {n}"})
-            assert response.status_code == 201, (response.status_code, response.text)
+            # On a failure, what the platform said about it (the timeout or the error).
+            said = [line for line in list(platform.output)[-400:] if "api" in line][-8:]
+            assert response.status_code == 201, (response.status_code, response.text, said)
             return dict(response.json())
 
         with ThreadPoolExecutor(16) as pool:
