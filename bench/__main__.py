@@ -2,7 +2,7 @@
 
     python -m bench [--quick] [--only SECTION,...]
 
-Sections: requests, cold, first, restore, warm, load, events, export, download, sizes.
+Sections: requests, cold, first, restore, warm, load, events, export, download, sizes, cost.
 
 Prints one table (absolute numbers beside the ratios) and writes `bench-results.json`, so
 runs can be compared. Exits 1 if a target is missed. Not part of `make test`: timings on a
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    cost,
     download,
     dynamodb_requests,
     events,
@@ -46,6 +47,7 @@ SECTIONS = (
     "export",
     "download",
     "sizes",
+    "cost",
 )
 
 
@@ -177,7 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     if "sizes" in only:
         package_sizes(report)
 
+    if "cost" in only:
+        cost_section(report, quick=args.quick)
+
     return finish(report)
+
+
+def cost_section(report: Report, *, quick: bool) -> None:
+    section(
+        f"cost: each operation and everything it triggers, metered on the local platform "
+        f"({cost.STACK} stack), priced at list prices (bench/prices.py)"
+    )
+    bench = cost.run(repeats=2 if quick else 5, log=lambda line: print(line, flush=True))
+    print(cost.render(bench))
+    report.data["cost"] = cost.data(bench)
+    for figure, value, target, ok in cost.rows(bench):
+        report.row(figure, value, target, ok)
 
 
 def cold_section(report: Report, *, quick: bool) -> None:

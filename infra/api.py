@@ -11,7 +11,6 @@ may invoke that alias only, and only from this API.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import attrs
@@ -21,28 +20,13 @@ import pulumi_aws as aws
 from infra.context import Deployment
 from infra.functions import Functions, serves_http
 from infra.identity import Identity
+from stack import access_log
 from stack.manifest import Function
 
 STAGE = "$default"
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "idempotency-key", "if-match")
 CORS_EXPOSE_HEADERS = ("etag", "location", "retry-after")
 CORS_MAX_AGE_S = 600
-ACCESS_LOG_FORMAT = {
-    "requestId": "$context.requestId",
-    "requestTime": "$context.requestTime",
-    "ip": "$context.identity.sourceIp",
-    "userAgent": "$context.identity.userAgent",
-    "method": "$context.httpMethod",
-    "path": "$context.path",
-    "routeKey": "$context.routeKey",
-    "status": "$context.status",
-    "protocol": "$context.protocol",
-    "responseLength": "$context.responseLength",
-    "responseLatency": "$context.responseLatency",
-    "integrationLatency": "$context.integrationLatency",
-    "integrationError": "$context.integrationErrorMessage",
-    "authorizerError": "$context.authorizer.error",
-}
 
 
 def route_slug(key: str) -> str:
@@ -139,7 +123,7 @@ class Api(pulumi.ComponentResource):
             ),
             access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
                 destination_arn=access_logs.arn,
-                format=json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")),
+                format=access_log.stage_format(),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.routes.values())),
         )

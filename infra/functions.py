@@ -195,7 +195,6 @@ class Functions(pulumi.ComponentResource):
         role_policy = aws.iam.RolePolicy(
             f"{base}-policy", role=role.id, policy=policy(statements), opts=child
         )
-        http = serves_http(function)
         reserved = config.reserved_for(function)
         cold = cold_start(function, config)
         self.roles[function.name] = role
@@ -210,7 +209,7 @@ class Functions(pulumi.ComponentResource):
             code=args.code,
             layers=layers(function, self.layer.arn, env),
             role=role.arn,
-            memory_size=config.lambda_memory_mb if http else function.memory_mb,
+            memory_size=config.memory_for(function),
             timeout=function.timeout_s,
             reserved_concurrent_executions=reserved if reserved >= 0 else None,
             publish=True,

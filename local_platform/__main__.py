@@ -33,6 +33,7 @@ from local_platform.gateway import build_app
 from local_platform.gateway.docs import ApiDocs
 from local_platform.gateway.stage import Cors
 from local_platform.lambda_runtime import lambda_context
+from local_platform.meter import Meter
 from local_platform.platform import (
     REGION,
     ROOT,
@@ -293,6 +294,14 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "INFO records, not one line per request and event",
     )
     parser.add_argument(
+        "--meter",
+        type=Path,
+        metavar="FILE",
+        help="append one JSON line per billable request and invocation to FILE, with the AWS "
+        "requests and DynamoDB capacity each function used, the handlers at the deployed log "
+        "level INFO (what make bench's cost section reads; local_platform/meter.py)",
+    )
+    parser.add_argument(
         "--log-dir",
         type=Path,
         default=STATE / "logs",
@@ -309,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(sys.stdout)
     if args.verbose:  # the handlers' INFO records too, unless LOG_LEVEL says otherwise
         os.environ.setdefault("LOG_LEVEL", "INFO")
+    meter = Meter(args.meter.resolve()) if args.meter else None
+    if meter is not None:  # what the functions log on AWS is billed: the deployed level
+        os.environ["LOG_LEVEL"] = "INFO"
     started = time.monotonic()
     reclaim(STATE / "platforms", lambda line: print(f"==> {line}", flush=True))
     config = StackConfig.from_stack_file(args.stack)
@@ -345,7 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGUSR1, lambda *_: run_background_now(services))
         console = Console(verbose=args.verbose, log_dir=args.log_dir.resolve()).start()
         sandboxes = Sandboxes(
-            services.environment, concurrency=args.concurrency, log=console.lambda_line
+            services.environment,
+            concurrency=args.concurrency,
+            log=console.lambda_line,
+            meter=meter,
         )
         issuer = DevIssuer()
         services.jwks_uri = f"http://{args.host}:{args.port}{issuer.jwks_path}"
@@ -363,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             burst=burst,
             concurrency=args.concurrency,
             docs=ApiDocs(),
+            meter=meter,
         )
         web_functions, companions, urls = function_urls(
             services,
@@ -408,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                 web.stop()
             sandboxes.stop()
             console.stop()
+            if meter is not None:
+                meter.close()
     print("==> stopped: DynamoDB Local and the S3 stand-in are down", flush=True)
     return 0
 

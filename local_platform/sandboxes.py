@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import attrs
 
 from local_platform.lambda_runtime import LambdaContext
+from local_platform.meter import Meter, WireMeter
 from stack.manifest import Function
 
 log = logging.getLogger("local_platform.sandboxes")
@@ -105,22 +106,30 @@ class _LineWriter(io.TextIOBase):
             self._send(("log", line))
 
 
-def _serve(connection: Connection, module: str, attribute: str, environ: dict[str, str]) -> None:
+def _serve(
+    connection: Connection,
+    module: str,
+    attribute: str,
+    environ: dict[str, str],
+    metered: bool = False,
+) -> None:
     """The sandbox's process: serve until the platform is gone (its end of the pipe closes,
     whether it stopped or was killed), then end quietly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _serve_events(connection, module, attribute, environ)
+        _serve_events(connection, module, attribute, environ, metered)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return
 
 
 def _serve_events(
-    connection: Connection, module: str, attribute: str, environ: dict[str, str]
+    connection: Connection, module: str, attribute: str, environ: dict[str, str], metered: bool
 ) -> None:
-    """Import the handler, then run each event the platform sends."""
+    """Import the handler, then run each event the platform sends. `metered`: count what it
+    asks of AWS (`local_platform.meter`), installed before the handler makes a client."""
     os.environ.clear()
     os.environ.update(environ)
+    wire = WireMeter.install() if metered else None
     lock = threading.Lock()  # a handler's own threads may write too
 
     def send(message: tuple[Any, ...]) -> None:
@@ -157,11 +166,13 @@ def _serve_events(
             reply = ("error", type(error).__name__, str(error), traceback.format_exc())
             _report_error(error)
         sys.stdout.flush()
-        report = {
+        report: dict[str, Any] = {
             "duration_ms": (time.perf_counter() - started) * 1000,
             # Linux reports kilobytes.
             "max_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         }
+        if wire is not None:  # the first invocation's include what the init asked
+            report["aws"] = wire.take()
         send((*reply, report))
 
 
@@ -192,7 +203,10 @@ class FunctionSandboxes:
     environ: dict[str, str]
     concurrency: int
     log: LogLine = print_log_line
+    meter: Meter | None = None
+    """Where each invocation's record goes (`local_platform.meter`), when metering."""
     _idle: list[Sandbox] = attrs.field(factory=list)
+    _log_bytes: dict[str, int] = attrs.field(factory=dict)
     _count: int = 0
     _available: threading.Condition = attrs.field(factory=threading.Condition)
     _context: Any = attrs.field(factory=lambda: multiprocessing.get_context("spawn"))
@@ -238,6 +252,8 @@ class FunctionSandboxes:
             raise SandboxDied(f"{name}: the sandbox exited (code {code}): {error!r}") from None
         *outcome, report = reply
         self._end(request_id, report.get("duration_ms"), report.get("max_memory_mb"), init_ms)
+        if self.meter is not None:
+            self._record(request_id, report, init_ms, failed=outcome[0] != "ok")
         if outcome[0] == "ok":
             return outcome[1]
         _, kind, message, trace = outcome
@@ -253,6 +269,10 @@ class FunctionSandboxes:
             message: tuple[Any, ...] = sandbox.connection.recv()
             if message[0] != "log":
                 return message
+            if self.meter is not None:  # CloudWatch Logs bills each event's bytes
+                self._log_bytes[request_id] = self._log_bytes.get(request_id, 0) + len(
+                    message[1].encode()
+                )
             self.log(self.function.name, request_id, message[1])
         return None
 
@@ -281,6 +301,25 @@ class FunctionSandboxes:
             fields.append("Status: timeout")
         self.log(name, request_id, "\t".join(fields))
 
+    def _record(
+        self, request_id: str, report: dict[str, Any], init_ms: float | None, *, failed: bool
+    ) -> None:
+        assert self.meter is not None
+        duration_ms = float(report["duration_ms"])
+        self.meter.record(
+            "invocation",
+            function=self.function.name,
+            request_id=request_id,
+            memory_mb=self.function.memory_mb,
+            duration_ms=round(duration_ms, 3),
+            # Lambda bills each invocation's duration rounded up to the millisecond.
+            billed_ms=math.ceil(duration_ms),
+            init_ms=None if init_ms is None else round(init_ms, 3),
+            log_bytes=self._log_bytes.pop(request_id, 0),
+            failed=failed,
+            aws=report.get("aws", {}),
+        )
+
     def _acquire(self) -> Sandbox:
         with self._available:
             while not self._idle and self._count >= self.concurrency:
@@ -306,7 +345,13 @@ class FunctionSandboxes:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=_serve,
-            args=(theirs, self.function.module, self.function.attribute, self.environ),
+            args=(
+                theirs,
+                self.function.module,
+                self.function.attribute,
+                self.environ,
+                self.meter is not None,
+            ),
             name=f"sandbox-{self.function.name}",
             daemon=True,
         )
@@ -339,6 +384,8 @@ class Sandboxes:
     concurrency: int = 8
     log: LogLine = print_log_line
     """Where the lines the functions write go (the platform's console)."""
+    meter: Meter | None = None
+    """Where each invocation's record goes, when the platform meters (`--meter`)."""
     _functions: dict[str, FunctionSandboxes] = attrs.field(factory=dict)
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
@@ -350,7 +397,7 @@ class Sandboxes:
             if function.name not in self._functions:
                 environ = {**os.environ, **self.environment(function)}
                 self._functions[function.name] = FunctionSandboxes(
-                    function, environ, self.concurrency, self.log
+                    function, environ, self.concurrency, self.log, self.meter
                 )
             return self._functions[function.name]
 

@@ -345,6 +345,11 @@ class StackConfig:
         manifest's)."""
         return ColdStart(self.cold_start, self.provisioned_concurrency)
 
+    def memory_for(self, function: Function) -> int:
+        """The memory `function` is deployed with: the stack's `tasks:lambdaMemoryMb` for the
+        function(s) serving HTTP routes, the manifest's for the others."""
+        return self.lambda_memory_mb if function.routes else function.memory_mb
+
     def reserved_for(self, function: Function) -> int:
         """The reserved concurrency of `function` (-1: none): the stack's
         `tasks:reservedConcurrency` for the function(s) serving HTTP routes, its

@@ -60,7 +60,9 @@ from local_platform.gateway.responses import (
 from local_platform.gateway.routes import CompiledRoute, decode_path, select_route
 from local_platform.gateway.stage import Cors, TokenBucket
 from local_platform.lambda_runtime import Invoke, invoke_handler, lambda_context
+from local_platform.meter import Meter
 from local_platform.sandboxes import SandboxError, SandboxTimeout
+from stack import access_log
 from stack.config import StackConfig
 from stack.manifest import Function
 
@@ -88,6 +90,8 @@ class Gateway:
     concurrency: int = 1
     domain_name: str = DOMAIN_NAME
     docs: ApiDocs | None = None
+    meter: Meter | None = None
+    """When metering (`local_platform.meter`): one record per request API Gateway would bill."""
     # Per event loop (TestClient may run a loop per request), per function.
     _limiters: dict[tuple[int, str], anyio.CapacityLimiter] = attrs.field(factory=dict, init=False)
 
@@ -154,6 +158,8 @@ class Gateway:
         )
         await send({"type": "http.response.body", "body": response.body})
         elapsed_ms = (time.perf_counter() - started) * 1000
+        if self.meter is not None:
+            self._record(request, request_id, response, elapsed_ms)
         note = response.note or _problem_detail(response)
         logger.info(
             "%s %s %d %.0f ms  [%s]%s",
@@ -163,6 +169,44 @@ class Gateway:
             elapsed_ms,
             request_id,
             f"  ({note})" if note else "",
+        )
+
+    def _record(
+        self,
+        request: IncomingRequest,
+        request_id: str,
+        response: HttpResponse,
+        elapsed_ms: float,
+    ) -> None:
+        """What API Gateway bills for the request (one request per 512 KB of it, as received
+        and sent) and the access-log line the stage writes for it."""
+        assert self.meter is not None
+        line = access_log.render(
+            {
+                "requestId": request_id,
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+                "identity.sourceIp": request.source_ip,
+                "identity.userAgent": request.header("user-agent"),
+                "httpMethod": request.method,
+                "path": request.raw_path.decode("latin-1"),
+                "routeKey": response.route_key,
+                "status": response.status,
+                "protocol": "HTTP/1.1",
+                "responseLength": len(response.body),
+                "responseLatency": round(elapsed_ms),
+                "integrationLatency": round(elapsed_ms) if response.route_key else None,
+            }
+        )
+        self.meter.record(
+            "api",
+            request_id=request_id,
+            method=request.method,
+            path=request.raw_path.decode("latin-1"),
+            route=response.route_key,
+            status=response.status,
+            request_bytes=int(request.header("content-length") or 0),
+            response_bytes=len(response.body),
+            access_log_bytes=len(line.encode()),
         )
 
     def _is_preflight(self, request: IncomingRequest) -> bool:
@@ -234,7 +278,8 @@ class Gateway:
             epoch_ms=now_ms,
             domain_name=self.domain_name,
         )
-        return await self._invoke(match.function, event, now_ms)
+        response = await self._invoke(match.function, event, now_ms)
+        return attrs.evolve(response, route_key=match.route_key)
 
     async def _invoke(self, function: Function, event: dict[str, Any], now_ms: int) -> HttpResponse:
         context = lambda_context(function, self.config.region, now_ms)
@@ -372,6 +417,7 @@ def build_app(
     concurrency: int = 1,
     domain_name: str = DOMAIN_NAME,
     docs: ApiDocs | None = None,
+    meter: Meter | None = None,
 ) -> Gateway:
     """The gateway for `functions` (the manifest's), configured by the stack's `config`.
 
@@ -379,7 +425,8 @@ def build_app(
     tests); `clock` is the bucket's monotonic clock (tests); `max_payload_bytes` API Gateway's 10 MB
     quota (tests); `concurrency` how many invocations of one function may run at once (1,
     like one Lambda sandbox: handler module state is never shared by two requests at once);
-    `docs` the API reference served at `/docs` (`make dev` serves it; API Gateway does not).
+    `docs` the API reference served at `/docs` (`make dev` serves it; API Gateway does not);
+    `meter` where to record each request when metering (`local_platform.meter`).
     """
     compiled = tuple(CompiledRoute.compile(route, f) for f in functions for route in f.routes)
     default = next((f for f in functions if f.routes), None)
@@ -399,4 +446,5 @@ def build_app(
         concurrency=concurrency,
         domain_name=domain_name,
         docs=docs,
+        meter=meter,
     )

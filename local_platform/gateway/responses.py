@@ -24,6 +24,7 @@ class HttpResponse:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     note: str = ""  # why the gateway refused, for the log line only
+    route_key: str | None = None  # the route that answered (None: the gateway itself did)
 
 
 def gateway_error(status: int, message: str, *headers: tuple[str, str]) -> HttpResponse:
