@@ -109,14 +109,22 @@ class WireMeter:
         import botocore.handlers  # only a metered sandbox loads it before the handler does
 
         meter = cls()
-        botocore.handlers.BUILTIN_HANDLERS.extend(
-            [
-                ("before-parameter-build.dynamodb", meter.ask_capacity),
-                ("before-send", meter.count_request),
-                ("after-call.dynamodb", meter.read_capacity),
-            ]
-        )
+        botocore.handlers.BUILTIN_HANDLERS.extend(meter.handlers())
         return meter
+
+    def handlers(self) -> list[tuple[str, Any]]:
+        """The botocore events and their handlers (`attach` registers them on one client)."""
+        return [
+            ("before-parameter-build.dynamodb", self.ask_capacity),
+            ("before-send", self.count_request),
+            ("after-call.dynamodb", self.read_capacity),
+        ]
+
+    def attach(self, client: Any) -> WireMeter:
+        """Meter one client only (the tests: `install` is for a sandbox's whole process)."""
+        for event, handler in self.handlers():
+            client.meta.events.register(event, handler)
+        return self
 
     def ask_capacity(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         members = model.input_shape.members if model.input_shape is not None else {}

@@ -31,7 +31,14 @@ def record_stats(stats: StatsStore, event: Event) -> bool:
 
 
 def remove_attachments(attachments: AttachmentStore, event: Event) -> int:
-    """After a task is deleted, its files go too (idempotent: a second run finds none)."""
+    """After a task is deleted, its files go too (idempotent: a second run finds none).
+
+    A task that never had an attachment has no files: an upload's key is handed out only after
+    its attachment is recorded on the task, and the event holds the task as it was deleted.
+    The bucket is then not asked at all (a LIST is billed at S3's PUT rate: it was the largest
+    item of a delete's cost, docs/cost.md)."""
+    if not event.task.attachments:
+        return 0
     return attachments.delete_prefix(attachment_prefix(event.owner_id, event.task_id))
 
 

@@ -45,3 +45,20 @@ def talk(event: dict[str, Any], context: Any) -> None:
 def talk_then_hang(event: dict[str, Any], context: Any) -> None:
     print("about to hang", flush=False)
     time.sleep(5)
+
+
+def list_tables(event: dict[str, Any], context: Any) -> list[str]:
+    """One DynamoDB request of the sandbox's own making, and one line of log."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=event["endpoint"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(proxies={}),
+    )
+    print("listing")
+    return list(client.list_tables()["TableNames"])

@@ -30,6 +30,8 @@ from local_platform.gateway.payload import stringify_claim
 from local_platform.gateway.responses import HttpResponse
 from local_platform.gateway.routes import decode_path
 from local_platform.lambda_runtime import LambdaContext, invoke_handler
+from local_platform.meter import Meter, read_records
+from stack import access_log
 from stack.config import StackConfig
 from stack.manifest import Function, Route
 from tests.e2e.fake_handlers import PNG
@@ -1035,3 +1037,33 @@ def test_a_problems_detail_goes_into_the_request_log_line() -> None:
     assert _problem_detail(attrs.evolve(problem, status=200)) == ""
     assert _problem_detail(attrs.evolve(problem, body=b"not json")) == ""
     assert _problem_detail(attrs.evolve(problem, headers=())) == ""
+
+
+def test_a_metered_gateway_records_each_request_api_gateway_would_bill(
+    config: StackConfig, issuer: DevIssuer, token: str, tmp_path: Path
+) -> None:
+    meter = Meter(tmp_path / "meter.jsonl")
+    app = build_app(FUNCTIONS, config, issuer, rate=1000, burst=1000, meter=meter)
+    with make_client(app) as client:
+        ok = client.post("/tasks", json={"title": "t"}, headers=bearer(token))
+        refused = client.get("/tasks")  # the authorizer answers: no route ran
+    meter.close()
+    answered, denied = read_records(tmp_path / "meter.jsonl")[0]
+    assert answered["route"] == "POST /tasks"
+    assert answered["status"] == ok.status_code
+    assert answered["request_bytes"] == len(b'{"title":"t"}')
+    assert answered["response_bytes"] == len(ok.content)
+    assert answered["request_id"] == ok.headers["apigw-requestid"]
+    assert (denied["route"], denied["status"]) == (None, refused.status_code)
+    # The stage's access-log line, in its format, with this request's values.
+    for record in (answered, denied):
+        assert record["access_log_bytes"] > len(access_log.stage_format()) // 2
+
+
+def test_the_access_log_line_fills_every_variable_of_the_stages_format() -> None:
+    line = access_log.render({"requestId": "r1", "status": 201, "routeKey": None, "path": 'a"b'})
+    document = json.loads(line)
+    assert set(document) == set(access_log.FORMAT)
+    assert (document["requestId"], document["status"], document["path"]) == ("r1", "201", 'a"b')
+    assert document["routeKey"] == document["userAgent"] == "-"  # no value: what AWS writes
+    assert "$context" not in line

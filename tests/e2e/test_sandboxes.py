@@ -7,14 +7,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from local_platform.auth import DevIssuer
+from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.gateway import build_app
 from local_platform.lambda_runtime import lambda_context
+from local_platform.meter import Meter, read_records
 from local_platform.sandboxes import SandboxDied, SandboxError, Sandboxes, SandboxTimeout
 from stack.config import StackConfig
 from stack.manifest import Function, Route
@@ -147,3 +150,27 @@ def test_the_gateway_answers_through_sandboxes(sandboxes: Sandboxes) -> None:
             500,
             {"message": "Internal Server Error"},
         )
+
+
+def test_a_metered_sandbox_records_each_invocation_with_what_it_asked_of_aws(
+    dynamodb_local: DynamoDBLocal, tmp_path: Path
+) -> None:
+    meter = Meter(tmp_path / "meter.jsonl")
+    metered = Sandboxes(lambda f: {}, meter=meter)
+    fn = function("aws", "list_tables")
+    try:
+        for _ in range(2):
+            invoke(metered, fn, {"endpoint": dynamodb_local.endpoint_url})
+    finally:
+        metered.stop()
+        meter.close()
+    first, second = read_records(tmp_path / "meter.jsonl")[0]
+    for record in (first, second):
+        assert record["kind"] == "invocation"
+        assert record["function"] == "aws"
+        assert record["memory_mb"] == fn.memory_mb
+        assert record["billed_ms"] >= record["duration_ms"] > 0
+        assert record["log_bytes"] == len("listing")
+        assert record["aws"]["requests"] == {"dynamodb.ListTables": 1}
+    assert first["init_ms"] is not None  # a cold start
+    assert second["init_ms"] is None

@@ -20,7 +20,7 @@ from stack.manifest import (
     COMPLETION_METRICS,
     STATS,
 )
-from taskcore.commands import CreateTask
+from taskcore.commands import AddAttachment, CreateTask
 from taskcore.events import TaskArchived
 from taskcore.model import Decision, Priority, Status
 from taskcore.serialization import envelope, task_to_ndjson
@@ -71,7 +71,10 @@ class TestStats:
 class TestAttachmentCleanup:
     def test_removes_the_deleted_tasks_files(self, fakes: Fakes) -> None:
         task = fakes.service.create_task(ALICE, CreateTask(title="t")).task
-        fakes.attachments.objects[f"alice/{task.id}/a1"] = b"x"
+        new = fakes.service.add_attachment(
+            ALICE, task.id, AddAttachment(filename="a.txt", content_type="text/plain", size=1)
+        )
+        fakes.attachments.upload(new.upload.fields["key"], "text/plain", b"x")
         fakes.attachments.objects["alice/other/a2"] = b"y"
         fakes.service.delete_task(ALICE, task.id)
         deleted = delivered(fakes)[-1]

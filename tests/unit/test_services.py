@@ -446,6 +446,17 @@ class TestAttachments:
         assert services.remove_attachments(fakes.attachments, deleted) == 1
         assert list(fakes.attachments.objects) == ["alice/other/keep"]
 
+    def test_a_task_without_attachments_costs_the_bucket_nothing(self, fakes: Fakes) -> None:
+        task = create(fakes)
+        fakes.service.delete_task(ALICE, task.id)
+        deleted = fakes.tasks.events()[-1]
+
+        class NoBucket:
+            def delete_prefix(self, prefix: str) -> int:
+                raise AssertionError(f"the bucket was asked for {prefix}")
+
+        assert services.remove_attachments(NoBucket(), deleted) == 0  # type: ignore[arg-type]
+
 
 class TestStats:
     def test_counts_follow_events_once(self, fakes: Fakes) -> None:
