@@ -182,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     if "cost" in only:
         cost_section(report, quick=args.quick)
 
-    return finish(report)
+    return finish(report, only)
+
+
+def _figure_in(figure: str, sections: set[str]) -> bool:
+    """Whether a missed figure of an earlier run belongs to one of `sections` (re-measured)."""
+    return any(figure.startswith(f"{section}:") for section in sections)
 
 
 def cost_section(report: Report, *, quick: bool) -> None:
@@ -334,11 +339,26 @@ def event_delivery(report: Report, *, quick: bool) -> None:
     )
 
 
-def finish(report: Report) -> int:
-    """Print the table, write the JSON; 1 if a target was missed."""
+def finish(report: Report, only: set[str] | None = None) -> int:
+    """Print the table, write the JSON; 1 if a target was missed. A run of some sections
+    (`--only`) replaces theirs in the last run's file and keeps the others', saying so."""
     print("\n" + report.render())
     report.data["targets_missed"] = report.missed
-    RESULTS.write_text(json.dumps(report.data, indent=2) + "\n")
+    data = report.data
+    if only is not None and set(SECTIONS) - only and RESULTS.exists():
+        previous = json.loads(RESULTS.read_text())
+        updated = {
+            **previous.get("updated_by_section", {}),
+            **dict.fromkeys(sorted(only), data["started"]),
+        }
+        missed = [m for m in previous.get("targets_missed", []) if not _figure_in(m, only)]
+        data = {
+            **previous,
+            **data,
+            "updated_by_section": updated,
+            "targets_missed": missed + report.missed,
+        }
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
     print(f"\nwritten to {RESULTS.name}; targets missed: {', '.join(report.missed) or 'none'}")
     return 1 if report.missed else 0
 
