@@ -31,13 +31,14 @@ from pynamodb.models import Model
 
 from taskcore.adapters import clients
 from taskcore.adapters.dynamodb.errors import storage_errors
+from taskcore.adapters.stream_filters import EXPORT_PREFIX, TASK_PREFIX
 from taskcore.errors import Unavailable
 
 # -- keys -------------------------------------------------------------------------------------
 
 USER_PREFIX = "USER#"
-TASK_PREFIX = "TASK#"
-EXPORT_PREFIX = "EXPORT#"
+# TASK_PREFIX and EXPORT_PREFIX: `taskcore.adapters.stream_filters` (the stream's filters, which
+# the manifest reads without loading PynamoDB, match them).
 STATS_SK = "STATS"
 AWAITING_APPROVAL = "AWAITING_APPROVAL"
 """The approvers' queue: the sparse GSI's partition key (shard 0's, the only one by default)."""
