@@ -4,9 +4,10 @@
   functions, whose environment and permissions name it.
 - `Subscriptions`: for each function with a `stream` trigger, an event-source mapping on the
   table's stream (bisect on error, bounded retries and record age, partial batch failures, the
-  function's failure queue as on-failure destination); for each `EventRule`, a rule on the bus
-  with the manifest's pattern and a target with the manifest's retry policy and a dead-letter
-  queue of its own (events EventBridge could not deliver); for each `Schedule`, the same on the
+  function's failure queue as on-failure destination, the trigger's filters as its filter
+  criteria); for each `EventRule`, a rule on the bus with the manifest's pattern and a target
+  with the manifest's retry policy and a dead-letter queue of its own (events EventBridge could
+  not deliver); for each `Schedule`, the same on the
   account's default bus, with the schedule's expression instead of a pattern (AWS runs
   scheduled rules on the default bus only). Events reach the targets as they are: no input
   transformation, so the handler sees what the local bus (or scheduler) hands it. Mappings and
@@ -153,6 +154,15 @@ class Subscriptions(pulumi.ComponentResource):
                     destination_arn=args.functions.failure_queues[function.name].arn
                 )
             ),
+            # Records matching none of the manifest's filters never invoke the function.
+            filter_criteria=aws.lambda_.EventSourceMappingFilterCriteriaArgs(
+                filters=[
+                    aws.lambda_.EventSourceMappingFilterCriteriaFilterArgs(pattern=json.dumps(f))
+                    for f in trigger.filters
+                ]
+            )
+            if trigger.filters
+            else None,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

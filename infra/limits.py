@@ -401,6 +401,11 @@ LIMITS: Mapping[str, Mapping[str, Api | Unchecked]] = {
         "maximumRecordAgeInSeconds": Api(
             "lambda", "CreateEventSourceMapping", "MaximumRecordAgeInSeconds"
         ),
+        # Each filter's pattern: at most 4,096 characters (the model's `Pattern` shape); how
+        # many filters a mapping may have, the model does not say: `RULES` (the Lambda guide).
+        "filterCriteria.filters[].pattern": Api(
+            "lambda", "CreateEventSourceMapping", "FilterCriteria.Filters[].Pattern"
+        ),
         "tags": _tags("lambda", "CreateEventSourceMapping", "Tags"),
     },
     "aws:lambda/function:Function": {
@@ -1101,8 +1106,34 @@ def _filter_policy(
         yield "a filter policy on message attributes is nested"
 
 
+MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
+# Read in a stored copy of the page (its English Markdown, docs.aws.amazon.com/he_il/lambda/...).
+EVENT_FILTERING_PAGE = "https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html"
+MAPPING_FILTERS_MAX = 5
+"""Filters per event-source mapping by default (a quota increase allows up to 10: a stack is held
+to the default, which every account has)."""
+
+
+def _mapping_filters(
+    _type: str, inputs: Mapping[str, Any], _registered: Sequence[Registered]
+) -> Iterator[str]:
+    filters = (inputs.get("filterCriteria") or {}).get("filters") or []
+    if len(filters) > MAPPING_FILTERS_MAX:
+        yield f"{len(filters)} filters on one event source mapping, over {MAPPING_FILTERS_MAX}"
+
+
 RULES = (
     *RULES,
+    Rule(
+        types=frozenset({MAPPING}),
+        operation="lambda:CreateEventSourceMapping",
+        says="By default, you can define up to five different filters for a single event "
+        "source mapping. [...] you can request a quota increase for up to 10 filters for each "
+        "event source. If you attempt to add more filters than your current quota permits, "
+        "Lambda will return an error",
+        source=EVENT_FILTERING_PAGE,  # each pattern's length: the model's, in `LIMITS`
+        check=_mapping_filters,
+    ),
     Rule(
         types=frozenset({SUBSCRIPTION}),
         operation="sns:Subscribe",

@@ -10,8 +10,9 @@ event moto accepted to `inbox`; the state machine's through a rule copying them 
 manifest function whose `EventRule` pattern matches (retried, then dead-lettered), and to every
 workflow whose `started_by` pattern matches (StartExecution).
 
-Pattern matching covers what the manifest uses (exact values, nested keys); an unsupported
-pattern form raises at start-up rather than silently matching nothing.
+Pattern matching covers what the manifest uses (exact values, nested keys, prefix and exists,
+which the stream's Lambda filters use too: `local_platform.streams`); an unsupported pattern
+form raises at start-up rather than silently matching nothing.
 """
 
 from __future__ import annotations
@@ -43,30 +44,70 @@ Invoke = Callable[[Function, dict[str, Any]], Any]
 LAMBDA_ASYNC_RETRY_DELAYS_S = (60.0, 120.0)[:ASYNC_RETRIES]
 
 
+OPERATORS = frozenset({"prefix", "exists"})
+"""The content filters `matches` implements besides exact values: `{"prefix": "..."}` (a string
+value starting so) and `{"exists": true|false}` (on a leaf: the key present, or absent with any
+of its parents), as EventBridge defines them (EventBridge User Guide, "Comparison operators
+for use in event patterns": prefix matching, exists matching); Lambda's event filtering uses
+the same syntax (the Lambda Developer Guide's "Filter rule syntax")."""
+
+
+def _operator(value: Any) -> bool:
+    if not isinstance(value, Mapping) or len(value) != 1:
+        return False
+    ((name, argument),) = value.items()
+    return (name == "prefix" and isinstance(argument, str)) or (
+        name == "exists" and isinstance(argument, bool)
+    )
+
+
 def check_pattern(pattern: Mapping[str, Any]) -> None:
-    """Refuse pattern forms `matches` does not implement (prefix, numeric, anything-but...)."""
+    """Refuse pattern forms `matches` does not implement (numeric, anything-but, suffix...)."""
     for key, value in pattern.items():
         if isinstance(value, Mapping):
             check_pattern(value)
         elif not isinstance(value, list) or not all(
-            isinstance(v, str | int | float | bool) or v is None for v in value
+            isinstance(v, str | int | float | bool) or v is None or _operator(v) for v in value
         ):
             raise ValueError(f"unsupported event pattern for {key!r}: {value!r}")
 
 
+_ABSENT = object()
+
+
+def _leaf_matches(expected: list[Any], actual: Any) -> bool:
+    """Whether a leaf's value (`_ABSENT`: the key is not there) matches any of `expected`."""
+    for want in expected:
+        if isinstance(want, Mapping):
+            ((name, argument),) = want.items()
+            if name == "exists":
+                present = actual is not _ABSENT and not isinstance(actual, Mapping)
+                if present is argument:
+                    return True
+                continue
+            values = actual if isinstance(actual, list) else [actual]
+            if any(isinstance(v, str) and v.startswith(argument) for v in values):  # prefix
+                return True
+        elif actual is not _ABSENT:
+            values = actual if isinstance(actual, list) else [actual]
+            if want in values:
+                return True
+    return False
+
+
 def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-    """EventBridge matching for exact-value patterns: every key must match; a list of values
-    matches if the event's value (or any of its values, for an array) is in it."""
+    """EventBridge matching: every key must match; a nested pattern matches the event's object
+    there (an absent one as empty, so only `exists: false` can match in it); a list matches if
+    the event's value (or any of its values, for an array) is one of its values or satisfies
+    one of its `OPERATORS`."""
     for key, expected in pattern.items():
-        if key not in event:
-            return False
-        actual = event[key]
+        actual = event.get(key, _ABSENT)
         if isinstance(expected, Mapping):
-            if not isinstance(actual, Mapping) or not matches(expected, actual):
+            inner = {} if actual is _ABSENT else actual
+            if not isinstance(inner, Mapping) or not matches(expected, inner):
                 return False
             continue
-        values = actual if isinstance(actual, list) else [actual]
-        if not any(value in expected for value in values):
+        if not _leaf_matches(expected, actual):
             return False
     return True
 

@@ -2,6 +2,11 @@
 mapping delivers it: batches of records in order per shard, partial-batch failures honoured
 (retry from the first reported record, bisecting, then give up to the on-failure list after
 `max_retries`), so the stream handler runs here exactly as on AWS.
+
+The trigger's filters (Lambda event filtering, `StreamTrigger.filters`) are applied as Lambda
+applies them: a record matching none is dropped and the shard's iterator moves past it; a batch
+of such records invokes nothing. They are matched with the local bus's EventBridge matcher
+(Lambda's filter rules are EventBridge's pattern syntax).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from local_platform.bus import check_pattern, matches
 from local_platform.sandboxes import SandboxError
 from local_platform.ttl import TtlRemovals, key_of
 from stack.manifest import StreamTrigger
@@ -83,11 +89,23 @@ class StreamPoller:
     failed: list[dict[str, Any]] = attrs.field(factory=list)
     """Records given up on (Lambda would send them to the on-failure destination)."""
     delivered: int = 0
+    filtered_out: int = 0
+    """Records the trigger's filters dropped (no invocation carried them)."""
     _iterators: dict[str, str | None] = attrs.field(factory=dict)
     _shards: list[dict[str, Any]] = attrs.field(factory=list)
     _shards_read_at: float = -1e9
     _stop: threading.Event = attrs.field(factory=threading.Event)
     _thread: threading.Thread | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for pattern in self.trigger.filters:  # a form the matcher lacks fails here, not silently
+            check_pattern(pattern)
+
+    def passes(self, record: Mapping[str, Any]) -> bool:
+        """Whether Lambda would hand `record` (a Lambda stream event record) to the function:
+        no filters, or one of them matches."""
+        filters = self.trigger.filters
+        return not filters or any(matches(pattern, record) for pattern in filters)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
@@ -151,7 +169,10 @@ class StreamPoller:
             ]
             if records:
                 busy = True
-                self.deliver(records)
+                kept = [r for r in records if self.passes(r)]
+                self.filtered_out += len(records) - len(kept)
+                if kept:
+                    self.deliver(kept)
         return busy
 
     def _by_ttl(self, record: Mapping[str, Any]) -> bool:

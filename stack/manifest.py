@@ -17,6 +17,7 @@ import attrs
 from stack import schedules
 from stack.cold_start import ColdStart
 from stack.workflows import TIMED_OUT, TOKEN_ISSUED, WORKFLOW_SOURCE
+from taskcore.adapters.stream_filters import STREAM_FILTERS
 from taskcore.events import (
     EVENT_SOURCE,
     EXPORT_REQUESTED,
@@ -108,6 +109,10 @@ class StreamTrigger:
     max_record_age_s: int = 3600
     bisect_on_error: bool = True
     starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    filters: tuple[Mapping[str, Any], ...] = ()
+    """Lambda event-filtering patterns (the mapping's `FilterCriteria`), ORed; a record matching
+    none is dropped without invoking the function (a batch of such records, no invocation at
+    all). Empty: every record. The local platform's poller applies the same patterns."""
 
 
 @attrs.frozen(kw_only=True)
@@ -322,7 +327,8 @@ STREAM = Function(
     name="stream",
     handler="handlers.stream:handler",
     description="DynamoDB stream -> domain events on the bus (batches of 10, partial failures)",
-    stream=StreamTrigger(),
+    # Only task changes and export requests: stats, marks, inbox, tokens cost no invocation.
+    stream=StreamTrigger(filters=STREAM_FILTERS),
     permissions=frozenset({"table.stream", "bus.publish"}),
     environment={"BUS_NAME": "bus.name"},
     memory_mb=512,

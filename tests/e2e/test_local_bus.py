@@ -43,9 +43,41 @@ class TestMatches:
     def test_array_values_match_any_element(self) -> None:
         assert matches({"resources": ["b"]}, {"resources": ["a", "b"]})
 
+    @pytest.mark.parametrize(
+        ("pattern", "expected"),
+        [
+            ({"source": [{"prefix": "ta"}]}, True),
+            ({"source": [{"prefix": "tasks"}]}, True),
+            ({"source": [{"prefix": "tasksx"}]}, False),
+            ({"source": [{"prefix": "x"}, "tasks"]}, True),
+            ({"detail": {"taskId": [{"prefix": ""}]}}, True),
+            ({"detail": {"missing": [{"prefix": ""}]}}, False),
+            ({"detail": {"taskId": [{"exists": True}]}}, True),
+            ({"detail": {"taskId": [{"exists": False}]}}, False),
+            ({"detail": {"missing": [{"exists": False}]}}, True),
+            ({"detail": {"missing": [{"exists": True}]}}, False),
+            # A missing parent: its leaves are absent too.
+            ({"absent": {"leaf": [{"exists": False}]}}, True),
+            ({"absent": {"leaf": [{"exists": True}]}}, False),
+            # exists applies to leaves: an object is not one.
+            ({"detail": [{"exists": True}]}, False),
+        ],
+    )
+    def test_prefix_and_exists(self, pattern: dict[str, Any], expected: bool) -> None:
+        check_pattern(pattern)
+        assert matches(pattern, TASK_COMPLETED) is expected
+
+    def test_prefix_matches_strings_only(self) -> None:
+        assert matches({"n": [{"prefix": "1"}]}, {"n": "12"})
+        assert not matches({"n": [{"prefix": "1"}]}, {"n": 12})
+
     def test_unsupported_forms_are_refused(self) -> None:
         with pytest.raises(ValueError, match="unsupported"):
-            check_pattern({"source": [{"prefix": "ta"}]})
+            check_pattern({"source": [{"numeric": [">", 1]}]})
+        with pytest.raises(ValueError, match="unsupported"):
+            check_pattern({"source": [{"prefix": 1}]})
+        with pytest.raises(ValueError, match="unsupported"):
+            check_pattern({"source": [{"suffix": "s"}]})
         with pytest.raises(ValueError, match="unsupported"):
             check_pattern({"source": "tasks"})
 
@@ -55,6 +87,9 @@ class TestMatches:
                 check_pattern(rule.pattern)
         for workflow in WORKFLOWS:
             check_pattern(workflow.started_by.pattern)
+        for function in FUNCTIONS:
+            for pattern in function.stream.filters if function.stream else ():
+                check_pattern(pattern)
 
 
 def consumer(name: str, *detail_types: str) -> Function:

@@ -378,6 +378,38 @@ def test_aws_refusals(type_: str, inputs: dict[str, Any], refusal: str) -> None:
     assert refusal in problems
 
 
+MAPPING_TYPE = "aws:lambda/eventSourceMapping:EventSourceMapping"
+
+
+def _filters(*patterns: str) -> dict[str, Any]:
+    return {"filterCriteria": {"filters": [{"pattern": p} for p in patterns]}}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "refusal"),
+    [
+        # Lambda's guide: five filters per mapping by default.
+        (_filters(*["{}"] * 6), "6 filters on one event source mapping, over 5"),
+        # botocore's model: a pattern of at most 4,096 characters.
+        (
+            _filters(json.dumps({"dynamodb": {"Keys": {"sk": {"S": ["x" * 4096]}}}})),
+            "at 'filterCriteria.filters[].pattern' failed to satisfy constraint: Member must "
+            "have length less than or equal to 4096",
+        ),
+    ],
+    ids=["six-filters", "long-pattern"],
+)
+def test_what_lambda_refuses_in_filter_criteria(inputs: dict[str, Any], refusal: str) -> None:
+    assert refusal in "\n".join(limits.violations(MAPPING_TYPE, inputs))
+
+
+def test_five_filters_of_4096_characters_are_accepted() -> None:
+    pattern = json.dumps({"dynamodb": {"Keys": {"sk": {"S": ["x"]}}}})
+    pattern = pattern.replace('"x"', '"' + "x" * (4096 - len(pattern) + 1) + '"')
+    assert len(pattern) == 4096
+    assert limits.violations(MAPPING_TYPE, _filters(*[pattern] * 5)) == []
+
+
 @pytest.mark.parametrize(
     "transition",
     [

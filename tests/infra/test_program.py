@@ -22,8 +22,9 @@ from infra.state_machines import check_steps, load_definition
 from infra.wiring import Wiring
 from stack import manifest
 from stack.config import ROOT, StackConfig
-from stack.manifest import Function, Permission, Resource, Workflow
+from stack.manifest import STREAM, Function, Permission, Resource, Workflow
 from taskcore.adapters.dynamodb import table_definition
+from taskcore.adapters.stream_filters import STREAM_FILTERS
 from tests.infra import graph as g
 from tests.infra.sample_manifest import SAMPLE_STEP, SAMPLE_WORKFLOW
 
@@ -350,6 +351,20 @@ def test_each_stream_trigger_is_a_mapping_as_declared(
             trigger.starting_position,
         )
         assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
+        # The manifest's filters, each a JSON pattern, in order; none: no filter criteria.
+        if trigger.filters:
+            filters = mapping["filterCriteria"]["filters"]
+            assert [json.loads(f["pattern"]) for f in filters] == [dict(f) for f in trigger.filters]
+        else:
+            assert mapping.get("filterCriteria") is None
+
+
+def test_the_stream_function_is_filtered_to_what_it_decodes(graph: Inventory) -> None:
+    """The real stream function's mapping carries the filters `decode_record` is held to."""
+    arn = g.alias(graph, STREAM.name).outputs["arn"]
+    (mapping,) = [m.inputs for m in graph.of_type(g.MAPPING) if m.inputs["functionName"] == arn]
+    patterns = [json.loads(f["pattern"]) for f in mapping["filterCriteria"]["filters"]]
+    assert patterns == [dict(f) for f in STREAM_FILTERS]
 
 
 def test_each_workflow_is_a_state_machine_built_from_its_definition(

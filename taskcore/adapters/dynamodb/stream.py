@@ -15,6 +15,11 @@ Live process after expiration have the following fields: Records[].userIdentity.
 (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_Record.html).
 A task removed so was archived (`TaskChange.expired`); any other expiring item (idempotency
 records, event markers) still means nothing.
+
+`taskcore.adapters.stream_filters.STREAM_FILTERS` (with the key prefixes, in a module the
+manifest can import without PynamoDB) are the event-source mapping's filters: they let through
+exactly the records this decodes (a test holds them equal), so Lambda never invokes the function
+with a batch of records that mean nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from typing import Any
 
 import attrs
 
-from taskcore.adapters.dynamodb.table import EXPORT_PREFIX, TASK_PREFIX, owner_of
+from taskcore.adapters.dynamodb.table import owner_of
 from taskcore.adapters.dynamodb.tasks import task_from_image
+from taskcore.adapters.stream_filters import EXPORT_PREFIX, TASK_PREFIX
 from taskcore.model import ExportId, Task, UserId
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}

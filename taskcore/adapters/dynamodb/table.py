@@ -31,13 +31,15 @@ from pynamodb.models import Model
 
 from taskcore.adapters import clients
 from taskcore.adapters.dynamodb.errors import storage_errors
+from taskcore.adapters.stream_filters import EXPORT_PREFIX as EXPORT_PREFIX  # noqa: PLC0414
+from taskcore.adapters.stream_filters import TASK_PREFIX as TASK_PREFIX  # noqa: PLC0414
 from taskcore.errors import Unavailable
 
 # -- keys -------------------------------------------------------------------------------------
 
 USER_PREFIX = "USER#"
-TASK_PREFIX = "TASK#"
-EXPORT_PREFIX = "EXPORT#"
+# TASK_PREFIX and EXPORT_PREFIX: defined in `taskcore.adapters.stream_filters` (the stream's
+# filters, which the manifest reads without loading PynamoDB, match them), re-exported here.
 STATS_SK = "STATS"
 AWAITING_APPROVAL = "AWAITING_APPROVAL"
 """The approvers' queue: the sparse GSI's partition key (shard 0's, the only one by default)."""
