@@ -58,9 +58,11 @@ read-write-operations.html; stack/scale.py cites the same)."""
 API_METERING_BYTES = 512 * KB
 """HTTP APIs bill a request per 512 KB of it (API Gateway pricing page; bench/prices.py)."""
 XRAY_SAMPLED = 0.05
-"""X-Ray's default sampling rule: the first request each second, then 5% (X-Ray Developer
-Guide, xray-console-sampling.html). Above one request a second the 5% is what an operation
-pays; the reservoir's first-each-second is a monthly amount (`monthly`)."""
+"""X-Ray's default sampling rule: the first request each second, then 5% (the X-Ray SDKs'
+default rule, `fixed_target: 1, rate: 0.05`, e.g. aws-xray-sdk for Ruby's DefaultSampler
+DEFAULT_RULES; that Lambda's active tracing samples by the same default is assumed, not
+confirmed here). Above one request a second the 5% is what an operation pays; the reservoir's
+first-each-second is a monthly amount (`monthly`)."""
 XRAY_RESERVOIR_PER_S = 1
 HOURS_PER_MONTH = 730
 """AWS's pricing pages count a month as 730 hours."""
