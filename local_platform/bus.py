@@ -61,10 +61,22 @@ def _operator(value: Any) -> bool:
     )
 
 
+OR = "$or"
+"""`{"$or": [pattern, ...]}`: the event matches if it matches any of them (EventBridge User
+Guide, "Comparison operators for use in event patterns": "Or" matching, `$or`)."""
+
+
 def check_pattern(pattern: Mapping[str, Any]) -> None:
     """Refuse pattern forms `matches` does not implement (numeric, anything-but, suffix...)."""
     for key, value in pattern.items():
-        if isinstance(value, Mapping):
+        if key == OR:
+            if not isinstance(value, list) or not value:
+                raise ValueError(f"$or takes a list of patterns, not {value!r}")
+            for alternative in value:
+                if not isinstance(alternative, Mapping):
+                    raise ValueError(f"$or takes a list of patterns, not {value!r}")
+                check_pattern(alternative)
+        elif isinstance(value, Mapping):
             check_pattern(value)
         elif not isinstance(value, list) or not all(
             isinstance(v, str | int | float | bool) or v is None or _operator(v) for v in value
@@ -99,8 +111,12 @@ def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     """EventBridge matching: every key must match; a nested pattern matches the event's object
     there (an absent one as empty, so only `exists: false` can match in it); a list matches if
     the event's value (or any of its values, for an array) is one of its values or satisfies
-    one of its `OPERATORS`."""
+    one of its `OPERATORS`; `$or` matches if any of its patterns does."""
     for key, expected in pattern.items():
+        if key == OR:
+            if not any(matches(alternative, event) for alternative in expected):
+                return False
+            continue
         actual = event.get(key, _ABSENT)
         if isinstance(expected, Mapping):
             inner = {} if actual is _ABSENT else actual

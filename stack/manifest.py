@@ -316,9 +316,6 @@ class Workflow:
     permissions: frozenset[Permission] = frozenset()
 
 
-TASK_EVENTS = [e.kind for e in (TaskCreated, TaskUpdated, TaskCompleted, TaskDeleted)]
-
-
 def on(*detail_types: str, source: str = EVENT_SOURCE, name: str) -> EventRule:
     return EventRule(name=name, pattern={"source": [source], "detail-type": list(detail_types)})
 
@@ -339,7 +336,21 @@ STATS = Function(
     name="stats",
     handler="handlers.consumers:record_stats",
     description="Per-user stats from task events, once per event id",
-    rules=(on(*TASK_EVENTS, name="task-events-to-stats"),),
+    rules=(
+        EventRule(
+            name="task-events-to-stats",
+            # Only the events that move stats (taskcore.stats.delta_for): every delivery is an
+            # invocation, and an edit that moves no status would be one for nothing
+            # (docs/cost.md). A completion's TaskUpdated carries its week and time too.
+            pattern={
+                "source": [EVENT_SOURCE],
+                "$or": [
+                    {"detail-type": [TaskCreated.kind, TaskDeleted.kind]},
+                    {"detail-type": [TaskUpdated.kind], "detail": {"changed": ["status"]}},
+                ],
+            },
+        ),
+    ),
     permissions=frozenset({"table.read", "table.write"}),
     environment={"TABLE_NAME": "table.name"},
     memory_mb=256,

@@ -120,8 +120,9 @@ class Design:
     workflow's token, the decision's two events (stream)."""
     workflow_put_events: int = 1
     """PutEvents requests the workflow makes itself (AskApprovers), one entry each."""
-    deliveries_per_approval: int = 7
-    """Rule deliveries of those events (the manifest's rules and the workflow's trigger)."""
+    deliveries_per_approval: int = 6
+    """Rule deliveries of those events (the manifest's rules and the workflow's trigger; the
+    decision's TaskUpdated moves no status, so the stats rule does not take it)."""
     workflow_deliveries_per_approval: int = 1
     """Of those, the ones that start the workflow rather than a function."""
     api_requests_per_approval: int = 2
