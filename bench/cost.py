@@ -67,8 +67,10 @@ XRAY_RESERVOIR_PER_S = 1
 HOURS_PER_MONTH = 730
 """AWS's pricing pages count a month as 730 hours."""
 QUIET_S = 1.5
-"""The platform is quiet (everything an operation triggered has run) when its meter file has
-not grown for this long: the stream poller polls every 0.2 s, the bus every 0.1 s."""
+"""The platform is quiet (everything an operation triggered has run) when no invocation is in
+flight and its meter file has not grown for this long: the stream poller polls every 0.2 s,
+the bus every 0.1 s. (A cold start writes nothing until it ends: in flight covers it.) A
+failed delivery Lambda would retry a minute later is not waited for: `Usage.failed` shows it."""
 
 Kind = Literal["read", "write"]
 PUT_CLASS = frozenset(
@@ -114,6 +116,8 @@ class Usage:
     """EventBridge custom events (64 KB chunks): the functions' PutEvents and the workflow's."""
     sns_chunks: float = 0.0
     transitions: float = 0.0
+    failed: Counter[str] = attrs.field(factory=Counter)
+    """Invocations that failed, by function (each would be retried: more cost, shown)."""
 
     def add_records(self, records: Iterable[Mapping[str, Any]], memory: Mapping[str, int]) -> None:
         for record in records:
@@ -128,6 +132,8 @@ class Usage:
             elif record["kind"] == "invocation":
                 name = record["function"]
                 self.invocations[name] += 1
+                if record.get("failed"):
+                    self.failed[name] += 1
                 self.billed_ms[name] += record["billed_ms"]
                 self.gb_seconds[name] += record["billed_ms"] / 1000 * memory[name] / 1024
                 self.log_bytes += record["log_bytes"]
@@ -160,6 +166,7 @@ class Usage:
             event_chunks=self.event_chunks / n,
             sns_chunks=self.sns_chunks / n,
             transitions=self.transitions / n,
+            failed=each(self.failed),
         )
 
     def s3_requests(self) -> tuple[float, float]:
@@ -469,6 +476,15 @@ class Meters:
     sfn: Any
     offset: int = 0
     _seen: dict[str, tuple[int, int]] = attrs.field(factory=dict)
+    _scanned: int = 0
+    _in_flight: int = 0
+    """Invocations begun and not ended (the `begin`/`end` records), as far as scanned."""
+
+    def in_flight(self) -> int:
+        records, self._scanned = read_records(self.path, self._scanned)
+        for record in records:
+            self._in_flight += {"begin": 1, "end": -1}.get(record["kind"], 0)
+        return self._in_flight
 
     def settle(
         self, until: Callable[[list[dict[str, Any]]], bool] | None = None, timeout_s: float = 300
@@ -481,8 +497,10 @@ class Meters:
             now = self.path.stat().st_size if self.path.exists() else 0
             if now != size:
                 size, still_since = now, time.monotonic()
-            elif time.monotonic() - still_since >= QUIET_S and (
-                until is None or until(read_records(self.path, self.offset)[0])
+            elif (
+                time.monotonic() - still_since >= QUIET_S
+                and self.in_flight() == 0
+                and (until is None or until(read_records(self.path, self.offset)[0]))
             ):
                 return
             time.sleep(0.1)
@@ -734,6 +752,7 @@ def render(bench: CostBench) -> str:
             f"  {m.operation.name}: invocations {calls}; capacity {capacity.strip(', ') or '-'}; "
             f"events {u.event_chunks:g}, transitions {u.transitions:g}, "
             f"logs {(u.log_bytes + u.access_log_bytes) / 1024:.1f} KB"
+            + (f"; FAILED {dict(u.failed)}" if u.failed else "")
         )
     month = monthly(bench)
     lines.append("")
@@ -765,6 +784,7 @@ def data(bench: CostBench) -> dict[str, Any]:
                 "aws_requests": dict(m.usage.requests),
                 "event_chunks": m.usage.event_chunks,
                 "transitions": m.usage.transitions,
+                "failed_invocations": dict(m.usage.failed),
                 "log_bytes": m.usage.log_bytes + m.usage.access_log_bytes,
                 "data_bytes": m.data_bytes,
                 "repeats": m.repeats,

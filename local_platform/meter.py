@@ -6,6 +6,8 @@ JSON line to FILE for each billable thing the platform sees:
 - `{"kind": "api", ...}`: a request the gateway answered (API Gateway bills each one), with
   its route, status, the request and response sizes, and the size of the access-log line the
   stage would write (`stack.access_log`);
+- `{"kind": "begin"}` and `{"kind": "end"}` around each invocation, whatever its outcome
+  (a timeout or a crash too): what is in flight, for a reader waiting until all is done;
 - `{"kind": "invocation", ...}`: a Lambda invocation, whoever made it (the gateway, the stream
   poller, the bus, the scheduler): the function, its memory, its duration, its init when it
   was a cold start, the bytes its log lines add to CloudWatch Logs, and `aws`: every AWS

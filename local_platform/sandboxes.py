@@ -212,16 +212,26 @@ class FunctionSandboxes:
     _context: Any = attrs.field(factory=lambda: multiprocessing.get_context("spawn"))
 
     def invoke(self, event: dict[str, Any], context: LambdaContext) -> Any:
-        sandbox = self._acquire()
-        kept: Sandbox | None = sandbox
+        if self.meter is not None:  # in flight from here (a cold start writes nothing for a while)
+            self.meter.record(
+                "begin", function=self.function.name, request_id=context.aws_request_id
+            )
         try:
-            return self._run(sandbox, event, context)
-        except (SandboxTimeout, SandboxDied):
-            sandbox.stop()
-            kept = None  # the next invocation gets a new sandbox
-            raise
+            sandbox = self._acquire()
+            kept: Sandbox | None = sandbox
+            try:
+                return self._run(sandbox, event, context)
+            except (SandboxTimeout, SandboxDied):
+                sandbox.stop()
+                kept = None  # the next invocation gets a new sandbox
+                raise
+            finally:
+                self._release(kept)
         finally:
-            self._release(kept)
+            if self.meter is not None:
+                self.meter.record(
+                    "end", function=self.function.name, request_id=context.aws_request_id
+                )
 
     def _run(self, sandbox: Sandbox, event: dict[str, Any], context: LambdaContext) -> Any:
         name, request_id = self.function.name, context.aws_request_id

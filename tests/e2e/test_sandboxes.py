@@ -35,6 +35,7 @@ def function(name: str, attribute: str, timeout_s: int = 10) -> Function:
 
 
 STATE, SLOW = function("state", "state"), function("slow", "state", timeout_s=1)
+SLOW_SLEEP = function("slow-sleep", "sleep", timeout_s=1)
 
 
 @pytest.fixture
@@ -164,7 +165,10 @@ def test_a_metered_sandbox_records_each_invocation_with_what_it_asked_of_aws(
     finally:
         metered.stop()
         meter.close()
-    first, second = read_records(tmp_path / "meter.jsonl")[0]
+    records = read_records(tmp_path / "meter.jsonl")[0]
+    assert [r["kind"] for r in records] == ["begin", "invocation", "end"] * 2
+    first, second = records[1], records[4]
+    assert first["request_id"] == records[0]["request_id"] == records[2]["request_id"]
     for record in (first, second):
         assert record["kind"] == "invocation"
         assert record["function"] == "aws"
@@ -174,3 +178,20 @@ def test_a_metered_sandbox_records_each_invocation_with_what_it_asked_of_aws(
         assert record["aws"]["requests"] == {"dynamodb.ListTables": 1}
     assert first["init_ms"] is not None  # a cold start
     assert second["init_ms"] is None
+    assert not first["failed"]
+
+
+def test_a_failed_or_timed_out_invocation_still_ends_in_the_meter(tmp_path: Path) -> None:
+    meter = Meter(tmp_path / "meter.jsonl")
+    metered = Sandboxes(lambda f: {}, meter=meter)
+    try:
+        with pytest.raises(SandboxError):
+            invoke(metered, function("fail", "fail"), {"n": 1})
+        with pytest.raises(SandboxTimeout):
+            invoke(metered, SLOW_SLEEP)
+    finally:
+        metered.stop()
+        meter.close()
+    records = read_records(tmp_path / "meter.jsonl")[0]
+    assert [r["kind"] for r in records] == ["begin", "invocation", "end", "begin", "end"]
+    assert records[1]["failed"] is True

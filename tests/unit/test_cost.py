@@ -172,3 +172,29 @@ def test_the_profile_covers_measured_operations_only_and_adds_up() -> None:
     names = {o.name for o in cost.OPERATIONS}
     assert set(cost.PROFILE_1M) <= names
     assert sum(cost.PROFILE_1M.values()) == pytest.approx(1)
+
+
+def test_failed_invocations_are_counted_and_begin_end_records_cost_nothing() -> None:
+    usage = cost.Usage()
+    failed = {**invocation("stream"), "failed": True}
+    usage.add_records(
+        [{"kind": "begin", "function": "stream"}, failed, {"kind": "end", "function": "stream"}],
+        MEMORY,
+    )
+    assert usage.invocations == {"stream": 1}
+    assert usage.failed == {"stream": 1}
+    assert usage.per(2).failed == {"stream": 0.5}
+
+
+def test_the_platform_is_in_flight_from_begin_to_end(tmp_path: Any) -> None:
+    from local_platform.meter import Meter
+
+    meter = Meter(tmp_path / "meter.jsonl")
+    meters = cost.Meters(tmp_path / "meter.jsonl", sfn=None)
+    meter.record("begin", function="stats")
+    meter.record("begin", function="api")
+    meter.record("end", function="api")
+    assert meters.in_flight() == 1
+    meter.record("end", function="stats")
+    assert meters.in_flight() == 0
+    meter.close()
