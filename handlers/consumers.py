@@ -18,9 +18,9 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap, snapstart
+from handlers.bus_events import domain_event
 from taskcore import services
-from taskcore.events import Event, TaskArchived, TaskCompleted
-from taskcore.serialization import event_from_json
+from taskcore.events import TaskArchived, TaskCompleted
 
 logger = Logger(service="tasks-consumers")
 metrics = Metrics(namespace="tasks", service="consumers")
@@ -33,11 +33,6 @@ snapstart.prepare(
     completion_metrics=[bootstrap.event_markers],
     archive_task=[bootstrap.archive_service],
 )
-
-
-def domain_event(bus_event: EventBridgeEvent) -> Event:
-    """The domain event inside an EventBridge event (detail-type = kind, detail = JSON)."""
-    return event_from_json({**bus_event.detail, "type": bus_event.detail_type})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)

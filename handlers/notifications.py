@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import bootstrap, snapstart
-from handlers.consumers import domain_event
+from handlers.bus_events import domain_event
 from taskcore import services
 
 logger = Logger(service="tasks-notifications")

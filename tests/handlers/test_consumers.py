@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,3 +188,19 @@ class TestWorkflowSteps:
         assert stored is not None
         assert (stored.approval, stored.status) == ("expired", "cancelled")
         assert approvals.timed_out(timeout, handler_context(APPROVAL_TIMEOUT))["expired"] is False
+
+
+@pytest.mark.parametrize("module", ["handlers.notifications", "handlers.approvals"])
+def test_other_bus_consumers_do_not_import_the_consumers_module(module: str) -> None:
+    """Their cold start is their own: not the four consumers' module and the archiver's imports."""
+    code = f"import sys, {module}\nprint('handlers.consumers' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**os.environ, "TABLE_NAME": "t"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "False"

@@ -31,7 +31,7 @@ import attrs
 import pytest
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
-from handlers import bootstrap, consumers
+from handlers import bootstrap, bus_events
 from local_platform.bus import LocalBus, matches
 from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.lambda_runtime import invoke_handler, lambda_context
@@ -130,7 +130,7 @@ class CrashingConsumer:
             self.crashes["before"] += 1
             raise SandboxCrashed("died before writing")
         result = invoke_for_event(function, event)
-        if delta_for(consumers.domain_event(EventBridgeEvent(event))) is not None:
+        if delta_for(bus_events.domain_event(EventBridgeEvent(event))) is not None:
             self.counted.add(result["eventId"])
         self.seen[result["eventId"]] += 1
         self.applied[result["eventId"]] += bool(result["applied"])
