@@ -98,30 +98,40 @@ def build_client(
 
 
 @attrs.define
-class S3AttachmentStore:
-    """`AttachmentStore` on S3. Safe to share across threads; build once per container."""
+class _S3Adapter:
+    """What the three S3 adapters share: the bucket, the endpoint and Region, the KMS key their
+    writes ask for, and a client built on first use (most invocations of a function that holds
+    one never touch S3, and an S3 client costs ~65 ms of cold start, measured by `make bench`),
+    or the one given (`client=`, tests)."""
 
     bucket: str
     endpoint_url: str | None = attrs.field(default=None, kw_only=True)
     region: str | None = attrs.field(default=None, kw_only=True)
     _client: Any = attrs.field(default=None, kw_only=True, alias="client")
     sse_kms_key_id: str | None = attrs.field(default=None, kw_only=True)
-    """Uploads must ask for SSE-KMS with this key (the policy pins it); None: bucket default."""
-    clock: Clock = attrs.field(factory=SystemClock, kw_only=True)
+    """Writes are encrypted with this KMS key; None: the bucket's default encryption."""
     retries: int = attrs.field(default=3, kw_only=True)
+    timeout_s: float = attrs.field(default=5.0, kw_only=True)
+    """Per request."""
 
     _lazy: clients.LazyClient = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._lazy = clients.LazyClient(
-            "s3", self.endpoint_url, self.region, self.retries, 5.0, client=self._client
+            "s3", self.endpoint_url, self.region, self.retries, self.timeout_s, client=self._client
         )
 
     @property
     def client(self) -> Any:
-        """Built on first use: most requests never touch attachments, and an S3 client costs
-        ~65 ms of cold start (measured by `make bench`)."""
         return self._lazy.get()
+
+
+@attrs.define
+class S3AttachmentStore(_S3Adapter):
+    """`AttachmentStore` on S3. Safe to share across threads; build once per container.
+    `sse_kms_key_id`: uploads must ask for SSE-KMS with this key (the bucket's policy pins it)."""
+
+    clock: Clock = attrs.field(factory=SystemClock, kw_only=True)
 
     def presign_upload(
         self, key: str, *, content_type: str, size: int, expires_in: int
@@ -227,7 +237,7 @@ class S3AttachmentStore:
 
 
 @attrs.define
-class S3ObjectSink:
+class S3ObjectSink(_S3Adapter):
     """`ObjectSink` on S3's multipart upload: the export worker streams NDJSON through it.
 
     It holds no bytes of its own: each `upload_part` sends the part it is given (the caller,
@@ -236,28 +246,8 @@ class S3ObjectSink:
     upload that is already gone is no error, so a retry may abort whatever its predecessor left.
     """
 
-    bucket: str
-    endpoint_url: str | None = attrs.field(default=None, kw_only=True)
-    region: str | None = attrs.field(default=None, kw_only=True)
-    _client: Any = attrs.field(default=None, kw_only=True, alias="client")
-    sse_kms_key_id: str | None = attrs.field(default=None, kw_only=True)
-    """Objects are encrypted with this KMS key; None: the bucket's default encryption."""
-    retries: int = attrs.field(default=3, kw_only=True)
     timeout_s: float = attrs.field(default=30.0, kw_only=True)
     """Per request: a part is up to 8 MiB, more than the attachment store ever sends."""
-
-    _lazy: clients.LazyClient = attrs.field(init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        self._lazy = clients.LazyClient(
-            "s3", self.endpoint_url, self.region, self.retries, self.timeout_s, client=self._client
-        )
-
-    @property
-    def client(self) -> Any:
-        """Built on first use, like `S3AttachmentStore.client`: the API only needs it to
-        presign the download of a completed export."""
-        return self._lazy.get()
 
     def start_upload(self, key: str, *, content_type: str) -> str:
         extra: dict[str, str] = {}
@@ -334,7 +324,7 @@ is gone)."""
 
 
 @attrs.define
-class S3ArchiveStore:
+class S3ArchiveStore(_S3Adapter):
     """`ArchiveStore` on S3: whole NDJSON objects, each write conditional (`If-Match` on the
     ETag read, or `If-None-Match: *` for a new object), so two archivers of one object never
     lose each other's lines: the second is refused (`ConcurrentModification`) and reads again.
@@ -347,25 +337,7 @@ class S3ArchiveStore:
     S3 Bucket Key); the bucket's policy refuses any other write under `archive/`.
     """
 
-    bucket: str
-    endpoint_url: str | None = attrs.field(default=None, kw_only=True)
-    region: str | None = attrs.field(default=None, kw_only=True)
-    _client: Any = attrs.field(default=None, kw_only=True, alias="client")
-    sse_kms_key_id: str | None = attrs.field(default=None, kw_only=True)
-    """Objects are encrypted with this KMS key; None: the bucket's default encryption."""
-    retries: int = attrs.field(default=3, kw_only=True)
     timeout_s: float = attrs.field(default=10.0, kw_only=True)
-
-    _lazy: clients.LazyClient = attrs.field(init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        self._lazy = clients.LazyClient(
-            "s3", self.endpoint_url, self.region, self.retries, self.timeout_s, client=self._client
-        )
-
-    @property
-    def client(self) -> Any:
-        return self._lazy.get()
 
     def _exists(self, key: str) -> bool:
         listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
