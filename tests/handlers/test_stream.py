@@ -36,28 +36,9 @@ from taskcore.testing import (
     SequentialIds,
     principal,
 )
+from tests.handlers.stream_records import read_stream
 
 ALICE, BOB = principal("alice"), principal("bob", "approvers")
-
-
-def read_stream(engine: DynamoDBLocal, table: str) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-
-    def collect(event: dict[str, Any]) -> dict[str, Any]:
-        records.extend(event["Records"])
-        return {"batchItemFailures": []}
-
-    poller = StreamPoller(
-        client=engine.streams_client(),
-        table_client=engine.client(),
-        table_name=table,
-        invoke=collect,
-        trigger=StreamTrigger(batch_size=1000),
-    )
-    arn = poller._arn()
-    while poller.poll_once(arn):
-        pass
-    return records
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from local_platform.bus import matches
 from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.streams import TTL_IDENTITY, StreamPoller
-from stack.manifest import STREAM, StreamTrigger
+from stack.manifest import STREAM
 from taskcore.adapters.approvals import DynamoApprovalWorkflow
 from taskcore.adapters.dynamodb import (
     DynamoEventMarkers,
@@ -37,6 +37,7 @@ from taskcore.notifications import APPROVERS_INBOX, Kind, Notification, notifica
 from taskcore.services import TaskService
 from taskcore.stats import StatsDelta
 from taskcore.testing import FixedClock, InMemoryAttachmentStore, SequentialIds, principal
+from tests.handlers.stream_records import read_stream
 
 ALICE, BOB = principal("alice"), principal("bob", "approvers")
 REGION = "us-east-1"
@@ -52,27 +53,6 @@ class NoCallback:
 
     def succeed(self, token: str, output: Any) -> bool:
         return False
-
-
-def read_stream(engine: DynamoDBLocal, table: str) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-
-    def collect(event: dict[str, Any]) -> dict[str, Any]:
-        records.extend(event["Records"])
-        return {"batchItemFailures": []}
-
-    poller = StreamPoller(
-        client=engine.streams_client(),
-        table_client=engine.client(),
-        table_name=table,
-        invoke=collect,
-        trigger=StreamTrigger(batch_size=1000),  # no filters: every record
-        region=REGION,
-    )
-    arn = poller._arn()
-    while poller.poll_once(arn):
-        pass
-    return records
 
 
 @pytest.fixture(scope="module")
