@@ -38,9 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
-import boto3
 import httpx
-from botocore.config import Config
 
 from bench.prices import price
 from local_platform.meter import read_records
@@ -591,15 +589,7 @@ def run(
         "--stack", STACK, "--meter", str(meter_path), "--no-throttle", "--manual-schedules"
     )
     try:
-        sfn = boto3.client(
-            "stepfunctions",
-            endpoint_url=platform.endpoint("S3, bus, SFN"),
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-            config=Config(proxies={}),
-        )
-        meters = Meters(meter_path, sfn)
+        meters = Meters(meter_path, platform.moto_client("stepfunctions"))
         suffix = uuid.uuid4().hex[:8]
         ctx = Context(
             platform=platform,

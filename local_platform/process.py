@@ -17,9 +17,12 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
+import boto3
 import httpx
+from botocore.config import Config
 
 from local_platform.auth import DevIssuer
 from local_platform.children import die_with_parent
@@ -81,6 +84,18 @@ class Platform:
         if found is None:
             raise KeyError(f"the banner's {label!r} line names no URL")
         return found.group(0)
+
+    def moto_client(self, service: str) -> Any:
+        """A boto3 client of the platform's moto server (S3, the bus, Step Functions, SNS, ...:
+        the banner's `S3, bus, SFN` line), with the local credentials."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint("S3, bus, SFN"),
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(proxies={}),
+        )
 
     def read_urls(self) -> None:
         for line in list(self.banner):

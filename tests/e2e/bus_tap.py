@@ -10,8 +10,6 @@ import uuid
 from typing import Any
 
 import attrs
-import boto3
-from botocore.config import Config
 
 from local_platform.process import Platform
 
@@ -19,16 +17,8 @@ BUS = "tasks-local-bus"  # local_platform.platform's `bus.name`
 
 
 def moto_client(platform: Platform, service: str) -> Any:
-    """A client of the platform's moto server (its address is on the banner's `S3, bus, SFN`
-    line)."""
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=platform.endpoint("S3, bus, SFN"),
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(proxies={}),
-    )
+    """A client of the platform's moto server (`Platform.moto_client`)."""
+    return platform.moto_client(service)
 
 
 @attrs.define

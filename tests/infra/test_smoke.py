@@ -10,7 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from moto import mock_aws
 
 from infra import smoke
@@ -27,14 +26,7 @@ def platform() -> Iterator[Platform]:
 
 
 def _moto_stepfunctions(platform: Platform) -> Any:
-    return boto3.client(
-        "stepfunctions",
-        endpoint_url=platform.endpoint("S3, bus, SFN"),
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(proxies={}),
-    )
+    return platform.moto_client("stepfunctions")
 
 
 def test_the_round_trip_passes_on_the_local_platform(platform: Platform) -> None:
