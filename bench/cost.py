@@ -272,6 +272,7 @@ class Operation:
     until: Callable[[list[dict[str, Any]]], bool] | None = None
     """For an operation whose work outlasts the quiet period: done when this holds."""
     note: str = ""
+    """What the figure includes or leaves out, printed under the table."""
 
 
 def _ok(response: httpx.Response, *expected: int) -> httpx.Response:
@@ -727,6 +728,9 @@ def render(bench: CostBench) -> str:
             f"{m.operation.name:<40} {m.cost * 1e6:8.2f} {m.floor.cost() * 1e6:7.2f} "
             f"{m.ratio:5.2f}x {m.target:5.1f}x  {parts}"
         )
+    lines += [
+        f"  {m.operation.name}: {m.operation.note}" for m in bench.measured if m.operation.note
+    ]
     lines.append("")
     lines.append("what one operation causes (per operation, averaged)")
     for m in bench.measured:
