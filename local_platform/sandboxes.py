@@ -229,6 +229,8 @@ class FunctionSandboxes:
                 self._release(kept)
         finally:
             if self.meter is not None:
+                # A timed-out or crashed invocation has no report to take its log bytes.
+                self._log_bytes.pop(context.aws_request_id, None)
                 self.meter.record(
                     "end", function=self.function.name, request_id=context.aws_request_id
                 )

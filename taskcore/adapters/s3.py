@@ -294,7 +294,7 @@ class S3ObjectSink(_S3Adapter):
         try:
             yield
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", "") or "unknown")
+            code = _code(error)
             if code == "NoSuchUpload":
                 raise NotFound("the upload is no longer in progress") from error
             if code in REJECTED_UPLOADS:

@@ -6,11 +6,12 @@ back exactly as `GET /tasks/{taskId}` last showed it; `/stats` does not move; a 
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,26 +23,17 @@ from botocore.config import Config
 from local_platform.process import Platform, start_platform
 from taskcore.events import EVENT_SOURCE, TaskArchived
 from taskcore.serialization import event_to_json, task_from_json
+from tests.e2e import polling
 
 BUS = "tasks-local-bus"
 
 
-def eventually(check: Callable[[], Any], seconds: float = 20.0) -> Any:
-    """Poll until `check()` returns something truthy (events are asynchronous)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
+# The archive's chain (TTL pass, stream, bus, archiver, S3) takes longer than one event.
+eventually = functools.partial(polling.eventually, seconds=20.0)
 
 
 def user(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-def banner_url(platform: Platform, label: str) -> str:
-    return platform.endpoint(label)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +139,7 @@ def test_a_redelivered_archive_event_archives_nothing_twice(platform: Platform) 
         event = TaskArchived.make(task_from_json(last), datetime.now(UTC))
         events = boto3.client(
             "events",
-            endpoint_url=banner_url(platform, "EventBridge"),
+            endpoint_url=platform.endpoint("EventBridge"),
             region_name="us-east-1",
             aws_access_key_id="local",
             aws_secret_access_key="local",

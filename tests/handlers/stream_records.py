@@ -8,11 +8,15 @@ from typing import Any
 
 from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.streams import StreamPoller
+from local_platform.ttl import TtlRemovals
 from stack.manifest import StreamTrigger
 
 
-def read_stream(engine: DynamoDBLocal, table: str) -> list[dict[str, Any]]:
-    """Every record of `table`'s stream so far, in Lambda's shape (no filters: all of them)."""
+def read_stream(
+    engine: DynamoDBLocal, table: str, ttl_removals: TtlRemovals | None = None
+) -> list[dict[str, Any]]:
+    """Every record of `table`'s stream so far, in Lambda's shape (no filters: all of them);
+    `ttl_removals`: the emulated TTL's deletions, labelled as AWS's TTL labels them."""
     records: list[dict[str, Any]] = []
 
     def collect(event: dict[str, Any]) -> dict[str, Any]:
@@ -25,6 +29,7 @@ def read_stream(engine: DynamoDBLocal, table: str) -> list[dict[str, Any]]:
         table_name=table,
         invoke=collect,
         trigger=StreamTrigger(batch_size=1000),
+        ttl_removals=ttl_removals,
     )
     arn = poller._arn()
     while poller.poll_once(arn):

@@ -15,9 +15,8 @@ from handlers import stream
 from local_platform.__main__ import arguments, shown_offset
 from local_platform.dynamodb_local import DynamoDBLocal
 from local_platform.schedules import parse_offset
-from local_platform.streams import TTL_IDENTITY, StreamPoller
+from local_platform.streams import TTL_IDENTITY
 from local_platform.ttl import LocalTtl, TtlRemovals
-from stack.manifest import StreamTrigger
 from taskcore.adapters.dynamodb import (
     DynamoEventMarkers,
     DynamoTaskRepository,
@@ -28,6 +27,7 @@ from taskcore.model import Status, Task
 from taskcore.ports import IdempotencyRecord
 from taskcore.serialization import event_from_json
 from taskcore.testing import FixedClock, InMemoryEventPublisher, build_task
+from tests.handlers.stream_records import read_stream
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -53,27 +53,6 @@ def repository(engine: DynamoDBLocal, table: str) -> DynamoTaskRepository:
 
 def ttl_at(engine: DynamoDBLocal, table: str, moment: datetime, **kwargs: Any) -> LocalTtl:
     return LocalTtl(client=engine.client(), table_name=table, clock=moment.timestamp, **kwargs)
-
-
-def records(engine: DynamoDBLocal, table: str, removals: TtlRemovals) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-
-    def collect(event: dict[str, Any]) -> dict[str, Any]:
-        seen.extend(event["Records"])
-        return {}
-
-    poller = StreamPoller(
-        client=engine.streams_client(),
-        table_client=engine.client(),
-        table_name=table,
-        invoke=collect,
-        trigger=StreamTrigger(batch_size=1000),
-        ttl_removals=removals,
-    )
-    arn = poller._arn()
-    while poller.poll_once(arn):
-        pass
-    return seen
 
 
 def removals_of(seen: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -118,7 +97,7 @@ def test_expired_items_are_deleted_and_stream_as_ttl_removals(
     assert tasks.get(recent.owner_id, recent.id) == recent
     assert ttl.run_once() == []  # nothing left to expire
 
-    seen = records(dynamodb_local, table, ttl.removals)
+    seen = read_stream(dynamodb_local, table, ttl.removals)
     assert sorted(removals_of(seen), key=lambda r: r[0]) == [
         ("EVENT", TTL_IDENTITY),
         ("IDEMP", TTL_IDENTITY),
@@ -141,7 +120,7 @@ def test_a_user_s_deletion_stays_a_deletion(dynamodb_local: DynamoDBLocal, table
     tasks.delete(done)
     ttl = ttl_at(dynamodb_local, table, T0 + 2 * WEEK)
     assert ttl.run_once() == []
-    seen = records(dynamodb_local, table, ttl.removals)
+    seen = read_stream(dynamodb_local, table, ttl.removals)
     assert removals_of(seen) == [("TASK", None)]
     publisher = InMemoryEventPublisher()
     stream.publish_records(seen, publisher)
